@@ -1,0 +1,37 @@
+# Warning and sanitizer flags for lrgd's own targets only (never for llama.cpp's).
+function(lrgd_target_flags target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow
+    -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Wunused -Woverloaded-virtual
+    -Wnull-dereference -Wimplicit-fallthrough)
+  if(LRGD_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+  if(LRGD_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+    target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+  endif()
+endfunction()
+
+# lrgd_library(name SOURCES ... DEPS ...): one library per concern, public headers in include/.
+function(lrgd_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;PUBLIC_DEPS;PRIVATE_DEPS" ${ARGN})
+  add_library(${name} STATIC ${ARG_SOURCES})
+  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR}/include PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+  target_link_libraries(${name} PUBLIC ${ARG_PUBLIC_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
+  lrgd_target_flags(${name})
+endfunction()
+
+# lrgd_test(name SOURCES ... DEPS ... [LABELS ...])
+function(lrgd_test name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;LABELS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main)
+  target_compile_definitions(${name} PRIVATE
+    LRGD_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
+    LRGD_SHARED_DATA_DIR="${PROJECT_SOURCE_DIR}/../shared/data"
+    LRGD_VOCAB_DIR="${LRGD_VOCAB_DIR}"
+    LRGD_LLAMA_BIN_DIR="${LRGD_LLAMA_BIN_DIR}"
+    LRGD_CLI="$<TARGET_FILE:lrgd>")
+  lrgd_target_flags(${name})
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "${ARG_LABELS}")
+endfunction()

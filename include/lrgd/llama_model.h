@@ -1,0 +1,56 @@
+// libllama in-process: loading a GGUF and greedy generation (the seed of the embedded
+// backend). No llama.h in this header: callers never see libllama types.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lrgd::llm {
+
+struct LoadOptions {
+  int n_threads = 0;  // 0: all cores
+  int n_ctx = 0;      // 0: min(model's context length, 4096)
+  int n_seq = 1;      // parallel sequences the context holds
+  int n_batch = 2048;
+  bool kv_f32 = false;      // f32 KV cache (exact comparisons, attention analysis)
+  bool flash_attn = false;  // flash attention (off: attention probabilities are materialised)
+};
+
+struct ModelInfo {
+  std::string arch;
+  std::string name;
+  std::string description;  // llama.cpp's one-line description
+  std::uint64_t n_params = 0;
+  std::int32_t n_vocab = 0;
+  std::int32_t n_ctx_train = 0;
+  std::int32_t n_embd = 0;
+  std::int32_t n_layer = 0;
+  bool has_text_vocab = true;  // false for item-token models (tokenizer.ggml.model = no_vocab)
+  std::string chat_template;   // empty if the model has none
+};
+
+// Greedy generation result of one prompt.
+struct GreedyResult {
+  std::vector<std::int32_t> prompt_tokens;
+  std::vector<std::int32_t> tokens;  // generated
+  std::string text;                  // detokenised generated text (empty for no-vocab models)
+  std::vector<float> first_logits;   // logits of the prompt's last position (n_vocab floats)
+  double load_ms = 0;
+  double decode_ms = 0;
+};
+
+// Silences libllama's logging unless LRGD_LLAMA_LOG=1; initialises the backend once.
+void init_llama_once();
+
+// Loads a GGUF and greedily generates `n_tokens` after `prompt` (raw text, BOS added as
+// the model wants). Throws IoError if the model cannot be loaded, Error on decode failure.
+GreedyResult generate_greedy(const std::filesystem::path& model, const std::string& prompt, int n_tokens,
+                             const LoadOptions& options = {});
+
+// Reads metadata of a GGUF model through libllama (vocab and weights loaded).
+ModelInfo read_model_info(const std::filesystem::path& model);
+
+}  // namespace lrgd::llm

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Sets up what is missing (scripts/setup.sh), then configures and builds lrgd.
+#   LRGD_BUILD_DIR  build folder (default: build)   extra args go to cmake configure
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${LRGD_BUILD_DIR:-$root/build}"
+prefix_line=$(bash "$root/scripts/setup.sh" | tail -n 1)
+prefix="${prefix_line#LLAMA_PREFIX=}"
+[ -d "$prefix" ] || { echo "[build] setup did not report a llama.cpp prefix" >&2; exit 1; }
+echo "[build] configuring $build (llama.cpp from $prefix)" >&2
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" "$@" >"$build.configure.log" 2>&1 \
+  || { cat "$build.configure.log" >&2; exit 1; }
+echo "[build] building" >&2
+cmake --build "$build" -j "$(nproc)" 2>&1 | grep -E "error|warning|Error" >&2 || true
+cmake --build "$build" -j "$(nproc)" >/dev/null 2>&1 || { cmake --build "$build" -j1 2>&1 | tail -40 >&2; exit 1; }
+echo "[build] done: $build/tools/lrgd/lrgd" >&2

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Installs what lrgd needs and builds llama.cpp into a cache outside the checkout.
+# Idempotent: every step checks first and says what it does. Offline except apt and npm.
+#   LRGD_CACHE   cache root (default ~/.cache/lrgd)
+#   LRGD_SKIP_APT=1  do not call apt-get (packages already there)
+# Prints the llama.cpp install prefix on the last line as: LLAMA_PREFIX=<dir>
+set -euo pipefail
+
+NODE_LLAMA_CPP_VERSION=3.21.1
+# sha512 of node-llama-cpp-3.21.1.tgz as published by the npm registry (dist.integrity).
+NODE_LLAMA_CPP_INTEGRITY='sha512-E3N0Ev2Va0wzydvXYFwM9Hvyo07PoWjt8T/9GMc43Cvt8YkV/NU/tYUgEMC1grTPv2o9PRjQi0G3Wb5P/awiMg=='
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+cache="${LRGD_CACHE:-$HOME/.cache/lrgd}"
+jobs="${LRGD_JOBS:-$(nproc)}"
+say() { printf '[setup] %s\n' "$*" >&2; }
+die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+APT_PACKAGES=(build-essential cmake git pkg-config openssl libssl-dev
+  nlohmann-json3-dev libcli11-dev libsqlite3-dev libfmt-dev zlib1g-dev
+  libcpp-httplib-dev libgtest-dev libgmock-dev libbenchmark-dev gnuplot-nox clang-format)
+
+install_apt() {
+  [ "${LRGD_SKIP_APT:-0}" = 1 ] && { say "LRGD_SKIP_APT=1: not checking Debian packages"; return; }
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+  done
+  # npm may come from a Node.js install outside Debian: only ask apt for it when absent.
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
+  if [ ${#missing[@]} -eq 0 ]; then say "Debian packages: all ${#APT_PACKAGES[@]} present"; return; fi
+  say "Debian packages missing: ${missing[*]}"
+  local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# CMake options of the llama.cpp build; changing them (or a patch) changes the cache key.
+LLAMA_CMAKE_FLAGS=(-DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF
+  -DGGML_NATIVE=ON -DGGML_OPENMP=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
+  -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_COMMON=ON
+  -DLLAMA_OPENSSL=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DCMAKE_POSITION_INDEPENDENT_CODE=ON)
+
+# Key the build by llama.cpp version, our build options and patches, and the CPU (native build).
+build_key() {
+  local cpu opts
+  cpu=$(grep -m1 '^flags' /proc/cpuinfo | sha256sum | cut -c1-8)
+  opts=$( { printf '%s\n' "${LLAMA_CMAKE_FLAGS[@]}"; cat "$root"/third_party/patches/*.patch 2>/dev/null || true; } | sha256sum | cut -c1-8)
+  echo "llama-ncpp${NODE_LLAMA_CPP_VERSION}-${cpu}-${opts}"
+}
+
+fetch_source() {
+  local src="$1" dl="$cache/download"
+  if [ -f "$src/.lrgd-source-ok" ]; then say "llama.cpp source: cached at $src"; return; fi
+  mkdir -p "$dl"; rm -rf "$src"
+  local tgz="$dl/node-llama-cpp-${NODE_LLAMA_CPP_VERSION}.tgz"
+  if [ ! -f "$tgz" ]; then
+    say "npm pack node-llama-cpp@${NODE_LLAMA_CPP_VERSION}"
+    (cd "$dl" && npm pack --silent "node-llama-cpp@${NODE_LLAMA_CPP_VERSION}" >/dev/null)
+  fi
+  local got="sha512-$(openssl dgst -sha512 -binary "$tgz" | base64 -w0)"
+  if [ "$got" != "$NODE_LLAMA_CPP_INTEGRITY" ]; then
+    rm -f "$tgz"
+    die "integrity mismatch for $tgz: expected $NODE_LLAMA_CPP_INTEGRITY, got $got (file removed)"
+  fi
+  say "tarball integrity ok ($NODE_LLAMA_CPP_INTEGRITY)"
+  local tmp; tmp=$(mktemp -d)
+  tar -xzf "$tgz" -C "$tmp" package/llama/gitRelease.bundle
+  git -c advice.detachedHead=false clone -q "$tmp/package/llama/gitRelease.bundle" "$src"
+  rm -rf "$tmp"
+  for p in "$root"/third_party/patches/*.patch; do
+    [ -f "$p" ] || continue
+    say "applying $(basename "$p")"
+    git -C "$src" apply "$p"
+  done
+  touch "$src/.lrgd-source-ok"
+}
+
+build_llama() {
+  local key dir
+  key=$(build_key); dir="$cache/$key"
+  local src="$dir/src" bld="$dir/build" inst="$dir/install"
+  if [ -f "$inst/.lrgd-install-ok" ] && [ -f "$inst/lib/cmake/llama/llama-config.cmake" ] \
+     && [ -x "$inst/bin/llama-server" ] && [ -x "$inst/bin/llama-bench" ]; then
+    say "llama.cpp build: cached at $inst"
+    echo "$inst"; return
+  fi
+  say "llama.cpp build: not cached (or broken), building into $dir (about 10 min on 2 cores)"
+  mkdir -p "$dir"
+  fetch_source "$src"
+  rm -rf "$inst"
+  cmake -S "$src" -B "$bld" "${LLAMA_CMAKE_FLAGS[@]}" -DCMAKE_INSTALL_PREFIX="$inst" >"$dir/configure.log" 2>&1 \
+    || { tail -30 "$dir/configure.log" >&2; die "llama.cpp configure failed (log: $dir/configure.log)"; }
+  # The whole tree: `cmake --install` needs every tool that LLAMA_BUILD_TOOLS enables.
+  cmake --build "$bld" -j "$jobs" >"$dir/build.log" 2>&1 \
+    || { tail -30 "$dir/build.log" >&2; die "llama.cpp build failed (log: $dir/build.log)"; }
+  cmake --install "$bld" >"$dir/install.log" 2>&1 \
+    || { tail -30 "$dir/install.log" >&2; die "llama.cpp install failed (log: $dir/install.log)"; }
+  mkdir -p "$inst/bin" "$inst/share/lrgd"
+  cp "$bld/bin/llama-server" "$bld/bin/llama-bench" "$inst/bin/"
+  cp "$src"/models/ggml-vocab-*.gguf "$inst/share/lrgd/" 2>/dev/null || true
+  [ -f "$inst/lib/cmake/llama/llama-config.cmake" ] || die "llama.cpp install incomplete: no llama-config.cmake in $inst"
+  touch "$inst/.lrgd-install-ok"
+  say "llama.cpp built and installed at $inst"
+  echo "$inst"
+}
+
+install_apt
+prefix=$(build_llama)
+ln -sfn "$prefix" "$cache/current"
+echo "LLAMA_PREFIX=$prefix"

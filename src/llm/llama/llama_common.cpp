@@ -1,0 +1,104 @@
+#include "llama_common.h"
+
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+
+#include "lrgd/error.h"
+
+namespace lrgd::llm {
+
+namespace {
+void quiet_log(ggml_log_level level, const char* text, void*) {
+  if (level == GGML_LOG_LEVEL_ERROR) std::fputs(text, stderr);
+}
+}  // namespace
+
+void init_llama_once() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const char* verbose = std::getenv("LRGD_LLAMA_LOG");
+    if (verbose == nullptr || std::string(verbose) != "1") llama_log_set(quiet_log, nullptr);
+    llama_backend_init();
+  });
+}
+
+namespace detail {
+
+int resolve_threads(int n_threads) {
+  if (n_threads > 0) return n_threads;
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 1 : static_cast<int>(hw);
+}
+
+llama_model_ptr load_model(const std::filesystem::path& path) {
+  init_llama_once();
+  if (!std::filesystem::is_regular_file(path)) throw IoError("model file not found: " + path.string());
+  llama_model_params mp = llama_model_default_params();
+  mp.n_gpu_layers = 0;
+  llama_model_ptr model(llama_model_load_from_file(path.c_str(), mp));
+  if (!model)
+    throw IoError("llama.cpp could not load model " + path.string() + " (run with LRGD_LLAMA_LOG=1 for details)");
+  return model;
+}
+
+llama_context_ptr make_context(llama_model* model, const LoadOptions& o, int n_ctx) {
+  llama_context_params cp = llama_context_default_params();
+  cp.n_ctx = static_cast<uint32_t>(n_ctx);
+  cp.n_batch = static_cast<uint32_t>(o.n_batch);
+  cp.n_ubatch = static_cast<uint32_t>(std::min(o.n_batch, 512));
+  cp.n_seq_max = static_cast<uint32_t>(std::max(1, o.n_seq));
+  cp.n_threads = resolve_threads(o.n_threads);
+  cp.n_threads_batch = cp.n_threads;
+  cp.flash_attn_type = o.flash_attn ? LLAMA_FLASH_ATTN_TYPE_ENABLED : LLAMA_FLASH_ATTN_TYPE_DISABLED;
+  cp.kv_unified = true;  // shared prefixes are copied as metadata only
+  cp.no_perf = true;
+  if (o.kv_f32) {
+    cp.type_k = GGML_TYPE_F32;
+    cp.type_v = GGML_TYPE_F32;
+  }
+  llama_context_ptr ctx(llama_init_from_model(model, cp));
+  if (!ctx) throw Error("llama.cpp could not create a context (n_ctx=" + std::to_string(n_ctx) + ")");
+  return ctx;
+}
+
+std::vector<llama_token> tokenize(const llama_vocab* vocab, const std::string& text, bool add_special,
+                                  bool parse_special) {
+  const auto len = static_cast<int32_t>(text.size());
+  int32_t n = -llama_tokenize(vocab, text.data(), len, nullptr, 0, add_special, parse_special);
+  std::vector<llama_token> out(static_cast<std::size_t>(std::max(n, 0)));
+  if (n > 0) {
+    const int32_t got = llama_tokenize(vocab, text.data(), len, out.data(), n, add_special, parse_special);
+    if (got < 0) throw Error("tokenisation failed");
+    out.resize(static_cast<std::size_t>(got));
+  }
+  return out;
+}
+
+std::string token_to_piece(const llama_vocab* vocab, llama_token token) {
+  char buf[256];
+  int32_t n = llama_token_to_piece(vocab, token, buf, sizeof buf, 0, false);
+  if (n >= 0) return std::string(buf, static_cast<std::size_t>(n));
+  std::string big(static_cast<std::size_t>(-n), '\0');
+  n = llama_token_to_piece(vocab, token, big.data(), -n, 0, false);
+  big.resize(static_cast<std::size_t>(std::max(n, 0)));
+  return big;
+}
+
+std::string model_meta(const llama_model* model, const char* key) {
+  char buf[512];
+  const int32_t n = llama_model_meta_val_str(model, key, buf, sizeof buf);
+  if (n < 0) return {};
+  if (static_cast<std::size_t>(n) < sizeof buf) return std::string(buf, static_cast<std::size_t>(n));
+  std::string big(static_cast<std::size_t>(n) + 1, '\0');
+  llama_model_meta_val_str(model, key, big.data(), big.size());
+  big.resize(static_cast<std::size_t>(n));
+  return big;
+}
+
+bool has_text_vocab(const llama_model* model) {
+  return llama_vocab_type(llama_model_get_vocab(model)) != LLAMA_VOCAB_TYPE_NONE;
+}
+
+}  // namespace detail
+}  // namespace lrgd::llm

@@ -1,0 +1,26 @@
+// Internal helpers shared by the libllama-backed code: RAII handles, tokenisation.
+#pragma once
+
+#include <llama-cpp.h>
+#include <llama.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "lrgd/llama_model.h"
+
+namespace lrgd::llm::detail {
+
+llama_model_ptr load_model(const std::filesystem::path& path);
+llama_context_ptr make_context(llama_model* model, const LoadOptions& options, int n_ctx);
+int resolve_threads(int n_threads);
+
+// Tokenises text; add_special adds BOS where the vocabulary wants one.
+std::vector<llama_token> tokenize(const llama_vocab* vocab, const std::string& text, bool add_special,
+                                  bool parse_special);
+std::string token_to_piece(const llama_vocab* vocab, llama_token token);
+std::string model_meta(const llama_model* model, const char* key);
+bool has_text_vocab(const llama_model* model);
+
+}  // namespace lrgd::llm::detail

@@ -1,0 +1,68 @@
+#include "lrgd/llama_model.h"
+
+#include <chrono>
+
+#include "llama_common.h"
+#include "lrgd/error.h"
+
+namespace lrgd::llm {
+
+namespace {
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+}  // namespace
+
+GreedyResult generate_greedy(const std::filesystem::path& path, const std::string& prompt, int n_tokens,
+                             const LoadOptions& options) {
+  GreedyResult r;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto model = detail::load_model(path);
+  const llama_vocab* vocab = llama_model_get_vocab(model.get());
+  r.prompt_tokens = detail::tokenize(vocab, prompt, true, true);
+  if (r.prompt_tokens.empty()) throw Error("empty prompt after tokenisation");
+  const int n_ctx = static_cast<int>(r.prompt_tokens.size()) + n_tokens + 1;
+  auto ctx = detail::make_context(model.get(), options, std::max(n_ctx, 64));
+  r.load_ms = ms_since(t0);
+
+  const auto t1 = std::chrono::steady_clock::now();
+  llama_batch batch = llama_batch_get_one(r.prompt_tokens.data(), static_cast<int32_t>(r.prompt_tokens.size()));
+  if (llama_decode(ctx.get(), batch) != 0) throw Error("llama_decode failed on the prompt");
+  const int32_t n_vocab = llama_vocab_n_tokens(vocab);
+  const float* logits = llama_get_logits_ith(ctx.get(), -1);
+  r.first_logits.assign(logits, logits + n_vocab);
+
+  llama_sampler_ptr sampler(llama_sampler_init_greedy());
+  for (int i = 0; i < n_tokens; ++i) {
+    llama_token tok = llama_sampler_sample(sampler.get(), ctx.get(), -1);
+    r.tokens.push_back(tok);
+    if (llama_vocab_is_eog(vocab, tok)) break;
+    if (detail::has_text_vocab(model.get())) r.text += detail::token_to_piece(vocab, tok);
+    batch = llama_batch_get_one(&r.tokens.back(), 1);
+    if (llama_decode(ctx.get(), batch) != 0) throw Error("llama_decode failed while generating");
+  }
+  r.decode_ms = ms_since(t1);
+  return r;
+}
+
+ModelInfo read_model_info(const std::filesystem::path& path) {
+  auto model = detail::load_model(path);
+  const llama_model* m = model.get();
+  ModelInfo info;
+  info.arch = detail::model_meta(m, "general.architecture");
+  info.name = detail::model_meta(m, "general.name");
+  char desc[256];
+  llama_model_desc(m, desc, sizeof desc);
+  info.description = desc;
+  info.n_params = llama_model_n_params(m);
+  info.n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(m));
+  info.n_ctx_train = llama_model_n_ctx_train(m);
+  info.n_embd = llama_model_n_embd(m);
+  info.n_layer = llama_model_n_layer(m);
+  info.has_text_vocab = detail::has_text_vocab(m);
+  const char* tmpl = llama_model_chat_template(m, nullptr);
+  if (tmpl != nullptr) info.chat_template = tmpl;
+  return info;
+}
+
+}  // namespace lrgd::llm

@@ -1,0 +1,234 @@
+#include "lrgd/model_init.h"
+
+#include <ggml.h>
+#include <gguf.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "chat_templates.h"
+#include "lrgd/error.h"
+#include "lrgd/rng.h"
+
+namespace lrgd::model {
+
+namespace {
+
+struct GgufFree {
+  void operator()(gguf_context* c) const { gguf_free(c); }
+};
+using GgufPtr = std::unique_ptr<gguf_context, GgufFree>;
+struct GgmlFree {
+  void operator()(ggml_context* c) const { ggml_free(c); }
+};
+using GgmlPtr = std::unique_ptr<ggml_context, GgmlFree>;
+
+std::string default_vocab_for(const std::string& arch) {
+  if (arch == "qwen2") return "qwen2";
+  if (arch == "phi3") return "phi-3";
+  if (arch == "mistral") return "llama-spm";
+  return "llama-bpe";
+}
+
+ggml_type parse_type(const std::string& type) {
+  if (type == "f32") return GGML_TYPE_F32;
+  if (type == "f16") return GGML_TYPE_F16;
+  if (type == "q8_0") return GGML_TYPE_Q8_0;
+  throw OptionError("--type", "unknown weight type '" + type + "' (expected f32, f16 or q8_0)");
+}
+
+int effective_ff(const ModelInitOptions& o) { return o.n_ff > 0 ? o.n_ff : ((o.n_embd * 8 / 3 + 31) / 32) * 32; }
+
+// One tensor to write: shape in ggml order (ne0 = row length), data in f32 before conversion.
+struct TensorSpec {
+  std::string name;
+  std::vector<std::int64_t> ne;
+  bool is_matrix;  // converted to the chosen type; vectors stay f32
+  float fill;      // for vectors: constant value (norm weights 1, biases drawn if fill < 0)
+};
+
+void copy_tokenizer_keys(gguf_context* dst, const gguf_context* vocab) {
+  // gguf_set_kv copies every key; keep only the tokenizer's and drop the rest.
+  gguf_set_kv(dst, vocab);
+  for (int64_t i = gguf_get_n_kv(dst) - 1; i >= 0; --i) {
+    const std::string key = gguf_get_key(dst, i);
+    if (key.rfind("tokenizer.", 0) != 0) gguf_remove_key(dst, key.c_str());
+  }
+}
+
+std::int64_t vocab_size(const gguf_context* vocab, const std::string& file) {
+  const int64_t id = gguf_find_key(vocab, "tokenizer.ggml.tokens");
+  if (id < 0) throw InputError(file, 0, "tokenizer.ggml.tokens", "vocabulary file has no token list");
+  return static_cast<std::int64_t>(gguf_get_arr_n(vocab, id));
+}
+
+}  // namespace
+
+std::filesystem::path default_vocab_dir() {
+  if (const char* env = std::getenv("LRGD_VOCAB_DIR"); env != nullptr && *env != '\0') return env;
+  return LRGD_DEFAULT_VOCAB_DIR;
+}
+
+std::filesystem::path resolve_vocab(const std::string& vocab, const std::string& arch) {
+  const std::string name = vocab.empty() ? default_vocab_for(arch) : vocab;
+  std::filesystem::path p(name);
+  if (name.find('/') != std::string::npos || p.extension() == ".gguf") {
+    if (!std::filesystem::is_regular_file(p)) throw OptionError("--vocab", "vocabulary file not found: " + name);
+    return p;
+  }
+  const auto dir = default_vocab_dir();
+  auto candidate = dir / ("ggml-vocab-" + name + ".gguf");
+  if (!std::filesystem::is_regular_file(candidate))
+    throw OptionError("--vocab", "no vocabulary named '" + name + "' (looked for " + candidate.string() +
+                                     "; set LRGD_VOCAB_DIR or pass a .gguf path)");
+  return candidate;
+}
+
+void validate(const ModelInitOptions& o) {
+  if (o.arch != "llama" && o.arch != "qwen2" && o.arch != "phi3" && o.arch != "mistral")
+    throw OptionError("--arch", "unknown architecture '" + o.arch + "' (expected llama, qwen2, phi3 or mistral)");
+  if (o.n_layer < 1) throw OptionError("--layers", "must be at least 1");
+  if (o.n_embd < 8) throw OptionError("--width", "must be at least 8");
+  if (o.n_head < 1) throw OptionError("--heads", "must be at least 1");
+  if (o.n_embd % o.n_head != 0)
+    throw OptionError("--heads", std::to_string(o.n_head) + " heads do not divide width " + std::to_string(o.n_embd));
+  if ((o.n_embd / o.n_head) % 2 != 0) throw OptionError("--heads", "head size width/heads must be even for RoPE");
+  if (o.n_head_kv < 1) throw OptionError("--kv-heads", "must be at least 1");
+  if (o.n_head % o.n_head_kv != 0)
+    throw OptionError("--kv-heads",
+                      std::to_string(o.n_head_kv) + " kv-heads do not divide " + std::to_string(o.n_head) + " heads");
+  if (o.n_ff < 0) throw OptionError("--ff", "must be positive (or 0 for the default)");
+  if (o.n_ctx < 16) throw OptionError("--ctx", "context length must be at least 16");
+  if (!(o.init_std > 0.0f)) throw OptionError("--init-std", "must be positive");
+  const ggml_type t = parse_type(o.type);
+  if (t == GGML_TYPE_Q8_0) {
+    const auto blk = ggml_blck_size(GGML_TYPE_Q8_0);
+    if (o.n_embd % blk != 0) throw OptionError("--type", "q8_0 needs width divisible by 32");
+    if (effective_ff(o) % blk != 0) throw OptionError("--type", "q8_0 needs ff width divisible by 32");
+  }
+}
+
+ModelInitReport init_model(const ModelInitOptions& o, const std::filesystem::path& out) {
+  validate(o);
+  const ggml_type wtype = parse_type(o.type);
+  const auto vocab_file = resolve_vocab(o.vocab, o.arch);
+
+  gguf_init_params vparams{true, nullptr};
+  GgufPtr vocab(gguf_init_from_file(vocab_file.c_str(), vparams));
+  if (!vocab) throw InputError(vocab_file.string(), 0, "", "not a readable GGUF vocabulary");
+  const std::int64_t n_vocab = vocab_size(vocab.get(), vocab_file.string());
+
+  const std::string arch = o.arch == "mistral" ? "llama" : o.arch;  // Mistral GGUFs use the llama graph
+  const int n_ff = effective_ff(o);
+  const std::int64_t head_dim = o.n_embd / o.n_head;
+  const std::int64_t n_embd_kv = head_dim * o.n_head_kv;
+
+  GgufPtr ctx(gguf_init_empty());
+  gguf_context* g = ctx.get();
+  copy_tokenizer_keys(g, vocab.get());
+  const std::string name = o.name.empty() ? "lrgd-random-" + o.arch : o.name;
+  gguf_set_val_str(g, "general.architecture", arch.c_str());
+  gguf_set_val_str(g, "general.name", name.c_str());
+  gguf_set_val_u32(g, "general.file_type", wtype == GGML_TYPE_F32 ? 0 : wtype == GGML_TYPE_F16 ? 1 : 7);
+  gguf_set_val_u32(g, "general.quantization_version", GGML_QNT_VERSION);
+  gguf_set_val_u64(g, "lrgd.seed", o.seed);
+  auto key = [&](const char* suffix) { return arch + "." + suffix; };
+  gguf_set_val_u32(g, key("context_length").c_str(), static_cast<uint32_t>(o.n_ctx));
+  gguf_set_val_u32(g, key("embedding_length").c_str(), static_cast<uint32_t>(o.n_embd));
+  gguf_set_val_u32(g, key("block_count").c_str(), static_cast<uint32_t>(o.n_layer));
+  gguf_set_val_u32(g, key("feed_forward_length").c_str(), static_cast<uint32_t>(n_ff));
+  gguf_set_val_u32(g, key("attention.head_count").c_str(), static_cast<uint32_t>(o.n_head));
+  gguf_set_val_u32(g, key("attention.head_count_kv").c_str(), static_cast<uint32_t>(o.n_head_kv));
+  gguf_set_val_f32(g, key("attention.layer_norm_rms_epsilon").c_str(), o.rms_eps);
+  gguf_set_val_f32(g, key("rope.freq_base").c_str(), o.rope_theta);
+  gguf_set_val_u32(g, key("rope.dimension_count").c_str(), static_cast<uint32_t>(head_dim));
+  gguf_set_val_u32(g, key("vocab_size").c_str(), static_cast<uint32_t>(n_vocab));
+  if (o.arch == "mistral")
+    gguf_set_val_u32(g, key("attention.sliding_window").c_str(), static_cast<uint32_t>(o.sliding_window));
+  if (gguf_find_key(g, "tokenizer.chat_template") < 0)
+    gguf_set_val_str(g, "tokenizer.chat_template", default_chat_template(o.arch).c_str());
+
+  std::vector<TensorSpec> specs;
+  specs.push_back({"token_embd.weight", {o.n_embd, n_vocab}, true, 0});
+  specs.push_back({"output_norm.weight", {o.n_embd}, false, 1.0f});
+  if (!o.tied) specs.push_back({"output.weight", {o.n_embd, n_vocab}, true, 0});
+  for (int l = 0; l < o.n_layer; ++l) {
+    const std::string b = "blk." + std::to_string(l) + ".";
+    specs.push_back({b + "attn_norm.weight", {o.n_embd}, false, 1.0f});
+    if (o.arch == "phi3") {
+      specs.push_back({b + "attn_qkv.weight", {o.n_embd, o.n_embd + 2 * n_embd_kv}, true, 0});
+    } else {
+      specs.push_back({b + "attn_q.weight", {o.n_embd, o.n_embd}, true, 0});
+      specs.push_back({b + "attn_k.weight", {o.n_embd, n_embd_kv}, true, 0});
+      specs.push_back({b + "attn_v.weight", {o.n_embd, n_embd_kv}, true, 0});
+      if (o.arch == "qwen2") {
+        specs.push_back({b + "attn_q.bias", {o.n_embd}, false, -1.0f});
+        specs.push_back({b + "attn_k.bias", {n_embd_kv}, false, -1.0f});
+        specs.push_back({b + "attn_v.bias", {n_embd_kv}, false, -1.0f});
+      }
+    }
+    specs.push_back({b + "attn_output.weight", {o.n_embd, o.n_embd}, true, 0});
+    specs.push_back({b + "ffn_norm.weight", {o.n_embd}, false, 1.0f});
+    if (o.arch == "phi3") {
+      specs.push_back({b + "ffn_up.weight", {o.n_embd, 2 * static_cast<std::int64_t>(n_ff)}, true, 0});
+    } else {
+      specs.push_back({b + "ffn_gate.weight", {o.n_embd, n_ff}, true, 0});
+      specs.push_back({b + "ffn_up.weight", {o.n_embd, n_ff}, true, 0});
+    }
+    specs.push_back({b + "ffn_down.weight", {n_ff, o.n_embd}, true, 0});
+  }
+
+  // Metadata-only ggml context: tensor data lives in `buffers`, handed to gguf by pointer.
+  ggml_init_params gp{ggml_tensor_overhead() * (specs.size() + 4), nullptr, true};
+  GgmlPtr meta(ggml_init(gp));
+  std::vector<std::vector<std::uint8_t>> buffers;
+  buffers.reserve(specs.size());
+  std::int64_t n_params = 0;
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const auto& s = specs[i];
+    std::int64_t n = 1;
+    for (auto d : s.ne) n *= d;
+    n_params += n;
+    // Each tensor has its own stream so a shape change elsewhere does not reshuffle it.
+    Rng rng = Rng::derive(o.seed, s.name);
+    std::vector<float> values(static_cast<std::size_t>(n));
+    if (s.is_matrix || s.fill < 0) {
+      const float scale = s.is_matrix ? o.init_std : 0.1f;
+      for (auto& v : values) v = static_cast<float>(rng.normal()) * scale;
+    } else {
+      std::fill(values.begin(), values.end(), s.fill);
+    }
+    const ggml_type t = s.is_matrix ? wtype : GGML_TYPE_F32;
+    ggml_tensor* tensor = s.ne.size() == 1 ? ggml_new_tensor_1d(meta.get(), t, s.ne[0])
+                                           : ggml_new_tensor_2d(meta.get(), t, s.ne[0], s.ne[1]);
+    ggml_set_name(tensor, s.name.c_str());
+    auto& buf = buffers.emplace_back(ggml_nbytes(tensor));
+    if (t == GGML_TYPE_F32) {
+      std::memcpy(buf.data(), values.data(), buf.size());
+    } else {
+      ggml_quantize_chunk(t, values.data(), buf.data(), 0, s.ne.size() == 1 ? 1 : s.ne[1], s.ne[0], nullptr);
+    }
+    gguf_add_tensor(g, tensor);
+    gguf_set_tensor_data(g, s.name.c_str(), buf.data());
+  }
+
+  std::filesystem::path tmp = out;
+  tmp += ".tmp";
+  if (out.has_parent_path()) std::filesystem::create_directories(out.parent_path());
+  if (!gguf_write_to_file(g, tmp.c_str(), false)) throw IoError("cannot write " + tmp.string());
+  std::filesystem::rename(tmp, out);
+
+  ModelInitReport r;
+  r.path = out;
+  r.arch = o.arch;
+  r.vocab_file = vocab_file.string();
+  r.n_vocab = n_vocab;
+  r.n_params = n_params;
+  r.file_bytes = std::filesystem::file_size(out);
+  return r;
+}
+
+}  // namespace lrgd::model

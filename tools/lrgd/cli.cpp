@@ -1,0 +1,47 @@
+#include "cli.h"
+
+#include <cstdio>
+#include <exception>
+
+#include "lrgd/error.h"
+#include "lrgd/version.h"
+
+namespace lrgd::cli {
+
+int run(int argc, char** argv) {
+  CLI::App app{"lrgd: LLM in-context-learning recommendation with LRGD demonstration optimisation"};
+  app.name("lrgd");
+  app.set_version_flag("--version", std::string("lrgd ") + lrgd::version());
+  Action action;
+  add_model_commands(app, action);
+  add_generate_command(app, action);
+  add_demo_command(app, action);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);  // prints the message and a hint to --help
+    return 2;
+  }
+  if (!action) {
+    std::fprintf(stderr, "lrgd: a command is required\nRun with --help for more information.\n");
+    return 2;
+  }
+  try {
+    return action();
+  } catch (const lrgd::OptionError& e) {
+    std::fprintf(stderr, "lrgd: error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lrgd: error: %s\n", e.what());
+    return 1;
+  }
+}
+
+}  // namespace lrgd::cli
