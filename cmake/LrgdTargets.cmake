@@ -2,7 +2,9 @@
 function(lrgd_target_flags target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow
     -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Wunused -Woverloaded-virtual
-    -Wnull-dereference -Wimplicit-fallthrough)
+    -Wnull-dereference -Wimplicit-fallthrough
+    # GCC 12 reports std::string concatenation as overlapping memcpy (GCC bug 105329).
+    $<$<CXX_COMPILER_ID:GNU>:-Wno-restrict>)
   if(LRGD_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
   endif()

@@ -50,6 +50,14 @@ void init_llama_once();
 GreedyResult generate_greedy(const std::filesystem::path& model, const std::string& prompt, int n_tokens,
                              const LoadOptions& options = {});
 
+// Reference path for tests: decodes `tokens` in a fresh context, no batching or cache
+// tricks, and returns the logits of every position (tokens.size() * n_vocab floats).
+std::vector<float> reference_logits(const std::filesystem::path& model, const std::vector<std::int32_t>& tokens,
+                                    const LoadOptions& options = {});
+
+// Tokenises text as the embedded backend does for raw prompts (BOS where the model wants it).
+std::vector<std::int32_t> tokenize_text(const std::filesystem::path& model, const std::string& text);
+
 // Reads metadata of a GGUF model through libllama (vocab and weights loaded).
 ModelInfo read_model_info(const std::filesystem::path& model);
 

@@ -45,6 +45,40 @@ GreedyResult generate_greedy(const std::filesystem::path& path, const std::strin
   return r;
 }
 
+std::vector<float> reference_logits(const std::filesystem::path& path, const std::vector<std::int32_t>& tokens,
+                                    const LoadOptions& options) {
+  auto model = detail::load_model(path);
+  const int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model.get()));
+  LoadOptions o = options;
+  o.n_batch = std::max(o.n_batch, static_cast<int>(tokens.size()));
+  auto ctx = detail::make_context(model.get(), o, std::max(static_cast<int>(tokens.size()) + 1, 64));
+  llama_batch batch = llama_batch_init(static_cast<int32_t>(tokens.size()), 0, 1);
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    batch.token[i] = tokens[i];
+    batch.pos[i] = static_cast<llama_pos>(i);
+    batch.n_seq_id[i] = 1;
+    batch.seq_id[i][0] = 0;
+    batch.logits[i] = 1;
+  }
+  batch.n_tokens = static_cast<int32_t>(tokens.size());
+  const int32_t rc = llama_decode(ctx.get(), batch);
+  llama_batch_free(batch);
+  if (rc != 0) throw Error("llama_decode failed");
+  std::vector<float> out;
+  out.reserve(tokens.size() * static_cast<std::size_t>(n_vocab));
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    const float* lg = llama_get_logits_ith(ctx.get(), static_cast<int32_t>(i));
+    out.insert(out.end(), lg, lg + n_vocab);
+  }
+  return out;
+}
+
+std::vector<std::int32_t> tokenize_text(const std::filesystem::path& path, const std::string& text) {
+  LoadOptions o;
+  auto model = detail::load_model(path);
+  return detail::tokenize(llama_model_get_vocab(model.get()), text, true, true);
+}
+
 ModelInfo read_model_info(const std::filesystem::path& path) {
   auto model = detail::load_model(path);
   const llama_model* m = model.get();

@@ -1,0 +1,35 @@
+// The embedded backend: libllama in-process, many prompts decoded as parallel sequences
+// in one batch, shared prefixes decoded once and copied (KV sequence copy), constrained
+// candidate lists, and scoring of continuations against one cached context.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "lrgd/llama_model.h"
+#include "lrgd/llm.h"
+
+namespace lrgd::llm {
+
+struct LlamaBackendOptions {
+  std::filesystem::path model;
+  int n_threads = 0;         // 0: all cores
+  int n_parallel = 8;        // sequences decoded together
+  int n_ctx = 0;             // total KV cells shared by all sequences; 0: n_parallel * n_ctx_seq
+  int n_ctx_seq = 0;         // the most one prompt + answer may take; 0: min(model context, 4096)
+  int n_batch = 2048;        // tokens per llama_decode call
+  bool kv_f32 = false;       // exact comparisons
+  bool prefix_reuse = true;  // decode the common prefix of a batch once; keep it across calls
+  bool flash_attn = false;
+};
+
+// Throws IoError if the model cannot be loaded, OptionError on impossible sizes.
+// Context overflow is reported per prompt (Generation::finish == Error naming both sizes),
+// never by cutting the prompt.
+std::unique_ptr<Backend> make_llama_backend(const LlamaBackendOptions& options);
+
+// The model file's SHA-256 prefixed by "gguf:", as used by model_id().
+std::string gguf_model_id(const std::filesystem::path& model);
+
+}  // namespace lrgd::llm

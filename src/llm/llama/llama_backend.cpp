@@ -1,0 +1,544 @@
+#include "lrgd/llama_backend.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <mutex>
+#include <set>
+
+#include "llama_common.h"
+#include "lrgd/error.h"
+#include "lrgd/grammar.h"
+#include "lrgd/hash.h"
+#include "lrgd/rng.h"
+
+namespace lrgd::llm {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+constexpr llama_seq_id kPrefixSeq = 0;  // holds the last shared prefix; sequences 1..n work
+
+std::size_t common_prefix(const std::vector<llama_token>& a, const std::vector<llama_token>& b) {
+  const std::size_t n = std::min(a.size(), b.size());
+  std::size_t i = 0;
+  while (i < n && a[i] == b[i]) ++i;
+  return i;
+}
+
+struct BatchGuard {
+  llama_batch batch;
+  BatchGuard(int32_t n_tokens, int32_t n_seq) : batch(llama_batch_init(n_tokens, 0, n_seq)) {}
+  ~BatchGuard() { llama_batch_free(batch); }
+  BatchGuard(const BatchGuard&) = delete;
+  BatchGuard& operator=(const BatchGuard&) = delete;
+  void clear() { batch.n_tokens = 0; }
+  void add(llama_token t, llama_pos pos, llama_seq_id seq, bool logits) {
+    const int32_t i = batch.n_tokens++;
+    batch.token[i] = t;
+    batch.pos[i] = pos;
+    batch.n_seq_id[i] = 1;
+    batch.seq_id[i][0] = seq;
+    batch.logits[i] = logits ? 1 : 0;
+  }
+};
+
+// One prompt being answered in the current wave.
+struct Slot {
+  std::size_t prompt_index = 0;
+  llama_seq_id seq = 1;
+  std::vector<llama_token> tokens;
+  llama_pos n_past = 0;
+  llama_sampler_ptr sampler;
+  // Candidate-list constraint state: labels left and lines left.
+  std::vector<std::string> labels_left;
+  int lines_left = 0;
+  std::string line;  // text of the current line
+  Generation out;
+  bool done = false;
+};
+
+class LlamaBackend final : public Backend {
+ public:
+  explicit LlamaBackend(const LlamaBackendOptions& o) : opts_(o) {
+    if (o.n_parallel < 1) throw OptionError("--parallel", "must be at least 1");
+    model_ = detail::load_model(o.model);
+    vocab_ = llama_model_get_vocab(model_.get());
+    text_vocab_ = detail::has_text_vocab(model_.get());
+    const int train_ctx = llama_model_n_ctx_train(model_.get());
+    n_ctx_seq_ = o.n_ctx_seq > 0 ? o.n_ctx_seq : std::min(train_ctx > 0 ? train_ctx : 4096, 4096);
+    const int n_ctx = o.n_ctx > 0 ? o.n_ctx : n_ctx_seq_ * o.n_parallel;
+    LoadOptions lo;
+    lo.n_threads = o.n_threads;
+    lo.n_seq = o.n_parallel + 1;
+    lo.n_batch = o.n_batch;
+    lo.kv_f32 = o.kv_f32;
+    lo.flash_attn = o.flash_attn;
+    ctx_ = detail::make_context(model_.get(), lo, n_ctx);
+    n_ctx_ = static_cast<int>(llama_n_ctx(ctx_.get()));
+    n_batch_ = static_cast<int>(llama_n_batch(ctx_.get()));
+    id_ = gguf_model_id(o.model);
+    const char* tmpl = llama_model_chat_template(model_.get(), nullptr);
+    if (tmpl != nullptr) chat_template_ = tmpl;
+  }
+
+  std::string model_id() const override { return id_; }
+  Usage usage() const override {
+    std::lock_guard lock(mu_);
+    return usage_;
+  }
+
+  std::vector<Generation> generate(std::span<const Prompt> prompts, const GenerationParams& params) override {
+    std::lock_guard lock(mu_);
+    std::vector<Generation> results(prompts.size());
+    std::vector<std::vector<llama_token>> toks(prompts.size());
+    std::vector<std::size_t> todo;
+    for (std::size_t i = 0; i < prompts.size(); ++i) {
+      try {
+        toks[i] = render(prompts[i]);
+        const auto need = toks[i].size() + static_cast<std::size_t>(std::max(params.max_tokens, 0));
+        if (need > static_cast<std::size_t>(n_ctx_seq_) || need > static_cast<std::size_t>(n_ctx_))
+          throw Error("context overflow: prompt of " + std::to_string(toks[i].size()) + " tokens + max_tokens " +
+                      std::to_string(params.max_tokens) + " exceeds the context of " +
+                      std::to_string(std::min(n_ctx_seq_, n_ctx_)) + " tokens");
+        todo.push_back(i);
+      } catch (const Error& e) {
+        results[i].finish = FinishReason::Error;
+        results[i].error = e.what();
+        usage_.n_requests++;
+        usage_.n_failed++;
+      }
+    }
+    // Waves of at most n_parallel prompts whose tokens fit the KV cache together.
+    std::size_t pos = 0;
+    while (pos < todo.size()) {
+      std::vector<std::size_t> wave;
+      std::size_t cells = 0;
+      while (pos < todo.size() && static_cast<int>(wave.size()) < opts_.n_parallel) {
+        const std::size_t i = todo[pos];
+        const std::size_t need = toks[i].size() + static_cast<std::size_t>(params.max_tokens);
+        if (!wave.empty() && cells + need > static_cast<std::size_t>(n_ctx_)) break;
+        cells += need;
+        wave.push_back(i);
+        ++pos;
+      }
+      run_wave(wave, toks, prompts, params, results);
+    }
+    return results;
+  }
+
+  std::vector<ScoreResult> score(std::span<const ScoreRequest> requests) override {
+    std::lock_guard lock(mu_);
+    std::vector<ScoreResult> out;
+    out.reserve(requests.size());
+    for (const auto& r : requests) {
+      try {
+        out.push_back(score_one(r));
+      } catch (const Error& e) {
+        ScoreResult s;
+        s.error = e.what();
+        out.push_back(std::move(s));
+        usage_.n_failed++;
+      }
+      usage_.n_requests++;
+    }
+    return out;
+  }
+
+ private:
+  std::vector<llama_token> render(const Prompt& p) const {
+    if (p.is_tokens()) {
+      const int32_t n_vocab = llama_vocab_n_tokens(vocab_);
+      for (auto t : p.tokens)
+        if (t < 0 || t >= n_vocab) throw Error("token id " + std::to_string(t) + " outside the vocabulary");
+      return p.tokens;
+    }
+    if (!text_vocab_) throw Error("this model has no text vocabulary: pass token ids");
+    std::string text = p.text;
+    if (p.is_chat()) text = apply_chat_template(p.messages);
+    auto t = detail::tokenize(vocab_, text, true, true);
+    // Templates that write the BOS text themselves would otherwise give two BOS tokens.
+    const llama_token bos = llama_vocab_bos(vocab_);
+    if (t.size() >= 2 && t[0] == bos && t[1] == bos) t.erase(t.begin());
+    if (t.empty()) throw Error("empty prompt");
+    return t;
+  }
+
+  std::string apply_chat_template(const std::vector<ChatMessage>& messages) const {
+    if (chat_template_.empty()) throw Error("the model has no chat template; send raw text prompts");
+    std::vector<llama_chat_message> msgs;
+    msgs.reserve(messages.size());
+    for (const auto& m : messages) msgs.push_back({m.role.c_str(), m.content.c_str()});
+    std::size_t total = 256;
+    for (const auto& m : messages) total += m.content.size() * 2 + 64;
+    std::string buf(total, '\0');
+    int32_t n = llama_chat_apply_template(chat_template_.c_str(), msgs.data(), msgs.size(), true, buf.data(),
+                                          static_cast<int32_t>(buf.size()));
+    if (n < 0) throw Error("llama.cpp does not support this model's chat template");
+    if (static_cast<std::size_t>(n) > buf.size()) {
+      buf.resize(static_cast<std::size_t>(n));
+      n = llama_chat_apply_template(chat_template_.c_str(), msgs.data(), msgs.size(), true, buf.data(),
+                                    static_cast<int32_t>(buf.size()));
+    }
+    buf.resize(static_cast<std::size_t>(n));
+    return buf;
+  }
+
+  llama_memory_t mem() const { return llama_get_memory(ctx_.get()); }
+
+  // Makes sequence kPrefixSeq hold exactly `prefix`, reusing what it already holds.
+  // Returns the number of tokens that were already there.
+  std::size_t ensure_prefix(const std::vector<llama_token>& prefix) {
+    std::size_t keep = common_prefix(prefix_, prefix);
+    if (keep < prefix_.size()) {
+      llama_memory_seq_rm(mem(), kPrefixSeq, static_cast<llama_pos>(keep), -1);
+      prefix_.resize(keep);
+    }
+    BatchGuard b(n_batch_, 1);
+    for (std::size_t i = keep; i < prefix.size();) {
+      b.clear();
+      for (; i < prefix.size() && b.batch.n_tokens < n_batch_; ++i)
+        b.add(prefix[i], static_cast<llama_pos>(i), kPrefixSeq, false);
+      decode(b.batch);
+    }
+    prefix_ = prefix;
+    return keep;
+  }
+
+  void decode(const llama_batch& batch) {
+    const int32_t rc = llama_decode(ctx_.get(), batch);
+    if (rc != 0) {
+      // The KV cache state is unknown now: drop everything, including the kept prefix.
+      llama_memory_clear(mem(), true);
+      prefix_.clear();
+      throw Error("llama_decode failed (code " + std::to_string(rc) + ")");
+    }
+  }
+
+  llama_sampler_ptr make_sampler(const GenerationParams& p, const std::vector<llama_token>& prompt, Slot& slot) const {
+    llama_sampler_chain_params cp = llama_sampler_chain_default_params();
+    cp.no_perf = true;
+    llama_sampler_ptr chain(llama_sampler_chain_init(cp));
+    if (p.constraint.kind == OutputConstraint::Kind::Grammar) {
+      add_grammar(chain.get(), p.constraint.grammar);
+    } else if (p.constraint.kind == OutputConstraint::Kind::CandidateList) {
+      add_grammar(chain.get(), candidate_list_grammar(slot.labels_left, 1));
+    } else if (p.constraint.kind == OutputConstraint::Kind::JsonSchema) {
+      throw Error("JSON-schema constraints are supported by the OpenAI backend only; use a grammar here");
+    }
+    if (p.temperature <= 0.0f) {
+      llama_sampler_chain_add(chain.get(), llama_sampler_init_greedy());
+    } else {
+      if (p.top_k > 0) llama_sampler_chain_add(chain.get(), llama_sampler_init_top_k(p.top_k));
+      if (p.top_p < 1.0f) llama_sampler_chain_add(chain.get(), llama_sampler_init_top_p(p.top_p, 1));
+      llama_sampler_chain_add(chain.get(), llama_sampler_init_temp(p.temperature));
+      // The seed depends on the prompt, not on its place in the batch: batching never
+      // changes an answer.
+      std::string bytes(reinterpret_cast<const char*>(prompt.data()), prompt.size() * sizeof(llama_token));
+      const auto seed = static_cast<uint32_t>(Rng::derive(p.seed, bytes).next_u64());
+      llama_sampler_chain_add(chain.get(), llama_sampler_init_dist(seed));
+    }
+    return chain;
+  }
+
+  void add_grammar(llama_sampler* chain, const std::string& grammar) const {
+    if (!text_vocab_) throw Error("grammar constraints need a text vocabulary");
+    llama_sampler* g = llama_sampler_init_grammar(vocab_, grammar.c_str(), "root");
+    if (g == nullptr) throw Error("invalid GBNF grammar");
+    llama_sampler_chain_add(chain, g);
+  }
+
+  // After a token is accepted: for candidate lists, re-arm the grammar with the labels
+  // not used yet once a line is complete (this is how distinctness is enforced).
+  void after_token(Slot& s, const std::string& piece, const GenerationParams& p) {
+    if (p.constraint.kind != OutputConstraint::Kind::CandidateList) return;
+    s.line += piece;
+    const auto nl = s.line.find('\n');
+    if (nl == std::string::npos) return;
+    const std::string label = s.line.substr(0, nl);
+    s.line.clear();
+    std::erase(s.labels_left, label);
+    if (--s.lines_left <= 0 || s.labels_left.empty()) {
+      s.done = true;
+      s.out.finish = FinishReason::Stop;
+      return;
+    }
+    auto fresh = make_sampler(p, s.tokens, s);
+    s.sampler = std::move(fresh);
+  }
+
+  void run_wave(const std::vector<std::size_t>& wave, const std::vector<std::vector<llama_token>>& toks,
+                std::span<const Prompt> prompts, const GenerationParams& params, std::vector<Generation>& results) {
+    (void)prompts;
+    const auto t0 = Clock::now();
+    const std::vector<llama_token> prefix = opts_.prefix_reuse ? choose_prefix(wave, toks) : std::vector<llama_token>{};
+    std::vector<Slot> slots(wave.size());
+    std::size_t reused_before = 0;
+    bool first_sharer = true;
+    try {
+      reused_before = ensure_prefix(prefix);
+      for (std::size_t k = 0; k < wave.size(); ++k) {
+        Slot& s = slots[k];
+        s.prompt_index = wave[k];
+        s.seq = static_cast<llama_seq_id>(k + 1);
+        s.tokens = toks[wave[k]];
+        if (params.constraint.kind == OutputConstraint::Kind::CandidateList) {
+          s.labels_left = params.constraint.labels;
+          s.lines_left = params.constraint.list_length;
+        }
+        s.sampler = make_sampler(params, s.tokens, s);
+        s.out.n_prompt_tokens = static_cast<int>(s.tokens.size());
+        const bool shares = !prefix.empty() && s.tokens.size() > prefix.size() &&
+                            std::equal(prefix.begin(), prefix.end(), s.tokens.begin());
+        s.out.n_reused_tokens = shares ? static_cast<int>(first_sharer ? reused_before : prefix.size()) : 0;
+        if (shares) first_sharer = false;
+        llama_memory_seq_rm(mem(), s.seq, -1, -1);
+        if (shares) llama_memory_seq_cp(mem(), kPrefixSeq, s.seq, -1, -1);
+        s.n_past = shares ? static_cast<llama_pos>(prefix.size()) : 0;
+      }
+      prefill(slots, params);
+      const double prompt_ms = ms_since(t0);
+      const auto t1 = Clock::now();
+      generate_loop(slots, params);
+      const double gen_ms = ms_since(t1);
+      for (auto& s : slots) {
+        s.out.prompt_ms = prompt_ms / static_cast<double>(slots.size());
+        s.out.generate_ms = gen_ms / static_cast<double>(slots.size());
+      }
+    } catch (const Error& e) {
+      for (auto& s : slots) {
+        s.out.finish = FinishReason::Error;
+        s.out.error = e.what();
+      }
+    }
+    for (auto& s : slots) {
+      llama_memory_seq_rm(mem(), s.seq, -1, -1);
+      usage_.n_requests++;
+      if (!s.out.ok()) usage_.n_failed++;
+      usage_.n_prompt_tokens += static_cast<std::uint64_t>(s.out.n_prompt_tokens);
+      usage_.n_reused_tokens += static_cast<std::uint64_t>(s.out.n_reused_tokens);
+      usage_.n_generated_tokens += static_cast<std::uint64_t>(s.out.n_generated_tokens);
+      usage_.prompt_ms += s.out.prompt_ms;
+      usage_.generate_ms += s.out.generate_ms;
+      results[s.prompt_index] = std::move(s.out);
+    }
+  }
+
+  // The prefix that saves most decoding in a wave: some prompt's first L tokens, shared by
+  // the k prompts whose common prefix with it is at least L, maximising k * L. Prompts that
+  // do not share it are decoded from scratch. Each sharer keeps at least one own token.
+  static std::vector<llama_token> choose_prefix(const std::vector<std::size_t>& wave,
+                                                const std::vector<std::vector<llama_token>>& toks) {
+    std::size_t best_gain = 0, best_anchor = 0, best_len = 0;
+    for (std::size_t a = 0; a < wave.size(); ++a) {
+      const auto& anchor = toks[wave[a]];
+      std::vector<std::size_t> lcps;
+      for (std::size_t j = 0; j < wave.size(); ++j) {
+        const auto& other = toks[wave[j]];
+        lcps.push_back(std::min(common_prefix(anchor, other), std::min(anchor.size(), other.size()) - 1));
+      }
+      std::sort(lcps.rbegin(), lcps.rend());
+      for (std::size_t k = 0; k < lcps.size(); ++k) {
+        const std::size_t gain = (k + 1) * lcps[k];
+        if (gain > best_gain) {
+          best_gain = gain;
+          best_anchor = a;
+          best_len = lcps[k];
+        }
+      }
+    }
+    const auto& anchor = toks[wave[best_anchor]];
+    return {anchor.begin(), anchor.begin() + static_cast<std::ptrdiff_t>(best_len)};
+  }
+
+  // Decodes every slot's prompt suffix, in chunks of n_batch, and samples its first token.
+  void prefill(std::vector<Slot>& slots, const GenerationParams& params) {
+    BatchGuard b(n_batch_, 1);
+    std::vector<std::pair<std::size_t, int32_t>> pending;  // slot, batch index of its last token
+    auto flush = [&] {
+      if (b.batch.n_tokens == 0) return;
+      decode(b.batch);
+      for (auto [k, idx] : pending) sample_next(slots[k], idx, params);
+      pending.clear();
+      b.clear();
+    };
+    for (std::size_t k = 0; k < slots.size(); ++k) {
+      Slot& s = slots[k];
+      for (std::size_t i = static_cast<std::size_t>(s.n_past); i < s.tokens.size(); ++i) {
+        if (b.batch.n_tokens >= n_batch_) flush();
+        const bool last = i + 1 == s.tokens.size();
+        b.add(s.tokens[i], static_cast<llama_pos>(i), s.seq, last);
+        if (last) pending.emplace_back(k, b.batch.n_tokens - 1);
+      }
+      s.n_past = static_cast<llama_pos>(s.tokens.size());
+    }
+    flush();
+  }
+
+  void generate_loop(std::vector<Slot>& slots, const GenerationParams& params) {
+    BatchGuard b(static_cast<int32_t>(slots.size()), 1);
+    while (true) {
+      b.clear();
+      std::vector<std::size_t> active;
+      for (std::size_t k = 0; k < slots.size(); ++k) {
+        Slot& s = slots[k];
+        if (s.done) continue;
+        b.add(s.tokens.back(), s.n_past, s.seq, true);
+        active.push_back(k);
+      }
+      if (active.empty()) return;
+      decode(b.batch);
+      for (std::size_t j = 0; j < active.size(); ++j) {
+        Slot& s = slots[active[j]];
+        s.n_past++;
+        sample_next(s, static_cast<int32_t>(j), params);
+      }
+    }
+  }
+
+  void sample_next(Slot& s, int32_t batch_index, const GenerationParams& params) {
+    if (s.done) return;
+    if (s.out.n_generated_tokens >= params.max_tokens) {
+      s.done = true;
+      s.out.finish = FinishReason::Length;
+      return;
+    }
+    const llama_token tok = llama_sampler_sample(s.sampler.get(), ctx_.get(), batch_index);
+    s.out.n_generated_tokens++;
+    if (llama_vocab_is_eog(vocab_, tok)) {
+      s.done = true;
+      s.out.finish = FinishReason::Stop;
+      return;
+    }
+    s.tokens.push_back(tok);
+    const std::string piece = text_vocab_ ? detail::token_to_piece(vocab_, tok) : " " + std::to_string(tok);
+    s.out.text += piece;
+    for (const auto& stop : params.stop) {
+      if (stop.empty()) continue;
+      const auto at = s.out.text.find(
+          stop, s.out.text.size() > piece.size() + stop.size() ? s.out.text.size() - piece.size() - stop.size() : 0);
+      if (at != std::string::npos) {
+        s.out.text.resize(at);
+        s.done = true;
+        s.out.finish = FinishReason::Stop;
+        return;
+      }
+    }
+    after_token(s, piece, params);
+    if (!s.done && s.out.n_generated_tokens >= params.max_tokens) {
+      s.done = true;
+      s.out.finish = FinishReason::Length;
+    }
+  }
+
+  ScoreResult score_one(const ScoreRequest& r) {
+    ScoreResult res;
+    const auto t0 = Clock::now();
+    const std::vector<llama_token> context = render(r.context);
+    std::vector<std::vector<llama_token>> conts;
+    if (!r.token_continuations.empty()) {
+      conts = r.token_continuations;
+    } else {
+      for (const auto& c : r.continuations) conts.push_back(detail::tokenize(vocab_, c, false, false));
+    }
+    for (const auto& c : conts)
+      if (c.empty()) throw Error("empty continuation");
+    std::size_t longest = 0;
+    for (const auto& c : conts) longest = std::max(longest, c.size());
+    if (context.size() + longest > static_cast<std::size_t>(std::min(n_ctx_seq_, n_ctx_)))
+      throw Error("context overflow: context of " + std::to_string(context.size()) + " tokens + continuation of " +
+                  std::to_string(longest) + " exceeds " + std::to_string(std::min(n_ctx_seq_, n_ctx_)));
+    // The whole context goes to the prefix sequence; its last logits score first tokens.
+    std::vector<llama_token> head(context.begin(), context.end() - 1);
+    const std::size_t reused = ensure_prefix(head);
+    const int32_t n_vocab = llama_vocab_n_tokens(vocab_);
+    std::vector<float> last_logits;
+    {
+      const llama_seq_id seq = 1;
+      llama_memory_seq_rm(mem(), seq, -1, -1);
+      if (!head.empty()) llama_memory_seq_cp(mem(), kPrefixSeq, seq, -1, -1);
+      BatchGuard b(1, 1);
+      b.add(context.back(), static_cast<llama_pos>(head.size()), seq, true);
+      decode(b.batch);
+      const float* lg = llama_get_logits_ith(ctx_.get(), 0);
+      last_logits.assign(lg, lg + n_vocab);
+      llama_memory_seq_rm(mem(), seq, -1, -1);
+    }
+    const double first_lse = log_sum_exp(last_logits.data(), n_vocab);
+    res.logprobs.assign(conts.size(), 0.0);
+    res.n_tokens.assign(conts.size(), 0);
+    for (std::size_t c = 0; c < conts.size(); ++c) {
+      res.logprobs[c] = static_cast<double>(last_logits[static_cast<std::size_t>(conts[c][0])]) - first_lse;
+      res.n_tokens[c] = static_cast<int>(conts[c].size());
+    }
+    // Longer continuations: all of them decoded together, each on its own copy of the context.
+    std::vector<std::size_t> multi;
+    for (std::size_t c = 0; c < conts.size(); ++c)
+      if (conts[c].size() > 1) multi.push_back(c);
+    std::vector<llama_token> full = head;
+    full.push_back(context.back());
+    if (!multi.empty()) ensure_prefix(full);
+    for (std::size_t start = 0; start < multi.size();) {
+      BatchGuard b(n_batch_, 1);
+      std::vector<std::pair<std::size_t, int32_t>> outs;  // continuation, first batch index
+      std::size_t k = 0;
+      for (; start + k < multi.size() && static_cast<int>(k) < opts_.n_parallel; ++k) {
+        const auto& c = conts[multi[start + k]];
+        if (b.batch.n_tokens + static_cast<int32_t>(c.size()) - 1 > n_batch_ && k > 0) break;
+        const auto seq = static_cast<llama_seq_id>(k + 1);
+        llama_memory_seq_rm(mem(), seq, -1, -1);
+        llama_memory_seq_cp(mem(), kPrefixSeq, seq, -1, -1);
+        outs.emplace_back(multi[start + k], b.batch.n_tokens);
+        for (std::size_t i = 0; i + 1 < c.size(); ++i) b.add(c[i], static_cast<llama_pos>(full.size() + i), seq, true);
+      }
+      decode(b.batch);
+      for (auto [ci, first] : outs) {
+        const auto& c = conts[ci];
+        for (std::size_t i = 0; i + 1 < c.size(); ++i) {
+          const float* lg = llama_get_logits_ith(ctx_.get(), first + static_cast<int32_t>(i));
+          res.logprobs[ci] += static_cast<double>(lg[c[i + 1]]) - log_sum_exp(lg, n_vocab);
+        }
+      }
+      for (std::size_t j = 0; j < k; ++j) llama_memory_seq_rm(mem(), static_cast<llama_seq_id>(j + 1), -1, -1);
+      start += k;
+    }
+    usage_.n_prompt_tokens += context.size();
+    usage_.n_reused_tokens += reused;
+    usage_.prompt_ms += ms_since(t0);
+    return res;
+  }
+
+  static double log_sum_exp(const float* x, int32_t n) {
+    float mx = x[0];
+    for (int32_t i = 1; i < n; ++i) mx = std::max(mx, x[i]);
+    double s = 0;
+    for (int32_t i = 0; i < n; ++i) s += std::exp(static_cast<double>(x[i] - mx));
+    return static_cast<double>(mx) + std::log(s);
+  }
+
+  LlamaBackendOptions opts_;
+  llama_model_ptr model_;
+  llama_context_ptr ctx_;
+  const llama_vocab* vocab_ = nullptr;
+  bool text_vocab_ = true;
+  int n_ctx_ = 0;
+  int n_ctx_seq_ = 0;
+  int n_batch_ = 0;
+  std::string id_;
+  std::string chat_template_;
+  std::vector<llama_token> prefix_;  // what kPrefixSeq holds
+  mutable std::mutex mu_;
+  Usage usage_;
+};
+
+}  // namespace
+
+std::string gguf_model_id(const std::filesystem::path& model) { return "gguf:" + sha256_file(model); }
+
+std::unique_ptr<Backend> make_llama_backend(const LlamaBackendOptions& options) {
+  return std::make_unique<LlamaBackend>(options);
+}
+
+}  // namespace lrgd::llm

@@ -1,0 +1,238 @@
+// The embedded backend on tiny models: batching, prefix reuse, scoring, constraints.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <set>
+#include <sstream>
+
+#include "lrgd/llama_backend.h"
+#include "lrgd/model_init.h"
+
+namespace fs = std::filesystem;
+using namespace lrgd::llm;
+
+namespace {
+
+fs::path make_model(const std::string& arch, const std::string& type = "f32") {
+  const auto path = fs::temp_directory_path() / ("lrgd_test_backend_" + arch + "_" + type + ".gguf");
+  if (!fs::exists(path)) {
+    lrgd::model::ModelInitOptions o;
+    o.arch = arch;
+    o.n_layer = 2;
+    o.n_embd = 64;
+    o.n_head = 4;
+    o.n_head_kv = 2;
+    o.n_ctx = 1024;
+    o.type = type;
+    o.init_std = 0.4f;  // varied greedy output from random weights
+    o.seed = 11;
+    lrgd::model::init_model(o, path);
+  }
+  return path;
+}
+
+std::unique_ptr<Backend> backend(const fs::path& model, bool prefix_reuse = true, int n_parallel = 8) {
+  LlamaBackendOptions o;
+  o.model = model;
+  o.n_threads = 1;
+  o.n_parallel = n_parallel;
+  o.n_ctx_seq = 512;
+  o.kv_f32 = true;
+  o.prefix_reuse = prefix_reuse;
+  return make_llama_backend(o);
+}
+
+std::vector<Prompt> shared_prefix_prompts() {
+  const std::string instr =
+      "You are a recommender. The user played these games in order: Zelda, Mario Kart, Halo, "
+      "Portal, Doom. Rank the candidates. ";
+  std::vector<Prompt> p;
+  for (const char* q : {"Candidate: Tetris.", "Candidate: Starcraft II.", "Candidate: Minecraft and Terraria.",
+                        "Candidate: Skyrim.", "Candidate: Fallout 4, Witcher 3."})
+    p.push_back(Prompt::raw(instr + q));
+  p.push_back(Prompt::raw("Something entirely different without the shared start."));
+  return p;
+}
+
+class EachArch : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EachArch, BatchedGenerationEqualsOneAtATime) {
+  const auto model = make_model(GetParam());
+  auto batched = backend(model);
+  auto single = backend(model, /*prefix_reuse=*/false, /*n_parallel=*/1);
+  GenerationParams gp;
+  gp.max_tokens = 12;
+  const auto prompts = shared_prefix_prompts();
+  const auto all = batched->generate(prompts, gp);
+  ASSERT_EQ(all.size(), prompts.size());
+  std::set<std::string> distinct;
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    const auto one = single->generate(std::span(&prompts[i], 1), gp);
+    ASSERT_TRUE(all[i].ok()) << all[i].error;
+    EXPECT_EQ(all[i].text, one[0].text) << "prompt " << i;
+    EXPECT_EQ(all[i].n_generated_tokens, one[0].n_generated_tokens);
+    EXPECT_EQ(all[i].n_prompt_tokens, one[0].n_prompt_tokens);
+    distinct.insert(all[i].text);
+  }
+  EXPECT_GT(distinct.size(), 2u) << "random weights should give varied answers";
+  const auto u = batched->usage();
+  EXPECT_GT(u.n_reused_tokens, 0u) << "the shared instruction must be decoded once";
+  EXPECT_EQ(u.n_requests, prompts.size());
+}
+
+INSTANTIATE_TEST_SUITE_P(Backend, EachArch, ::testing::Values("llama", "qwen2", "phi3", "mistral"));
+
+TEST(LlamaBackend, PrefixReuseLogitsEqualFullRecomputation) {
+  const auto model = make_model("mistral");  // 32k vocabulary: quick reference decodes
+  auto b = backend(model);
+  const std::string context = "The user liked Zelda and Metroid. Next they will buy";
+  const std::vector<std::string> conts = {" Mario Kart 8 Deluxe", " Halo", " a very long strategy game title"};
+  // Twice: the second call reuses the whole context from the kept prefix sequence.
+  for (int round = 0; round < 2; ++round) {
+    ScoreRequest r;
+    r.context = Prompt::raw(context);
+    r.continuations = conts;
+    const auto res = b->score(std::span(&r, 1));
+    ASSERT_TRUE(res[0].ok()) << res[0].error;
+    const auto ctx_tokens = tokenize_text(model, context);
+    for (std::size_t c = 0; c < conts.size(); ++c) {
+      auto full = tokenize_text(model, context + conts[c]);
+      // The continuation's tokens as the backend sees them (tokenised on their own).
+      auto cont_only = tokenize_text(model, conts[c]);
+      if (!cont_only.empty() && cont_only[0] == full[0]) cont_only.erase(cont_only.begin());  // drop BOS
+      std::vector<std::int32_t> seq = ctx_tokens;
+      seq.insert(seq.end(), cont_only.begin(), cont_only.end());
+      const auto logits = reference_logits(model, seq, {.n_threads = 1, .kv_f32 = true});
+      const std::size_t n_vocab = logits.size() / seq.size();
+      double ref = 0;
+      for (std::size_t i = ctx_tokens.size(); i < seq.size(); ++i) {
+        const float* lg = logits.data() + (i - 1) * n_vocab;
+        double mx = lg[0], s = 0;
+        for (std::size_t v = 0; v < n_vocab; ++v) mx = std::max(mx, static_cast<double>(lg[v]));
+        for (std::size_t v = 0; v < n_vocab; ++v) s += std::exp(static_cast<double>(lg[v]) - mx);
+        ref += static_cast<double>(lg[seq[i]]) - (mx + std::log(s));
+      }
+      EXPECT_EQ(res[0].n_tokens[c], static_cast<int>(cont_only.size()));
+      EXPECT_NEAR(res[0].logprobs[c], ref, 1e-4) << "continuation " << c << " round " << round;
+    }
+  }
+  EXPECT_GT(b->usage().n_reused_tokens, 0u);
+}
+
+TEST(LlamaBackend, PrefixReuseGivesTheSameGreedyAnswers) {
+  const auto model = make_model("qwen2");
+  auto with = backend(model, true);
+  auto without = backend(model, false);
+  GenerationParams gp;
+  gp.max_tokens = 10;
+  const auto prompts = shared_prefix_prompts();
+  const auto a = with->generate(prompts, gp);
+  const auto a2 = with->generate(prompts, gp);  // prefix kept from the previous call
+  const auto b = without->generate(prompts, gp);
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    EXPECT_EQ(a[i].text, b[i].text);
+    EXPECT_EQ(a2[i].text, b[i].text);
+  }
+  EXPECT_EQ(without->usage().n_reused_tokens, 0u);
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(line);
+  return out;
+}
+
+TEST(LlamaBackend, ConstrainedOutputIsAlwaysDistinctCandidates) {
+  for (const std::string arch : {"mistral", "phi3"}) {  // small vocabularies keep the grammar quick
+    const auto model = make_model(arch);
+    auto b = backend(model);
+    GenerationParams gp;
+    gp.max_tokens = 80;
+    gp.temperature = 1.0f;  // sampling explores more of the grammar than greedy
+    gp.constraint.kind = OutputConstraint::Kind::CandidateList;
+    for (int i = 1; i <= 50; ++i) gp.constraint.labels.push_back(std::to_string(i));
+    gp.constraint.list_length = 10;
+    std::vector<Prompt> prompts;
+    for (int s = 0; s < 6; ++s) prompts.push_back(Prompt::raw("Rank candidates 1 to 50, user " + std::to_string(s)));
+    for (std::uint64_t seed = 1; seed <= 2; ++seed) {
+      gp.seed = seed;
+      for (const auto& g : b->generate(prompts, gp)) {
+        ASSERT_TRUE(g.ok()) << g.error;
+        const auto lines = lines_of(g.text);
+        ASSERT_EQ(lines.size(), 10u) << g.text;
+        std::set<std::string> seen;
+        for (const auto& l : lines) {
+          const int v = std::stoi(l);
+          EXPECT_TRUE(v >= 1 && v <= 50) << l;
+          EXPECT_EQ(std::to_string(v), l);
+          EXPECT_TRUE(seen.insert(l).second) << "duplicate " << l << " in\n" << g.text;
+        }
+      }
+    }
+  }
+}
+
+TEST(LlamaBackend, ConstrainedTitles) {
+  auto b = backend(make_model("llama"));
+  GenerationParams gp;
+  gp.max_tokens = 120;
+  gp.constraint.kind = OutputConstraint::Kind::CandidateList;
+  gp.constraint.labels = {"Halo 3", "Halo: Reach", "Super Mario Odyssey", "Portal 2", "Doom (2016)", "Tetris \"99\""};
+  gp.constraint.list_length = 4;
+  const auto g = b->generate(std::vector<Prompt>{Prompt::raw("Pick four games:")}, gp);
+  ASSERT_TRUE(g[0].ok()) << g[0].error;
+  const auto lines = lines_of(g[0].text);
+  ASSERT_EQ(lines.size(), 4u) << g[0].text;
+  std::set<std::string> seen(lines.begin(), lines.end());
+  EXPECT_EQ(seen.size(), 4u);
+  for (const auto& l : lines)
+    EXPECT_NE(std::find(gp.constraint.labels.begin(), gp.constraint.labels.end(), l), gp.constraint.labels.end()) << l;
+}
+
+TEST(LlamaBackend, ContextOverflowIsAnErrorForThatPromptOnly) {
+  LlamaBackendOptions o;
+  o.model = make_model("llama");
+  o.n_threads = 1;
+  o.n_ctx_seq = 64;
+  auto b = make_llama_backend(o);
+  std::string longtext;
+  for (int i = 0; i < 100; ++i) longtext += "word" + std::to_string(i) + " ";
+  GenerationParams gp;
+  gp.max_tokens = 4;
+  const auto r = b->generate(std::vector<Prompt>{Prompt::raw(longtext), Prompt::raw("short")}, gp);
+  EXPECT_FALSE(r[0].ok());
+  EXPECT_NE(r[0].error.find("context overflow"), std::string::npos) << r[0].error;
+  EXPECT_TRUE(r[1].ok()) << r[1].error;
+  EXPECT_EQ(b->usage().n_failed, 1u);
+}
+
+TEST(LlamaBackend, ChatTemplateStopStringsAndSeededSampling) {
+  auto b = backend(make_model("qwen2"));
+  GenerationParams gp;
+  gp.max_tokens = 16;
+  gp.temperature = 0.9f;
+  gp.seed = 5;
+  const std::vector<Prompt> p{Prompt::chat({{"system", "You recommend games."}, {"user", "Suggest one."}})};
+  const auto a = b->generate(p, gp);
+  const auto a2 = b->generate(p, gp);
+  ASSERT_TRUE(a[0].ok()) << a[0].error;
+  EXPECT_EQ(a[0].text, a2[0].text);
+  gp.seed = 6;
+  const auto c = b->generate(p, gp);
+  EXPECT_NE(a[0].text, c[0].text);
+  EXPECT_GT(a[0].n_prompt_tokens, 8);
+  // A stop string cuts the text where it starts.
+  gp.seed = 5;
+  const std::string stop = a[0].text.substr(a[0].text.size() / 2, 2);
+  if (!stop.empty() && stop.find('\0') == std::string::npos) {
+    gp.stop = {stop};
+    const auto s = b->generate(p, gp);
+    EXPECT_EQ(s[0].text.find(stop), std::string::npos);
+    EXPECT_EQ(a[0].text.rfind(s[0].text, 0), 0u) << "stopped text is a prefix of the full text";
+  }
+}
+
+}  // namespace
