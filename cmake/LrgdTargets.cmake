@@ -35,5 +35,7 @@ function(lrgd_test name)
     LRGD_LLAMA_BIN_DIR="${LRGD_LLAMA_BIN_DIR}"
     LRGD_CLI="$<TARGET_FILE:lrgd>")
   lrgd_target_flags(${name})
-  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "${ARG_LABELS}")
+  # Escaped so that several labels reach the property as one list.
+  string(REPLACE ";" "\\;" labels "${ARG_LABELS}")
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "${labels}")
 endfunction()

@@ -22,6 +22,10 @@ struct LlamaBackendOptions {
   bool kv_f32 = false;       // exact comparisons
   bool prefix_reuse = true;  // decode the common prefix of a batch once; keep it across calls
   bool flash_attn = false;
+  // One KV buffer for all sequences (prefix copies are metadata only, but every token
+  // attends over all sequences' cells) or one per sequence (copies move data, attention
+  // stays per sequence: much faster for many long prompts). See bench/bench_llm.cpp.
+  bool kv_unified = false;
 };
 
 // Throws IoError if the model cannot be loaded, OptionError on impossible sizes.

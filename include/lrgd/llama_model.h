@@ -17,6 +17,7 @@ struct LoadOptions {
   int n_batch = 2048;
   bool kv_f32 = false;      // f32 KV cache (exact comparisons, attention analysis)
   bool flash_attn = false;  // flash attention (off: attention probabilities are materialised)
+  bool kv_unified = true;   // one KV buffer shared by all sequences
 };
 
 struct ModelInfo {

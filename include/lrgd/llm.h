@@ -36,8 +36,9 @@ struct OutputConstraint {
   Kind kind = Kind::None;
   std::string grammar;      // GBNF, for Kind::Grammar
   std::string json_schema;  // for Kind::JsonSchema
-  // Kind::CandidateList: the answer is `list_length` distinct labels from `labels`,
-  // one per line as "1. <label>" ... (labels: "1".."50" or exact titles).
+  // Kind::CandidateList: the answer is `list_length` distinct labels from `labels`
+  // ("1".."50" or exact titles), one bare label per line, each ending in "\n"
+  // (lrgd/grammar.h).
   std::vector<std::string> labels;
   int list_length = 10;
 };

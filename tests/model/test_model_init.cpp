@@ -1,7 +1,6 @@
 // lrgd model init: shapes, all four architectures load in libllama, seeded determinism.
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cmath>
 #include <filesystem>
 
@@ -44,10 +43,8 @@ TEST_P(EachArch, LoadsQuicklyAndGeneratesDeterministically) {
   EXPECT_GT(report.n_params, 1'000'000);
   EXPECT_LT(report.n_params, 12'000'000);
 
-  const auto t0 = std::chrono::steady_clock::now();
+  // Load time is measured in bench/bench_llm.cpp (tiny_model_load_ms), not asserted here.
   const auto info = lrgd::llm::read_model_info(path);
-  const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  EXPECT_LT(load_s, 1.0) << "a tiny model must load in well under a second";
   EXPECT_EQ(info.arch, expected_gguf_arch(arch));
   EXPECT_EQ(info.n_layer, 2);
   EXPECT_EQ(info.n_embd, 32);

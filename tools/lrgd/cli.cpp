@@ -16,6 +16,9 @@ int run(int argc, char** argv) {
   add_model_commands(app, action);
   add_generate_command(app, action);
   add_demo_command(app, action);
+  add_data_commands(app, action);
+  add_dual_command(app, action);
+  add_eval_commands(app, action);
 
   try {
     app.parse(argc, argv);

@@ -16,5 +16,8 @@ int run(int argc, char** argv);
 void add_model_commands(CLI::App& app, Action& action);
 void add_generate_command(CLI::App& app, Action& action);
 void add_demo_command(CLI::App& app, Action& action);
+void add_data_commands(CLI::App& app, Action& action);
+void add_eval_commands(CLI::App& app, Action& action);
+void add_dual_command(CLI::App& app, Action& action);
 
 }  // namespace lrgd::cli

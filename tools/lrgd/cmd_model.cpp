@@ -74,6 +74,7 @@ void add_model_commands(CLI::App& app, Action& action) {
   info->add_option("model", *path, "GGUF file")->required();
   info->add_flag("--json", *as_json, "Print JSON");
   info->callback([&action, path, as_json] { action = [path, as_json] { return run_info(*path, *as_json); }; });
+
 }
 
 }  // namespace lrgd::cli

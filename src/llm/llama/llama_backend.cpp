@@ -69,15 +69,18 @@ class LlamaBackend final : public Backend {
     text_vocab_ = detail::has_text_vocab(model_.get());
     const int train_ctx = llama_model_n_ctx_train(model_.get());
     n_ctx_seq_ = o.n_ctx_seq > 0 ? o.n_ctx_seq : std::min(train_ctx > 0 ? train_ctx : 4096, 4096);
-    const int n_ctx = o.n_ctx > 0 ? o.n_ctx : n_ctx_seq_ * o.n_parallel;
+    // Non-unified: every sequence (and the prefix holder) gets its own n_ctx_seq cells.
+    const int n_ctx = o.n_ctx > 0 ? o.n_ctx : n_ctx_seq_ * (o.n_parallel + (o.kv_unified ? 0 : 1));
     LoadOptions lo;
     lo.n_threads = o.n_threads;
     lo.n_seq = o.n_parallel + 1;
     lo.n_batch = o.n_batch;
     lo.kv_f32 = o.kv_f32;
     lo.flash_attn = o.flash_attn;
+    lo.kv_unified = o.kv_unified;
     ctx_ = detail::make_context(model_.get(), lo, n_ctx);
     n_ctx_ = static_cast<int>(llama_n_ctx(ctx_.get()));
+    if (!o.kv_unified) n_ctx_seq_ = std::min(n_ctx_seq_, n_ctx_ / (o.n_parallel + 1));
     n_batch_ = static_cast<int>(llama_n_batch(ctx_.get()));
     id_ = gguf_model_id(o.model);
     const char* tmpl = llama_model_chat_template(model_.get(), nullptr);
@@ -119,7 +122,7 @@ class LlamaBackend final : public Backend {
       while (pos < todo.size() && static_cast<int>(wave.size()) < opts_.n_parallel) {
         const std::size_t i = todo[pos];
         const std::size_t need = toks[i].size() + static_cast<std::size_t>(params.max_tokens);
-        if (!wave.empty() && cells + need > static_cast<std::size_t>(n_ctx_)) break;
+        if (opts_.kv_unified && !wave.empty() && cells + need > static_cast<std::size_t>(n_ctx_)) break;
         cells += need;
         wave.push_back(i);
         ++pos;

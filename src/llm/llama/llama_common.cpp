@@ -42,7 +42,8 @@ llama_model_ptr load_model(const std::filesystem::path& path) {
   return model;
 }
 
-llama_context_ptr make_context(llama_model* model, const LoadOptions& o, int n_ctx) {
+llama_context_ptr make_context(llama_model* model, const LoadOptions& o, int n_ctx,
+                               ggml_backend_sched_eval_callback cb_eval, void* cb_eval_user_data) {
   llama_context_params cp = llama_context_default_params();
   cp.n_ctx = static_cast<uint32_t>(n_ctx);
   cp.n_batch = static_cast<uint32_t>(o.n_batch);
@@ -51,8 +52,10 @@ llama_context_ptr make_context(llama_model* model, const LoadOptions& o, int n_c
   cp.n_threads = resolve_threads(o.n_threads);
   cp.n_threads_batch = cp.n_threads;
   cp.flash_attn_type = o.flash_attn ? LLAMA_FLASH_ATTN_TYPE_ENABLED : LLAMA_FLASH_ATTN_TYPE_DISABLED;
-  cp.kv_unified = true;  // shared prefixes are copied as metadata only
+  cp.kv_unified = o.kv_unified;
   cp.no_perf = true;
+  cp.cb_eval = cb_eval;
+  cp.cb_eval_user_data = cb_eval_user_data;
   if (o.kv_f32) {
     cp.type_k = GGML_TYPE_F32;
     cp.type_v = GGML_TYPE_F32;

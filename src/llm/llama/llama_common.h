@@ -13,7 +13,9 @@
 namespace lrgd::llm::detail {
 
 llama_model_ptr load_model(const std::filesystem::path& path);
-llama_context_ptr make_context(llama_model* model, const LoadOptions& options, int n_ctx);
+// cb_eval (optional): libllama's graph evaluation callback (attention capture, src/analysis).
+llama_context_ptr make_context(llama_model* model, const LoadOptions& options, int n_ctx,
+                               ggml_backend_sched_eval_callback cb_eval = nullptr, void* cb_eval_user_data = nullptr);
 int resolve_threads(int n_threads);
 
 // Tokenises text; add_special adds BOS where the vocabulary wants one.

@@ -1,0 +1,289 @@
+// The dual-model analyser (docs/method.md section 3, docs/dual.md): captures per layer the
+// post-RoPE queries and keys, the values, the softmax weights and the head outputs of a
+// GGUF model through libllama, then splits every head's output into the instruction (T)
+// and demonstration (D, P) parts, builds the dual linear model W0 + dW with positive random
+// features (FAVOR+), follows it token by token through greedy generation and checks the
+// value-head knobs (alpha: step size, lambda: weight decay).
+//
+// No llama.h here: the capture lives in src/analysis/capture.cpp.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lrgd/rng.h"
+
+namespace lrgd::analysis {
+
+// ---------------------------------------------------------------------------------------
+// Prompts and token spans
+
+// Token index range [begin, end) with a label. Labels "D" and "P" form the demonstration
+// group (dW); every other token (T, Q, system, chat-template tokens, generated tokens)
+// belongs to the instruction group (W0).
+struct TokenSpan {
+  std::string label;
+  int begin = 0;
+  int end = 0;
+};
+
+// Parses "T:0-120,D:120-300,Q:300-600". Throws OptionError("--spans") on bad syntax,
+// overlapping spans or begin > end.
+std::vector<TokenSpan> parse_spans(const std::string& text);
+std::string format_spans(const std::vector<TokenSpan>& spans);
+
+// A prompt as token ids plus labelled token spans.
+struct TokenizedPrompt {
+  std::vector<std::int32_t> tokens;
+  std::vector<TokenSpan> spans;
+  std::string text;  // the text that was tokenised (chat template applied); empty for raw ids
+};
+
+// Raw text with span markers: "[[T]]...[[/T]] [[D]]...[[/D]]" (labels are any upper-case
+// word). Markers are removed, the text is tokenised (BOS as the model wants, special tokens
+// parsed) and character spans are mapped to token spans by tokenising prefixes (see
+// docs/dual.md). Throws OptionError("--prompt-text") on unbalanced markers, IoError if the
+// model cannot be loaded.
+TokenizedPrompt tokenize_marked_text(const std::filesystem::path& model, const std::string& marked_text);
+
+// Chat messages with character spans (byte ranges of message contents, as prompt::Span
+// gives them) rendered with the model's chat template exactly as the embedded backend
+// renders chat prompts; character spans become token spans. Throws Error if the model has
+// no chat template or a span cannot be located.
+struct CharSpan {
+  std::string label;
+  std::size_t message = 0;
+  std::size_t begin = 0;
+  std::size_t end = 0;
+};
+struct ChatInput {
+  std::vector<std::string> roles;
+  std::vector<std::string> contents;
+  std::vector<CharSpan> spans;
+};
+TokenizedPrompt tokenize_chat(const std::filesystem::path& model, const ChatInput& chat);
+
+// The ICL prompt of one dataset user, built as the recommender builds it (docs/dual.md):
+// leave-one-out split, test history and seeded test candidates (trial 0), the user's own
+// validation window as the demonstration, Template::builtin(template) rendered.
+struct UserPromptOptions {
+  std::uint64_t seed = 42;
+  std::size_t max_history = 20;
+  std::size_t n_candidates = 50;
+  int list_length = 10;
+  std::string template_name = "icl";
+  int kcore = -1;  // data::LoadOptions::kcore (-1: the loader's default, 5-core)
+  // Non-empty: the demonstration is taken from this user instead (a "bad" demonstration
+  // for the good/bad comparison); "random": a user drawn with the seed.
+  std::string demo_user;
+};
+struct UserPrompt {
+  ChatInput chat;
+  std::string user_id;
+  std::string demo_user_id;
+  std::string target_title;  // the test target
+  int target_number = 0;     // its shown candidate number (1-based)
+};
+// Throws IoError / InputError from loading, OptionError("--user") for an unknown user.
+UserPrompt build_user_prompt(const std::filesystem::path& data_dir, const std::string& user_id,
+                             const UserPromptOptions& options);
+
+// Tokens of `text`. prompt == false: no BOS, special tokens not parsed (the target item);
+// true: as a raw prompt (BOS where the model wants one, special tokens parsed).
+std::vector<std::int32_t> tokenize_plain(const std::filesystem::path& model, const std::string& text,
+                                         bool prompt = false);
+
+// ---------------------------------------------------------------------------------------
+// Capture
+
+struct CaptureOptions {
+  int n_generate = 10;  // greedy steps (each step is one train-then-test round)
+  int n_threads = 0;    // 0: all cores
+  // Target item: its first token is fed once after the prompt (then removed from the KV
+  // cache) to read its value vectors. Empty: no target.
+  std::vector<std::int32_t> target_tokens;
+  // Value intervention (the knob check): values of tokens in `scale_group_d` (D and P) are
+  // multiplied by alpha, all other values by (1 - lambda), before they enter the KV cache.
+  // Captured V are always the unscaled values.
+  bool scale_values = false;
+  double alpha = 1.0;
+  double lambda = 0.0;
+  std::vector<TokenSpan> spans;  // for scale_values: which tokens are D/P
+};
+
+// One query position: the token whose attention is analysed (step 0: the last prompt
+// token; step s: generated token s-1 fed back), all floats as libllama computed them.
+struct CapturedStep {
+  int pos = 0;                            // query position; keys are 0..pos
+  std::int32_t next_token = -1;           // greedy token produced at this position
+  std::vector<std::vector<float>> q;      // [layer] n_head * head_dim (post-RoPE, unscaled)
+  std::vector<std::vector<float>> probs;  // [layer] n_head * (pos + 1) (softmax weights)
+  std::vector<std::vector<float>> out;    // [layer] n_head * head_dim_v (kqv_out)
+};
+
+struct Capture {
+  std::string arch;
+  int n_layer = 0, n_head = 0, n_head_kv = 0, head_dim = 0, head_dim_v = 0;
+  int n_prompt = 0;
+  std::vector<std::int32_t> tokens;     // prompt + fed generated tokens (n_keys of them)
+  std::vector<std::int32_t> generated;  // greedy tokens, one per step
+  std::vector<std::vector<float>> k;    // [layer] n_keys * n_head_kv * head_dim (post-RoPE)
+  std::vector<std::vector<float>> v;    // [layer] n_keys * n_head_kv * head_dim_v
+  std::vector<CapturedStep> steps;
+  std::vector<std::vector<float>> target_v;  // [layer] n_head_kv * head_dim_v; empty: no target
+  std::int32_t target_token = -1;
+  double kq_scale = 0;  // 1/sqrt(head_dim), the scale every supported arch uses
+  double load_ms = 0, prompt_ms = 0, generate_ms = 0;
+
+  int n_keys() const { return static_cast<int>(tokens.size()); }
+  const float* key(int layer, int token, int kv_head) const {
+    return k[static_cast<std::size_t>(layer)].data() +
+           (static_cast<std::size_t>(token) * static_cast<std::size_t>(n_head_kv) + static_cast<std::size_t>(kv_head)) *
+               static_cast<std::size_t>(head_dim);
+  }
+  const float* value(int layer, int token, int kv_head) const {
+    return v[static_cast<std::size_t>(layer)].data() +
+           (static_cast<std::size_t>(token) * static_cast<std::size_t>(n_head_kv) + static_cast<std::size_t>(kv_head)) *
+               static_cast<std::size_t>(head_dim_v);
+  }
+  int kv_head_of(int head) const { return head / (n_head / n_head_kv); }  // ggml's GQA broadcast
+};
+
+// Runs the model (flash attention off, f32 KV cache) on `tokens`, generating greedily.
+// Throws IoError if the model cannot be loaded, Error on decode failure or when a tensor
+// the analysis needs is not in the graph (an unsupported architecture).
+Capture capture_attention(const std::filesystem::path& model, const std::vector<std::int32_t>& tokens,
+                          const CaptureOptions& options);
+
+// ---------------------------------------------------------------------------------------
+// Positive random features (FAVOR+): phi(x) = exp(-|x'|^2/2)/sqrt(M) [exp(w_i.x')]_i with
+// x' = x / d^(1/4), so that E[phi(k).phi(q)] = exp(k.q / sqrt(d)).
+class RandomFeatures {
+ public:
+  // Draws M vectors w_i ~ N(0, I_d) from `rng` (rng.normal() only). Orthogonal: blocks of
+  // d rows are Gram-Schmidt orthonormalised and rescaled by chi(d)-distributed norms.
+  RandomFeatures(int dim, int n_features, bool orthogonal, Rng& rng);
+  int dim() const { return dim_; }
+  int n_features() const { return n_features_; }
+  const double* w(int i) const { return w_.data() + static_cast<std::size_t>(i) * static_cast<std::size_t>(dim_); }
+  // phi(x) of the first `m` features (m <= n_features), in double.
+  std::vector<double> features(const double* x, int m) const;
+  // Estimate of exp(a.b/sqrt(d)) with the first m features.
+  double kernel(const double* a, const double* b, int m) const;
+
+ private:
+  int dim_;
+  int n_features_;
+  std::vector<double> w_;
+};
+
+// ---------------------------------------------------------------------------------------
+// Analysis
+
+struct DualOptions {
+  std::vector<int> features = {16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192};  // M sweep (step 0)
+  int round_features = 1024;  // M for the per-token rounds and the knob check
+  bool orthogonal = false;
+  std::uint64_t seed = 42;
+  std::vector<int> layers;  // empty: all
+  int n_threads = 0;        // 0: all cores
+};
+
+// Numbers of one query head in one layer at one query position.
+struct HeadResult {
+  int layer = 0, head = 0, kv_head = 0;
+  double weight_d = 0;               // attention mass on the demonstration group
+  double split_rel_err = 0;          // |o_T + o_D - o_captured| / |o_captured| (captured weights)
+  double ref_probs_max_abs = 0;      // max |softmax(q.k/sqrt d) (double, own) - captured weight|
+  double ref_out_rel_err = 0;        // |own double attention - o_captured| / |o_captured|
+  std::vector<double> dual_rel_err;  // per M of DualOptions::features (step 0 only)
+  double dual_rel_err_round = 0;     // at round_features
+  // Distances to the target value vector (relative L2, /|v_target|); NaN without target.
+  double dist_before_exact = 0;  // softmax over T only (o_T renormalised)
+  double dist_after_exact = 0;   // captured output
+  double dist_before = 0;        // dual: W0 phi(q) / Z_T
+  double dist_after = 0;         // dual: W1 phi(q) / Z,  W1 = W0 + dW
+};
+
+struct StepResult {
+  int pos = 0;
+  int n_gen = 0;  // generated tokens already in T (T_gen)
+  std::int32_t next_token = -1;
+  std::vector<HeadResult> heads;  // layer-major
+};
+
+struct KnobResult {
+  double alpha = 1, lambda = 0;
+  // Per layer/head of the intervened run: exact prediction (1-lambda) o_T + alpha o_D vs
+  // captured output, and dual prediction ((1-lambda) W0 + alpha dW) phi(q)/Z vs captured.
+  struct Head {
+    int layer = 0, head = 0;
+    double exact_rel_err = 0;
+    double dual_rel_err = 0;
+    double change_rel = 0;  // |o_intervened - o_base| / |o_base| (how much the knob moved it)
+  };
+  std::vector<Head> heads;
+};
+
+struct Timing {
+  double load_ms = 0, prompt_ms = 0, generate_ms = 0;  // capture (libllama)
+  double features_ms = 0;                              // phi(K), phi(q) (random features)
+  double dual_ms = 0;                                  // W0, dW, Z accumulation and outputs
+  double exact_ms = 0;                                 // exact split and double reference
+  double knob_capture_ms = 0, knob_ms = 0;
+  double total_ms = 0;
+};
+
+struct DualReport {
+  std::string label;  // e.g. "good" / "bad"
+  std::string model;
+  std::string arch;
+  int n_layer = 0, n_head = 0, n_head_kv = 0, head_dim = 0;
+  int n_prompt = 0;
+  std::vector<TokenSpan> spans;
+  std::vector<std::int32_t> generated;
+  std::int32_t target_token = -1;
+  DualOptions options;
+  std::vector<StepResult> steps;  // steps[0]: the last prompt token, with the M sweep
+  std::optional<KnobResult> knob;
+  Timing timing;
+};
+
+// Analyses a capture (pure computation, no model). `spans` label the prompt tokens.
+// Throws OptionError("--features") for M < 1, OptionError("--layers") for a layer outside
+// the model.
+DualReport analyse(const Capture& capture, const std::vector<TokenSpan>& spans, const DualOptions& options);
+
+// The knob check on a capture made with CaptureOptions::scale_values, against the base
+// capture of the same prompt (step 0 only).
+KnobResult analyse_knobs(const Capture& base, const Capture& scaled, const std::vector<TokenSpan>& spans,
+                         const DualOptions& options, double alpha, double lambda);
+
+// The whole pipeline: capture, analyse, knob check. `alpha`/`lambda` == 1/0: no knob check.
+struct RunOptions {
+  CaptureOptions capture;
+  DualOptions dual;
+  double alpha = 0.5;
+  double lambda = 0.1;
+};
+DualReport run_dual(const std::filesystem::path& model, const TokenizedPrompt& prompt, const RunOptions& options,
+                    const std::string& label = "main");
+
+// ---------------------------------------------------------------------------------------
+// Output
+
+// JSON with every number (all reports), pretty-printed. Throws IoError if it cannot write.
+void write_json(const std::vector<DualReport>& reports, const std::filesystem::path& path);
+// The readable summary: per layer, mean/max over heads.
+std::string summary_table(const DualReport& report);
+// Writes error-vs-M and per-token distance plots (PNG via gnuplot's pngcairo, else SVG)
+// next to `json_path` (stem + "_error_vs_m.png", "_distances.png"), through a generated
+// gnuplot script. Returns the files written; empty with `warning` set when gnuplot is
+// missing or fails.
+std::vector<std::filesystem::path> write_plots(const std::vector<DualReport>& reports,
+                                               const std::filesystem::path& json_path, std::string& warning);
+
+}  // namespace lrgd::analysis

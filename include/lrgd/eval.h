@@ -1,0 +1,95 @@
+// End-to-end evaluation (`lrgd eval`, `lrgd report`): runs a method over the protocol's
+// users and trials and writes a run directory (config.json, results.jsonl, summary.json,
+// table.md); resumable after a crash at any moment; compares runs with paired
+// significance tests. File formats and resume semantics: docs/eval.md.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "lrgd/baselines.h"
+#include "lrgd/dataset.h"
+#include "lrgd/llm.h"
+#include "lrgd/metrics.h"
+#include "lrgd/protocol.h"
+#include "lrgd/rec.h"
+
+namespace lrgd::eval {
+
+// Everything that determines the results (hashed into config.json's config_hash), plus
+// descriptive fields that do not (paths, runtime knobs).
+struct EvalConfig {
+  rec::Method method = rec::Method::Zsl;
+  // Protocol: seed, n_users, max_history, n_candidates, negatives, candidate_file. `trial`
+  // is ignored: trial t of the run uses trial = t (same users, new candidate draws).
+  protocol::ProtocolOptions protocol;
+  std::uint32_t n_trials = 10;
+  int list_length = 10;                 // the ranked list's length (the LLM's and the baselines')
+  rec::LlmRankerOptions llm;            // zsl/icl only; method and list_length are taken from above
+  baselines::BaselineOptions baseline;  // random/pop/markov only; seed = protocol.seed
+  std::vector<metrics::MetricSpec> metrics = metrics::default_metrics();
+  double confidence = 0.95;
+  // Descriptive (not hashed): where the data and the model came from.
+  std::string data_path;
+  std::string model_path;
+  std::string endpoint;
+  // Runtime knobs recorded under "runtime" in config.json (not hashed): threads, batch, ...
+  std::map<std::string, std::string> runtime;
+};
+
+struct RunOptions {
+  std::filesystem::path out;      // the run directory (created)
+  bool resume = false;            // continue the run in `out` (same config hash required)
+  bool overwrite = false;         // discard a run already in `out`
+  std::size_t batch_size = 16;    // queries per backend call
+  bool progress = true;           // progress lines on stderr
+  double fsync_interval_s = 1.0;  // results.jsonl is written after every batch, fsync'd at most this often
+  double setup_s = 0;             // data and model loading time, recorded in summary.json
+};
+
+struct RunResult {
+  std::size_t n_records = 0;                // user x trial records in results.jsonl
+  std::size_t n_computed = 0;               // computed by this call
+  std::size_t n_resumed = 0;                // taken over from an interrupted run
+  std::vector<metrics::Summary> summaries;  // per config.metrics, over trials
+  double valid_output_rate = 0;
+  double wall_s = 0;           // the evaluation loop, result files included
+  double time_in_model_s = 0;  // inside backend calls
+  double time_outside_model_s = 0;
+};
+
+// The config.json document of a run (deterministic bytes, 2-space indented JSON, with
+// "config_hash" = sha256 of the hashed fields) for `config` on `dataset` and model id.
+std::string config_json(const EvalConfig& config, const data::Dataset& dataset, const std::string& model_id);
+
+// Runs the evaluation and writes the run directory. `backend` is required for zsl/icl and
+// ignored for baselines. Throws OptionError for invalid options (a non-empty `out` without
+// resume/overwrite, a missing backend), Error when resuming a run whose config hash differs
+// or whose results file is corrupt (not just a torn last line), IoError on write failures.
+RunResult run_eval(const EvalConfig& config, const data::Dataset& dataset, llm::Backend* backend,
+                   const RunOptions& options);
+
+enum class SignificanceTest { T, Wilcoxon };
+
+struct ReportOptions {
+  std::vector<metrics::MetricSpec> metrics = metrics::default_metrics();
+  double alpha = 0.05;
+  SignificanceTest test = SignificanceTest::T;  // which test's p-value sets the "*" marker
+};
+
+struct Report {
+  std::string markdown;  // Table 2 layout: rows = runs, columns = metrics
+  std::string json;      // every number of the table plus both tests' p-values
+};
+
+// Compares run directories side by side. Significance: paired over the (user, trial)
+// records the first run shares with each other run, two-sided. Throws IoError/InputError
+// for a missing or malformed run directory, OptionError for an empty list.
+Report report_runs(std::span<const std::filesystem::path> runs, const ReportOptions& options = {});
+
+}  // namespace lrgd::eval

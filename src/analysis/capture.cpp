@@ -1,0 +1,417 @@
+// Attention capture through libllama's graph evaluation callback, and prompt tokenisation
+// with token spans. The only file of lrgd_analysis that sees llama.h.
+//
+// Graph nodes read (llama-graph.cpp, build_qkv / build_attn / build_attn_mha):
+//   Qcur-l, Kcur-l  op ROPE   [head_dim, n_head(_kv), n_tokens]  post-RoPE (phi3 scales Q
+//                             afterwards in a SCALE node of the same name: not taken)
+//   Vcur-l          op RESHAPE or VIEW (phi3's fused QKV) [head_dim_v, n_head_kv, n_tokens]
+//   kq_soft_max-l   [n_kv (padded), n_tokens, n_head]
+//   kqv_out-l       [head_dim_v * n_head, n_tokens]
+// Views are read with their strides. A prompt longer than one ubatch reaches the callback
+// in several graphs: K and V rows are appended in order, Q, weights and outputs are kept
+// for the last row seen (the last prompt token once the prompt is done).
+#include <llama.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+
+#include "llama/llama_common.h"
+#include "lrgd/dual.h"
+#include "lrgd/error.h"
+
+namespace lrgd::analysis {
+
+namespace {
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+enum class Node { None, Q, K, V, Probs, Out };
+
+// "Kcur-12" -> (Node::K, 12).
+std::pair<Node, int> classify(const ggml_tensor* t) {
+  const std::string_view name(t->name);
+  const auto dash = name.rfind('-');
+  if (dash == std::string_view::npos || dash + 1 >= name.size()) return {Node::None, -1};
+  const std::string_view base = name.substr(0, dash);
+  int layer = 0;
+  for (char c : name.substr(dash + 1)) {
+    if (c < '0' || c > '9') return {Node::None, -1};
+    layer = layer * 10 + (c - '0');
+  }
+  if (base == "Qcur" && t->op == GGML_OP_ROPE) return {Node::Q, layer};
+  if (base == "Kcur" && t->op == GGML_OP_ROPE) return {Node::K, layer};
+  if (base == "Vcur" && (t->op == GGML_OP_RESHAPE || t->op == GGML_OP_VIEW)) return {Node::V, layer};
+  if (base == "kq_soft_max") return {Node::Probs, layer};
+  if (base == "kqv_out") return {Node::Out, layer};
+  return {Node::None, -1};
+}
+
+float* at(const ggml_tensor* t, int64_t i0, int64_t i1, int64_t i2) {
+  return reinterpret_cast<float*>(static_cast<char*>(t->data) + i0 * static_cast<int64_t>(t->nb[0]) +
+                                  i1 * static_cast<int64_t>(t->nb[1]) + i2 * static_cast<int64_t>(t->nb[2]));
+}
+
+struct State {
+  Capture* cap = nullptr;
+  const CaptureOptions* opt = nullptr;
+  bool target_mode = false;         // feeding the target token: only V is kept
+  std::vector<int> k_rows, v_rows;  // per layer: rows appended so far
+  CapturedStep* step = nullptr;     // where Q, weights and outputs go
+  std::vector<float> scale;         // per position (knob check), empty: none
+  std::string error;
+};
+
+bool on_node(ggml_tensor* t, bool ask, void* user) {
+  auto& s = *static_cast<State*>(user);
+  if (ask && std::getenv("LRGD_DUAL_DEBUG") != nullptr)
+    std::fprintf(stderr, "node %s op %s ne %lld %lld %lld\n", t->name, ggml_op_name(t->op),
+                 static_cast<long long>(t->ne[0]), static_cast<long long>(t->ne[1]), static_cast<long long>(t->ne[2]));
+  const auto [kind, layer] = classify(t);
+  if (kind == Node::None || layer < 0 || layer >= s.cap->n_layer) return false;
+  if (s.target_mode && kind != Node::V) return false;
+  if (ask) return true;
+  if (t->type != GGML_TYPE_F32) {
+    s.error = std::string("tensor ") + t->name + " is not f32 (use an f32 KV cache)";
+    return false;
+  }
+  Capture& c = *s.cap;
+  const auto L = static_cast<std::size_t>(layer);
+  switch (kind) {
+    case Node::K: {
+      if (c.head_dim == 0) c.head_dim = static_cast<int>(t->ne[0]);
+      if (t->ne[0] != c.head_dim || t->ne[1] != c.n_head_kv) {
+        s.error = std::string("unexpected shape of ") + t->name;
+        return false;
+      }
+      for (int64_t r = 0; r < t->ne[2]; ++r)
+        for (int64_t h = 0; h < t->ne[1]; ++h)
+          for (int64_t i = 0; i < t->ne[0]; ++i) c.k[L].push_back(*at(t, i, h, r));
+      s.k_rows[L] += static_cast<int>(t->ne[2]);
+      return true;
+    }
+    case Node::V: {
+      if (c.head_dim_v == 0) c.head_dim_v = static_cast<int>(t->ne[0]);
+      if (t->ne[0] != c.head_dim_v || t->ne[1] != c.n_head_kv) {
+        s.error = std::string("unexpected shape of ") + t->name;
+        return false;
+      }
+      if (s.target_mode) {
+        auto& tv = c.target_v[L];
+        tv.clear();
+        const int64_t r = t->ne[2] - 1;
+        for (int64_t h = 0; h < t->ne[1]; ++h)
+          for (int64_t i = 0; i < t->ne[0]; ++i) tv.push_back(*at(t, i, h, r));
+        return true;
+      }
+      for (int64_t r = 0; r < t->ne[2]; ++r) {
+        const std::size_t pos = static_cast<std::size_t>(s.v_rows[L] + r);
+        const float f = pos < s.scale.size() ? s.scale[pos] : 1.0f;
+        for (int64_t h = 0; h < t->ne[1]; ++h)
+          for (int64_t i = 0; i < t->ne[0]; ++i) {
+            float* p = at(t, i, h, r);
+            c.v[L].push_back(*p);
+            if (f != 1.0f) *p *= f;  // the intervention: the KV cache receives scaled values
+          }
+      }
+      s.v_rows[L] += static_cast<int>(t->ne[2]);
+      return true;
+    }
+    case Node::Q: {
+      if (c.head_dim == 0) c.head_dim = static_cast<int>(t->ne[0]);
+      if (t->ne[0] != c.head_dim || t->ne[1] != c.n_head) {
+        s.error = std::string("unexpected shape of ") + t->name;
+        return false;
+      }
+      auto& q = s.step->q[L];
+      q.clear();
+      const int64_t r = t->ne[2] - 1;
+      for (int64_t h = 0; h < t->ne[1]; ++h)
+        for (int64_t i = 0; i < t->ne[0]; ++i) q.push_back(*at(t, i, h, r));
+      return true;
+    }
+    case Node::Probs: {
+      const int n_pos = s.k_rows[L];  // keys so far, the query's own included
+      if (t->ne[0] < n_pos || t->ne[2] != c.n_head) {
+        s.error = std::string("unexpected shape of ") + t->name;
+        return false;
+      }
+      auto& p = s.step->probs[L];
+      p.clear();
+      const int64_t r = t->ne[1] - 1;
+      for (int64_t h = 0; h < t->ne[2]; ++h)
+        for (int64_t j = 0; j < n_pos; ++j) p.push_back(*at(t, j, r, h));
+      return true;
+    }
+    case Node::Out: {
+      if (t->ne[0] != static_cast<int64_t>(c.head_dim_v) * c.n_head) {
+        s.error = std::string("unexpected shape of ") + t->name;
+        return false;
+      }
+      auto& o = s.step->out[L];
+      o.clear();
+      const int64_t r = t->ne[1] - 1;
+      for (int64_t i = 0; i < t->ne[0]; ++i) o.push_back(*at(t, i, r, 0));
+      return true;
+    }
+    case Node::None:
+      break;
+  }
+  return false;
+}
+
+void decode_or_throw(llama_context* ctx, const std::vector<llama_token>& tokens, int pos0, State& s, const char* what) {
+  llama_batch batch = llama_batch_init(static_cast<int32_t>(tokens.size()), 0, 1);
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    batch.token[i] = tokens[i];
+    batch.pos[i] = static_cast<llama_pos>(pos0 + static_cast<int>(i));
+    batch.n_seq_id[i] = 1;
+    batch.seq_id[i][0] = 0;
+    batch.logits[i] = i + 1 == tokens.size() ? 1 : 0;
+  }
+  batch.n_tokens = static_cast<int32_t>(tokens.size());
+  const int32_t rc = llama_decode(ctx, batch);
+  llama_batch_free(batch);
+  if (!s.error.empty()) throw Error("attention capture failed: " + s.error);
+  if (rc != 0) throw Error(std::string("llama_decode failed on the ") + what + " (code " + std::to_string(rc) + ")");
+}
+
+llama_token argmax_last(llama_context* ctx, int n_vocab) {
+  const float* lg = llama_get_logits_ith(ctx, -1);
+  return static_cast<llama_token>(std::max_element(lg, lg + n_vocab) - lg);
+}
+
+void check_step(const Capture& c, const CapturedStep& st) {
+  for (int l = 0; l < c.n_layer; ++l) {
+    const auto L = static_cast<std::size_t>(l);
+    if (st.q[L].empty() || st.probs[L].empty() || st.out[L].empty())
+      throw Error("attention capture: layer " + std::to_string(l) +
+                  " lacks Qcur/kq_soft_max/kqv_out (flash attention on, or an unsupported architecture)");
+  }
+}
+
+// Drops a duplicated BOS (templates that write the BOS text themselves), as the embedded
+// backend does.
+void drop_double_bos(const llama_vocab* vocab, std::vector<llama_token>& t) {
+  const llama_token bos = llama_vocab_bos(vocab);
+  if (t.size() >= 2 && t[0] == bos && t[1] == bos) t.erase(t.begin());
+}
+
+// Token index of a character boundary: the tokens of text[0, c) that agree with the full
+// tokenisation (longest common prefix). A token that straddles the boundary belongs to
+// the span that starts there.
+int token_boundary(const llama_vocab* vocab, const std::string& text, std::size_t c,
+                   const std::vector<llama_token>& full) {
+  auto pre = llm::detail::tokenize(vocab, text.substr(0, c), true, true);
+  drop_double_bos(vocab, pre);
+  std::size_t n = 0;
+  while (n < pre.size() && n < full.size() && pre[n] == full[n]) ++n;
+  return static_cast<int>(n);
+}
+
+struct LabelledRange {
+  std::string label;
+  std::size_t begin, end;
+};
+
+TokenizedPrompt tokenize_with_ranges(const llama_vocab* vocab, std::string text,
+                                     const std::vector<LabelledRange>& ranges) {
+  TokenizedPrompt p;
+  p.tokens = llm::detail::tokenize(vocab, text, true, true);
+  drop_double_bos(vocab, p.tokens);
+  if (p.tokens.empty()) throw Error("empty prompt after tokenisation");
+  for (const auto& r : ranges) {
+    TokenSpan s{r.label, token_boundary(vocab, text, r.begin, p.tokens), token_boundary(vocab, text, r.end, p.tokens)};
+    if (r.end >= text.size()) s.end = static_cast<int>(p.tokens.size());
+    if (s.end > s.begin) p.spans.push_back(s);
+  }
+  p.text = std::move(text);
+  return p;
+}
+
+}  // namespace
+
+Capture capture_attention(const std::filesystem::path& path, const std::vector<std::int32_t>& tokens,
+                          const CaptureOptions& o) {
+  if (tokens.empty()) throw OptionError("--prompt-file", "empty prompt");
+  const auto t0 = std::chrono::steady_clock::now();
+  auto model = llm::detail::load_model(path);
+  const llama_vocab* vocab = llama_model_get_vocab(model.get());
+  const int n_vocab = llama_vocab_n_tokens(vocab);
+
+  Capture c;
+  c.arch = llm::detail::model_meta(model.get(), "general.architecture");
+  c.n_layer = llama_model_n_layer(model.get());
+  c.n_head = llama_model_n_head(model.get());
+  c.n_head_kv = llama_model_n_head_kv(model.get());
+  c.n_prompt = static_cast<int>(tokens.size());
+  c.tokens = tokens;
+  c.k.resize(static_cast<std::size_t>(c.n_layer));
+  c.v.resize(static_cast<std::size_t>(c.n_layer));
+  c.target_v.resize(o.target_tokens.empty() ? 0 : static_cast<std::size_t>(c.n_layer));
+  for (auto t : tokens)
+    if (t < 0 || t >= n_vocab)
+      throw OptionError("--prompt-file", "token id " + std::to_string(t) + " outside the vocabulary");
+
+  State s;
+  s.cap = &c;
+  s.opt = &o;
+  s.k_rows.assign(static_cast<std::size_t>(c.n_layer), 0);
+  s.v_rows.assign(static_cast<std::size_t>(c.n_layer), 0);
+  if (o.scale_values) {
+    s.scale.assign(tokens.size(), static_cast<float>(1.0 - o.lambda));
+    for (const auto& sp : o.spans)
+      if (sp.label == "D" || sp.label == "P")
+        for (int i = std::max(0, sp.begin); i < std::min(sp.end, c.n_prompt); ++i)
+          s.scale[static_cast<std::size_t>(i)] = static_cast<float>(o.alpha);
+  }
+
+  const int n_gen = std::max(0, o.n_generate);
+  llm::LoadOptions lo;
+  lo.n_threads = o.n_threads;
+  lo.n_batch = std::max(512, c.n_prompt);
+  lo.kv_f32 = true;
+  lo.flash_attn = false;
+  lo.kv_unified = true;
+  auto ctx = llm::detail::make_context(model.get(), lo, std::max(64, c.n_prompt + n_gen + 2), on_node, &s);
+  c.load_ms = ms_since(t0);
+
+  auto new_step = [&](int pos) {
+    c.steps.emplace_back();
+    CapturedStep& st = c.steps.back();
+    st.pos = pos;
+    st.q.resize(static_cast<std::size_t>(c.n_layer));
+    st.probs.resize(static_cast<std::size_t>(c.n_layer));
+    st.out.resize(static_cast<std::size_t>(c.n_layer));
+    s.step = &st;
+  };
+
+  // The prompt: step 0 is its last token.
+  const auto t1 = std::chrono::steady_clock::now();
+  c.steps.reserve(static_cast<std::size_t>(n_gen) + 1);
+  new_step(c.n_prompt - 1);
+  decode_or_throw(ctx.get(), tokens, 0, s, "prompt");
+  check_step(c, c.steps.back());
+  llama_token next = argmax_last(ctx.get(), n_vocab);
+  c.steps.back().next_token = next;
+  c.prompt_ms = ms_since(t1);
+  c.kq_scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
+
+  // The target's first token, fed once after the prompt and removed again.
+  const auto t2 = std::chrono::steady_clock::now();
+  if (!o.target_tokens.empty()) {
+    c.target_token = o.target_tokens.front();
+    if (c.target_token < 0 || c.target_token >= n_vocab)
+      throw OptionError("--target", "target token outside the vocabulary");
+    s.target_mode = true;
+    decode_or_throw(ctx.get(), {c.target_token}, c.n_prompt, s, "target token");
+    s.target_mode = false;
+    llama_memory_seq_rm(llama_get_memory(ctx.get()), 0, c.n_prompt, -1);
+  }
+
+  // Greedy generation: step i feeds generated token i-1 at position n_prompt - 1 + i.
+  for (int i = 0; i < n_gen; ++i) {
+    c.generated.push_back(next);
+    if (i + 1 == n_gen || llama_vocab_is_eog(vocab, next)) break;
+    c.tokens.push_back(next);
+    new_step(c.n_prompt + i);
+    decode_or_throw(ctx.get(), {next}, c.n_prompt + i, s, "generated token");
+    check_step(c, c.steps.back());
+    next = argmax_last(ctx.get(), n_vocab);
+    c.steps.back().next_token = next;
+  }
+  c.generate_ms = ms_since(t2);
+
+  for (int l = 0; l < c.n_layer; ++l)
+    if (s.k_rows[static_cast<std::size_t>(l)] != c.n_keys() || s.v_rows[static_cast<std::size_t>(l)] != c.n_keys())
+      throw Error("attention capture: layer " + std::to_string(l) + " captured " +
+                  std::to_string(s.k_rows[static_cast<std::size_t>(l)]) + " keys for " + std::to_string(c.n_keys()) +
+                  " tokens");
+  return c;
+}
+
+TokenizedPrompt tokenize_marked_text(const std::filesystem::path& path, const std::string& marked) {
+  std::string text;
+  std::vector<LabelledRange> ranges;
+  std::vector<std::pair<std::string, std::size_t>> open;
+  std::size_t i = 0;
+  while (i < marked.size()) {
+    const auto b = marked.find("[[", i);
+    if (b == std::string::npos) {
+      text.append(marked, i, std::string::npos);
+      break;
+    }
+    const auto e = marked.find("]]", b + 2);
+    std::string tag = e == std::string::npos ? "" : marked.substr(b + 2, e - b - 2);
+    const bool closing = !tag.empty() && tag[0] == '/';
+    const std::string label = closing ? tag.substr(1) : tag;
+    const bool valid = !label.empty() && std::all_of(label.begin(), label.end(), [](char ch) {
+      return (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_';
+    });
+    text.append(marked, i, b - i);
+    if (!valid) {  // not a marker: literal text
+      text += "[[";
+      i = b + 2;
+      continue;
+    }
+    if (!closing) {
+      open.emplace_back(label, text.size());
+    } else {
+      if (open.empty() || open.back().first != label)
+        throw OptionError("--prompt-text", "closing marker [[/" + label + "]] does not match an open marker");
+      ranges.push_back({label, open.back().second, text.size()});
+      open.pop_back();
+    }
+    i = e + 2;
+  }
+  if (!open.empty()) throw OptionError("--prompt-text", "marker [[" + open.back().first + "]] is never closed");
+  auto model = llm::detail::load_model(path);
+  return tokenize_with_ranges(llama_model_get_vocab(model.get()), std::move(text), ranges);
+}
+
+TokenizedPrompt tokenize_chat(const std::filesystem::path& path, const ChatInput& chat) {
+  auto model = llm::detail::load_model(path);
+  const char* tmpl = llama_model_chat_template(model.get(), nullptr);
+  if (tmpl == nullptr) throw Error("the model has no chat template; use --prompt-file or --prompt-text");
+  std::vector<llama_chat_message> msgs;
+  std::size_t total = 256;
+  for (std::size_t m = 0; m < chat.contents.size(); ++m) {
+    msgs.push_back({chat.roles[m].c_str(), chat.contents[m].c_str()});
+    total += chat.contents[m].size() * 2 + 64;
+  }
+  std::string buf(total, '\0');
+  int32_t n =
+      llama_chat_apply_template(tmpl, msgs.data(), msgs.size(), true, buf.data(), static_cast<int32_t>(buf.size()));
+  if (n < 0) throw Error("llama.cpp does not support this model's chat template");
+  if (static_cast<std::size_t>(n) > buf.size()) {
+    buf.resize(static_cast<std::size_t>(n));
+    n = llama_chat_apply_template(tmpl, msgs.data(), msgs.size(), true, buf.data(), static_cast<int32_t>(buf.size()));
+  }
+  buf.resize(static_cast<std::size_t>(n));
+  // Where each message's content sits in the rendered text (searched in order).
+  std::vector<std::size_t> offset;
+  std::size_t from = 0;
+  for (const auto& content : chat.contents) {
+    const auto at_pos = buf.find(content, from);
+    if (at_pos == std::string::npos) throw Error("a message's content is not verbatim in the rendered chat template");
+    offset.push_back(at_pos);
+    from = at_pos + content.size();
+  }
+  std::vector<LabelledRange> ranges;
+  for (const auto& sp : chat.spans)
+    ranges.push_back({sp.label, offset.at(sp.message) + sp.begin, offset.at(sp.message) + sp.end});
+  return tokenize_with_ranges(llama_model_get_vocab(model.get()), std::move(buf), ranges);
+}
+
+std::vector<std::int32_t> tokenize_plain(const std::filesystem::path& path, const std::string& text, bool prompt) {
+  auto model = llm::detail::load_model(path);
+  return llm::detail::tokenize(llama_model_get_vocab(model.get()), text, prompt, prompt);
+}
+
+}  // namespace lrgd::analysis

@@ -1,0 +1,100 @@
+// The ICL prompt of one dataset user, as the recommender builds it (rec::build_inputs with
+// the default demonstration: the user's validation window and its target), rendered with a
+// prompt template; the part spans (T, D, P, Q, system) become character spans.
+#include <algorithm>
+
+#include "lrgd/data.h"
+#include "lrgd/dual.h"
+#include "lrgd/error.h"
+#include "lrgd/prompt.h"
+#include "lrgd/protocol.h"
+
+namespace lrgd::analysis {
+
+namespace {
+
+// rec::item_text: the title, or "Item <id>" when the item has none.
+std::string item_text(const data::Dataset& ds, data::ItemIndex i) {
+  const auto& it = ds.items[static_cast<std::size_t>(i)];
+  return it.title.empty() ? "Item " + it.id : it.title;
+}
+
+data::UserIndex find_user(const data::Dataset& ds, const std::string& id, const char* option) {
+  const auto it = std::find(ds.user_ids.begin(), ds.user_ids.end(), id);
+  if (it == ds.user_ids.end()) throw OptionError(option, "user '" + id + "' is not in the dataset");
+  return static_cast<data::UserIndex>(it - ds.user_ids.begin());
+}
+
+std::string part_label(prompt::SpanKind kind) {
+  switch (kind) {
+    case prompt::SpanKind::System:
+      return "system";
+    case prompt::SpanKind::Instruction:
+      return "T";
+    case prompt::SpanKind::Demonstration:
+      return "D";
+    case prompt::SpanKind::Perturbation:
+      return "P";
+    case prompt::SpanKind::Query:
+      return "Q";
+    default:
+      return "";
+  }
+}
+
+}  // namespace
+
+UserPrompt build_user_prompt(const std::filesystem::path& data_dir, const std::string& user_id,
+                             const UserPromptOptions& o) {
+  data::LoadOptions lo;
+  lo.kcore = o.kcore;
+  const data::Dataset ds = data::load_dataset(data_dir, lo);
+  const data::UserIndex user = find_user(ds, user_id, "--user");
+  const auto& seq = ds.sequences[static_cast<std::size_t>(user)];
+  const auto loo = protocol::split_leave_one_out(seq, o.max_history);
+
+  UserPrompt up;
+  up.user_id = user_id;
+  data::UserIndex demo_user = user;
+  if (o.demo_user == "random") {
+    if (ds.n_users() < 2) throw OptionError("--bad-demo-user", "the dataset has a single user");
+    Rng rng = Rng::derive(o.seed, "dual/bad-demo", static_cast<std::uint64_t>(user));
+    do demo_user = static_cast<data::UserIndex>(rng.uniform(ds.n_users()));
+    while (demo_user == user);
+  } else if (!o.demo_user.empty()) {
+    demo_user = find_user(ds, o.demo_user, "--bad-demo-user");
+  }
+  up.demo_user_id = ds.user_ids[static_cast<std::size_t>(demo_user)];
+  const auto demo_loo = demo_user == user ? loo
+                                          : protocol::split_leave_one_out(
+                                                ds.sequences[static_cast<std::size_t>(demo_user)], o.max_history);
+
+  protocol::CandidateSampler sampler(ds, protocol::NegativeSampling::Uniform);
+  Rng rt = protocol::candidate_rng(o.seed, protocol::Phase::Test, user, 0);
+  const auto candidates = sampler.sample(user, loo.test_target, o.n_candidates, rt);
+
+  prompt::PromptInputs in;
+  for (auto i : loo.test_history) in.history.push_back(item_text(ds, i));
+  for (auto i : candidates) in.candidates.push_back(item_text(ds, i));
+  prompt::Demonstration demo;
+  for (auto i : demo_loo.valid_history) demo.history.push_back(item_text(ds, i));
+  demo.target = item_text(ds, demo_loo.valid_target);
+  in.demonstration = demo;
+  in.list_length = o.list_length;
+  const auto rendered = prompt::Template::builtin(o.template_name).render(in);
+
+  for (const auto& m : rendered.messages) {
+    up.chat.roles.push_back(m.role);
+    up.chat.contents.push_back(m.content);
+  }
+  for (const auto& s : rendered.spans) {
+    const std::string label = part_label(s.kind);
+    if (!label.empty()) up.chat.spans.push_back({label, s.message, s.begin, s.end});
+  }
+  up.target_title = item_text(ds, loo.test_target);
+  up.target_number =
+      static_cast<int>(std::find(candidates.begin(), candidates.end(), loo.test_target) - candidates.begin()) + 1;
+  return up;
+}
+
+}  // namespace lrgd::analysis

@@ -1,0 +1,135 @@
+// Names of the recommender options, item text, prompt inputs and hashes.
+#include <algorithm>
+#include <cctype>
+#include <string>
+
+#include "lrgd/error.h"
+#include "lrgd/hash.h"
+#include "lrgd/rec.h"
+
+namespace lrgd::rec {
+
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+}  // namespace
+
+Method parse_method(std::string_view name) {
+  const std::string n = lower(name);
+  if (n == "zsl") return Method::Zsl;
+  if (n == "icl") return Method::Icl;
+  if (n == "random") return Method::Random;
+  if (n == "pop") return Method::Pop;
+  if (n == "markov") return Method::Markov;
+  throw OptionError("--method", "unknown method '" + std::string(name) + "' (zsl, icl, random, pop, markov)");
+}
+
+std::string_view method_name(Method method) {
+  switch (method) {
+    case Method::Zsl:
+      return "zsl";
+    case Method::Icl:
+      return "icl";
+    case Method::Random:
+      return "random";
+    case Method::Pop:
+      return "pop";
+    case Method::Markov:
+      return "markov";
+  }
+  return "?";
+}
+
+bool needs_llm(Method method) { return method == Method::Zsl || method == Method::Icl; }
+
+RankMode parse_rank_mode(std::string_view name) {
+  const std::string n = lower(name);
+  if (n == "generate") return RankMode::Generate;
+  if (n == "score") return RankMode::Score;
+  throw OptionError("--mode", "unknown ranking mode '" + std::string(name) + "' (generate, score)");
+}
+
+std::string_view rank_mode_name(RankMode mode) { return mode == RankMode::Generate ? "generate" : "score"; }
+
+ScoreTarget parse_score_target(std::string_view name) {
+  const std::string n = lower(name);
+  if (n == "title") return ScoreTarget::Title;
+  if (n == "label") return ScoreTarget::Label;
+  throw OptionError("--score-on", "unknown score target '" + std::string(name) + "' (title, label)");
+}
+
+std::string_view score_target_name(ScoreTarget target) { return target == ScoreTarget::Title ? "title" : "label"; }
+
+ScoreNorm parse_score_norm(std::string_view name) {
+  const std::string n = lower(name);
+  if (n == "sum") return ScoreNorm::Sum;
+  if (n == "mean") return ScoreNorm::Mean;
+  throw OptionError("--score-norm", "unknown score normalisation '" + std::string(name) + "' (sum, mean)");
+}
+
+std::string_view score_norm_name(ScoreNorm norm) { return norm == ScoreNorm::Sum ? "sum" : "mean"; }
+
+std::string item_text(const data::Dataset& dataset, ItemIndex item) {
+  const auto& it = dataset.items.at(static_cast<std::size_t>(item));
+  return it.title.empty() ? "Item " + it.id : it.title;
+}
+
+prompt::PromptInputs build_inputs(const data::Dataset& dataset, const Query& query, bool with_demo, int list_length,
+                                  const std::string& regularisation, int n_history_dropped, int n_demo_dropped) {
+  prompt::PromptInputs in;
+  const auto titles = [&](const std::vector<ItemIndex>& items, int skip) {
+    std::vector<std::string> out;
+    const auto from = std::min(items.size(), static_cast<std::size_t>(std::max(skip, 0)));
+    out.reserve(items.size() - from);
+    for (std::size_t i = from; i < items.size(); ++i) out.push_back(item_text(dataset, items[i]));
+    return out;
+  };
+  in.history = titles(query.history, n_history_dropped);
+  in.candidates = titles(query.candidates, 0);
+  if (with_demo && !query.demo_history.empty() && query.demo_target != data::kNoItem) {
+    prompt::Demonstration d;
+    d.history = titles(query.demo_history, n_demo_dropped);
+    d.target = item_text(dataset, query.demo_target);
+    in.demonstration = std::move(d);
+  }
+  in.regularisation = regularisation;
+  in.list_length = list_length;
+  return in;
+}
+
+std::string prompt_hash(const llm::Prompt& prompt) {
+  std::string bytes;
+  if (prompt.is_chat()) {
+    bytes = "chat";
+    for (const auto& m : prompt.messages) {
+      bytes += '\0';
+      bytes += m.role;
+      bytes += '\0';
+      bytes += m.content;
+    }
+  } else if (prompt.is_tokens()) {
+    bytes = "tokens";
+    for (auto t : prompt.tokens) bytes += "," + std::to_string(t);
+  } else {
+    bytes = "text";
+    bytes += '\0';
+    bytes += prompt.text;
+  }
+  return sha256_hex(bytes);
+}
+
+bool is_context_overflow(std::string_view error) {
+  const std::string e = lower(error);
+  if (e.find("context") == std::string::npos) return false;
+  for (const char* w : {"overflow", "exceed", "too long", "maximum", "context length", "context size"})
+    if (e.find(w) != std::string::npos) return true;
+  return false;
+}
+
+}  // namespace lrgd::rec

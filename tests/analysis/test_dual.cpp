@@ -1,0 +1,276 @@
+// The dual-model analyser on tiny random models of every architecture, checked against an
+// independent double-precision attention written here.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "lrgd/dual.h"
+#include "lrgd/error.h"
+#include "lrgd/model_init.h"
+
+namespace fs = std::filesystem;
+using namespace lrgd::analysis;
+
+namespace {
+
+// init_std 0.03: |q|, |k| of order 1, where positive random features converge at practical
+// M; 0.2: sharp attention (|q.k|/sqrt(d) of several units) for the capture checks.
+fs::path make_model(const std::string& arch, float init_std = 0.03f) {
+  const auto path = fs::temp_directory_path() /
+                    ("lrgd_test_dual_" + arch + "_" + std::to_string(static_cast<int>(init_std * 100)) + ".gguf");
+  if (!fs::exists(path)) {
+    lrgd::model::ModelInitOptions o;
+    o.arch = arch;
+    o.n_layer = 2;
+    o.n_embd = 64;
+    o.n_head = 4;
+    o.n_head_kv = 2;
+    o.n_ctx = 2048;
+    o.init_std = init_std;
+    o.seed = 7;
+    lrgd::model::init_model(o, path);
+  }
+  return path;
+}
+
+const std::string kMarked =
+    "[[T]]You are a recommender. Rank the candidates by how likely the user plays them next.[[/T]]\n"
+    "[[D]]Example: the user played Zelda, Mario Kart, Halo and then Portal.[[/D]]\n"
+    "[[Q]]Now: the user played Doom, Quake, Tetris. Candidates: 1. Skyrim 2. Minecraft 3. Fallout. Answer:[[/Q]]";
+
+// Independent reference: causal softmax attention in double from the captured Q, K, V.
+struct RefCheck {
+  double probs_max_abs = 0;
+  double out_max_rel = 0;
+};
+
+RefCheck reference_attention(const Capture& c) {
+  RefCheck rc;
+  const int d = c.head_dim, dv = c.head_dim_v;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  for (const auto& st : c.steps)
+    for (int l = 0; l < c.n_layer; ++l)
+      for (int h = 0; h < c.n_head; ++h) {
+        const int g = h / (c.n_head / c.n_head_kv);
+        const int n = st.pos + 1;
+        std::vector<double> w(static_cast<std::size_t>(n));
+        double mx = -1e300;
+        for (int j = 0; j < n; ++j) {
+          double s = 0;
+          for (int t = 0; t < d; ++t)
+            s += static_cast<double>(st.q[static_cast<std::size_t>(l)][static_cast<std::size_t>(h * d + t)]) *
+                 c.k[static_cast<std::size_t>(l)][static_cast<std::size_t>((j * c.n_head_kv + g) * d + t)];
+          w[static_cast<std::size_t>(j)] = s * scale;
+          mx = std::max(mx, s * scale);
+        }
+        double z = 0;
+        for (double& x : w) z += (x = std::exp(x - mx));
+        std::vector<double> o(static_cast<std::size_t>(dv), 0.0);
+        for (int j = 0; j < n; ++j) {
+          const double p = w[static_cast<std::size_t>(j)] / z;
+          const double pc = st.probs[static_cast<std::size_t>(l)][static_cast<std::size_t>(h * n + j)];
+          rc.probs_max_abs = std::max(rc.probs_max_abs, std::abs(p - pc));
+          for (int t = 0; t < dv; ++t)
+            o[static_cast<std::size_t>(t)] +=
+                p * c.v[static_cast<std::size_t>(l)][static_cast<std::size_t>((j * c.n_head_kv + g) * dv + t)];
+        }
+        double num = 0, den = 0;
+        for (int t = 0; t < dv; ++t) {
+          const double oc = st.out[static_cast<std::size_t>(l)][static_cast<std::size_t>(h * dv + t)];
+          num += (o[static_cast<std::size_t>(t)] - oc) * (o[static_cast<std::size_t>(t)] - oc);
+          den += oc * oc;
+        }
+        rc.out_max_rel = std::max(rc.out_max_rel, std::sqrt(num / den));
+      }
+  return rc;
+}
+
+class EachArch : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EachArch, CaptureMatchesReferenceAndDualConverges) {
+  const auto model = make_model(GetParam());
+  const auto prompt = tokenize_marked_text(model, kMarked);
+  ASSERT_EQ(prompt.spans.size(), 3u);
+  EXPECT_EQ(prompt.spans[0].label, "T");
+  EXPECT_EQ(prompt.spans[1].label, "D");
+  EXPECT_LT(prompt.spans[1].begin, prompt.spans[1].end);
+  EXPECT_LE(prompt.spans[2].end, static_cast<int>(prompt.tokens.size()));
+
+  CaptureOptions co;
+  co.n_generate = 4;
+  co.n_threads = 2;
+  co.target_tokens = tokenize_plain(model, " Skyrim");
+  const Capture cap = capture_attention(model, prompt.tokens, co);
+  ASSERT_EQ(cap.n_layer, 2);
+  ASSERT_EQ(cap.n_head, 4);
+  ASSERT_EQ(cap.n_head_kv, 2);
+  ASSERT_EQ(cap.head_dim, 16);
+  ASSERT_GE(cap.steps.size(), 1u);
+  EXPECT_EQ(cap.steps[0].pos, static_cast<int>(prompt.tokens.size()) - 1);
+  ASSERT_EQ(cap.target_v.size(), 2u);
+
+  // The independent reference reproduces libllama's softmax weights and head outputs.
+  const RefCheck rc = reference_attention(cap);
+  EXPECT_LT(rc.probs_max_abs, 1e-5) << GetParam();
+  EXPECT_LT(rc.out_max_rel, 1e-5) << GetParam();
+
+  DualOptions o;
+  o.features = {16, 256, 4096};
+  o.round_features = 256;
+  o.n_threads = 2;
+  const DualReport r = analyse(cap, prompt.spans, o);
+  ASSERT_EQ(r.steps.size(), cap.steps.size());
+  double err_small = 0, err_big = 0;
+  for (const auto& st : r.steps)
+    for (const auto& h : st.heads) {
+      EXPECT_LT(h.split_rel_err, 1e-5) << "T/D split must sum to the output";
+      EXPECT_LT(h.ref_out_rel_err, 1e-5);
+      EXPECT_GT(h.weight_d, 0.0);
+      EXPECT_TRUE(std::isfinite(h.dist_before) && std::isfinite(h.dist_after));
+    }
+  for (const auto& h : r.steps[0].heads) {
+    ASSERT_EQ(h.dual_rel_err.size(), 3u);
+    err_small += h.dual_rel_err[0];
+    err_big += h.dual_rel_err[2];
+  }
+  EXPECT_LT(err_big, err_small) << "the dual output approaches the attention output as M grows";
+  EXPECT_LT(err_big / static_cast<double>(r.steps[0].heads.size()), 0.05);
+  // T_gen grows by one token per round.
+  for (std::size_t s = 0; s < r.steps.size(); ++s) EXPECT_EQ(r.steps[s].n_gen, static_cast<int>(s));
+}
+
+INSTANTIATE_TEST_SUITE_P(Archs, EachArch, ::testing::Values("llama", "qwen2", "phi3", "mistral"));
+
+TEST(Dual, KnobsScaleTheAttentionOutputAsTheTheorySays) {
+  const auto model = make_model("llama");
+  const auto prompt = tokenize_marked_text(model, kMarked);
+  RunOptions ro;
+  ro.capture.n_generate = 2;
+  ro.capture.n_threads = 2;
+  ro.dual.features = {64, 1024};
+  ro.dual.round_features = 1024;
+  ro.alpha = 0.5;
+  ro.lambda = 0.2;
+  const DualReport r = run_dual(model, prompt, ro, "knob");
+  ASSERT_TRUE(r.knob.has_value());
+  double moved = 0;
+  for (const auto& h : r.knob->heads) {
+    EXPECT_LT(h.exact_rel_err, 1e-5) << "layer " << h.layer << " head " << h.head;
+    EXPECT_LT(h.dual_rel_err, 0.1);
+    moved += h.change_rel;
+  }
+  EXPECT_GT(moved / static_cast<double>(r.knob->heads.size()), 0.05) << "the knob must change the output";
+
+  // JSON and the summary carry every number.
+  const auto json_path = fs::temp_directory_path() / "lrgd_test_dual_out" / "dual.json";
+  write_json({r}, json_path);
+  std::ifstream in(json_path);
+  const auto j = nlohmann::json::parse(in);
+  EXPECT_EQ(j["reports"][0]["label"], "knob");
+  EXPECT_EQ(j["reports"][0]["steps"][0]["heads"].size(), 8u);
+  EXPECT_NE(summary_table(r).find("knobs alpha=0.5"), std::string::npos);
+}
+
+TEST(Dual, LongPromptSpansSeveralUbatches) {
+  const auto model = make_model("qwen2", 0.2f);
+  std::string text = "[[T]]Instruction.[[/T]] [[D]]";
+  for (int i = 0; i < 120; ++i) text += "Item " + std::to_string(i) + ", ";
+  text += "[[/D]] [[Q]]";
+  for (int i = 0; i < 60; ++i) text += "Query " + std::to_string(i) + ", ";
+  text += "answer:[[/Q]]";
+  const auto prompt = tokenize_marked_text(model, text);
+  ASSERT_GT(prompt.tokens.size(), 600u);
+  CaptureOptions co;
+  co.n_generate = 2;
+  co.n_threads = 2;
+  const Capture cap = capture_attention(model, prompt.tokens, co);
+  EXPECT_EQ(cap.n_keys(), static_cast<int>(prompt.tokens.size()) + 1);
+  const RefCheck rc = reference_attention(cap);
+  EXPECT_LT(rc.probs_max_abs, 1e-5);
+  EXPECT_LT(rc.out_max_rel, 1e-5);
+}
+
+// E[phi(k).phi(q)] = exp(k.q / sqrt(d)): the mean over seeds converges to the exact kernel.
+void check_unbiased(bool orthogonal) {
+  const int d = 16, m = 32, n_seeds = 4000;
+  lrgd::Rng data(3);
+  std::vector<double> k(d), q(d);
+  for (int i = 0; i < d; ++i) {
+    k[static_cast<std::size_t>(i)] = 0.6 * data.normal();
+    q[static_cast<std::size_t>(i)] = 0.6 * data.normal();
+  }
+  double dot = 0;
+  for (int i = 0; i < d; ++i) dot += k[static_cast<std::size_t>(i)] * q[static_cast<std::size_t>(i)];
+  const double exact = std::exp(dot / std::sqrt(static_cast<double>(d)));
+  double sum = 0, sum2 = 0;
+  for (int s = 0; s < n_seeds; ++s) {
+    lrgd::Rng rng = lrgd::Rng::derive(11, "test", static_cast<std::uint64_t>(s));
+    RandomFeatures rf(d, m, orthogonal, rng);
+    const double e = rf.kernel(k.data(), q.data(), m);
+    sum += e;
+    sum2 += e * e;
+  }
+  const double mean = sum / n_seeds;
+  const double sd = std::sqrt(std::max(0.0, sum2 / n_seeds - mean * mean));
+  const double se = sd / std::sqrt(static_cast<double>(n_seeds));
+  EXPECT_LT(std::abs(mean - exact), 4 * se + 1e-12) << "mean " << mean << " exact " << exact << " se " << se;
+  EXPECT_LT(se / exact, 0.01);
+}
+
+TEST(RandomFeatures, UnbiasedIid) { check_unbiased(false); }
+TEST(RandomFeatures, UnbiasedOrthogonal) { check_unbiased(true); }
+
+TEST(RandomFeatures, OrthogonalBlocksAreOrthogonal) {
+  lrgd::Rng rng(5);
+  RandomFeatures rf(8, 20, true, rng);
+  for (int a = 0; a < 8; ++a)
+    for (int b = a + 1; b < 8; ++b) {
+      double dot = 0;
+      for (int t = 0; t < 8; ++t) dot += rf.w(a)[t] * rf.w(b)[t];
+      EXPECT_NEAR(dot, 0.0, 1e-9);
+    }
+}
+
+TEST(Spans, ParseAndReject) {
+  const auto s = parse_spans("T:0-120,D:120-300,Q:300-600");
+  ASSERT_EQ(s.size(), 3u);
+  EXPECT_EQ(s[1].label, "D");
+  EXPECT_EQ(s[1].begin, 120);
+  EXPECT_EQ(s[2].end, 600);
+  EXPECT_EQ(format_spans(s), "T:0-120,D:120-300,Q:300-600");
+  EXPECT_THROW(parse_spans("T:0-120,D:100-300"), lrgd::OptionError);
+  EXPECT_THROW(parse_spans("T0-120"), lrgd::OptionError);
+  EXPECT_THROW(parse_spans("T:5-1"), lrgd::OptionError);
+}
+
+TEST(Spans, MarkersMustBalance) {
+  const auto model = make_model("llama");
+  EXPECT_THROW(tokenize_marked_text(model, "[[T]]open"), lrgd::OptionError);
+  EXPECT_THROW(tokenize_marked_text(model, "[[T]]a[[/D]]"), lrgd::OptionError);
+}
+
+TEST(UserPrompt, BuildsTheIclPromptWithSpans) {
+  const auto model = make_model("llama");
+  UserPromptOptions o;
+  o.n_candidates = 4;
+  o.kcore = 0;
+  const auto up = build_user_prompt(fs::path(LRGD_SOURCE_DIR) / "tests/fixtures/data/csv", "u1", o);
+  EXPECT_EQ(up.demo_user_id, "u1");
+  EXPECT_GE(up.target_number, 1);
+  const auto p = tokenize_chat(model, up.chat);
+  bool has_d = false, has_q = false;
+  for (const auto& s : p.spans) {
+    has_d |= s.label == "D";
+    has_q |= s.label == "Q";
+    EXPECT_LT(s.begin, s.end);
+  }
+  EXPECT_TRUE(has_d && has_q);
+  o.demo_user = "random";
+  const auto bad = build_user_prompt(fs::path(LRGD_SOURCE_DIR) / "tests/fixtures/data/csv", "u1", o);
+  EXPECT_NE(bad.demo_user_id, "u1");
+}
+
+}  // namespace

@@ -1,0 +1,81 @@
+// Helpers shared by the data and protocol tests: fixture paths, temporary folders, files.
+#pragma once
+
+#include <zlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <string_view>
+
+#include "lrgd/dataset.h"
+
+namespace lrgd::test {
+
+inline std::filesystem::path fixture(const std::string& rel) {
+  return std::filesystem::path(LRGD_SOURCE_DIR) / "tests" / "fixtures" / "data" / rel;
+}
+
+inline std::filesystem::path shared_data(const std::string& rel) {
+  return std::filesystem::path(LRGD_SHARED_DATA_DIR) / rel;
+}
+
+// A fresh folder under the system temp dir, removed on destruction.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& tag) {
+    static int counter = 0;
+    path_ = std::filesystem::temp_directory_path() /
+            ("lrgd-test-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline std::string read_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline void write_file(const std::filesystem::path& p, std::string_view bytes) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// gzip-compresses `bytes` into `p`.
+inline void write_gz(const std::filesystem::path& p, std::string_view bytes) {
+  gzFile f = gzopen(p.c_str(), "wb");
+  gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size()));
+  gzclose(f);
+}
+
+// The issue of `kind` in `issues`, or nullptr.
+inline const data::LoadIssue* find_issue(const std::vector<data::LoadIssue>& issues, std::string_view kind) {
+  for (const auto& i : issues) {
+    if (i.kind == kind) return &i;
+  }
+  return nullptr;
+}
+
+// Item ids of a user's sequence, space-separated.
+inline std::string seq_ids(const data::Dataset& ds, std::size_t user) {
+  std::string s;
+  for (const auto i : ds.sequences[user]) s += (s.empty() ? "" : " ") + ds.items[static_cast<std::size_t>(i)].id;
+  return s;
+}
+
+}  // namespace lrgd::test

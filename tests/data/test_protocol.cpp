@@ -1,0 +1,332 @@
+// The evaluation protocol: split, sampling, candidate sets, the prepared split file.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "data_test_util.h"
+#include "lrgd/data.h"
+#include "lrgd/error.h"
+#include "lrgd/hash.h"
+#include "lrgd/protocol.h"
+
+namespace lrgd::protocol {
+namespace {
+
+using data::Dataset;
+using test::fixture;
+using test::TempDir;
+
+Dataset tiny() {
+  data::LoadOptions o;
+  o.kcore = 0;
+  return data::load_dataset(fixture("lcrec"), o);
+}
+
+// n_users users over n_items items; user u has items (u*7 + 3k) mod n_items, k < 3 + u % 5.
+Dataset synthetic(std::size_t n_users, std::size_t n_items) {
+  Dataset ds;
+  ds.name = "synthetic";
+  for (std::size_t i = 0; i < n_items; ++i)
+    ds.items.push_back(data::Item{std::to_string(i), "t" + std::to_string(i), "", "", ""});
+  for (std::size_t u = 0; u < n_users; ++u) {
+    ds.user_ids.push_back("u" + std::to_string(u));
+    std::vector<ItemIndex> seq;
+    for (std::size_t k = 0; k < 3 + u % 5; ++k) {
+      const auto item = static_cast<ItemIndex>((u * 7 + 3 * k) % n_items);
+      if (std::find(seq.begin(), seq.end(), item) == seq.end()) seq.push_back(item);
+    }
+    ds.sequences.push_back(seq);
+  }
+  ds.content_hash = data::compute_content_hash(ds);
+  return ds;
+}
+
+TEST(Split, LeaveOneOut) {
+  const std::vector<ItemIndex> seq{10, 11, 12, 13, 14, 15};
+  auto s = split_leave_one_out(seq, 20);
+  EXPECT_EQ(s.valid_history, (std::vector<ItemIndex>{10, 11, 12, 13}));
+  EXPECT_EQ(s.valid_target, 14);
+  EXPECT_EQ(s.test_history, (std::vector<ItemIndex>{10, 11, 12, 13, 14}));
+  EXPECT_EQ(s.test_target, 15);
+  s = split_leave_one_out(seq, 2);
+  EXPECT_EQ(s.valid_history, (std::vector<ItemIndex>{12, 13}));
+  EXPECT_EQ(s.test_history, (std::vector<ItemIndex>{13, 14}));
+  s = split_leave_one_out(seq, 0);
+  EXPECT_EQ(s.test_history.size(), 5u);
+  const std::vector<ItemIndex> three{1, 2, 3};
+  s = split_leave_one_out(three, 20);
+  EXPECT_EQ(s.valid_history, (std::vector<ItemIndex>{1}));
+  const std::vector<ItemIndex> two{1, 2};
+  EXPECT_THROW(split_leave_one_out(two, 20), std::invalid_argument);
+  EXPECT_EQ(truncate_history(seq, 3).size(), 3u);
+  EXPECT_EQ(truncate_history(seq, 3)[0], 13);
+}
+
+TEST(Sampling, UsersAreADeterministicUniformDraw) {
+  std::vector<UserIndex> eligible(500);
+  for (std::size_t i = 0; i < eligible.size(); ++i) eligible[i] = static_cast<UserIndex>(2 * i);
+  const auto a = sample_users(eligible, 100, 42);
+  EXPECT_EQ(a, sample_users(eligible, 100, 42));
+  EXPECT_NE(a, sample_users(eligible, 100, 43));
+  EXPECT_EQ(std::set<UserIndex>(a.begin(), a.end()).size(), 100u);
+  for (const auto u : a) EXPECT_EQ(u % 2, 0);
+  // Prefix property: the first 30 of a draw of 100 are the draw of 30.
+  const auto b = sample_users(eligible, 30, 42);
+  EXPECT_TRUE(std::equal(b.begin(), b.end(), a.begin()));
+  EXPECT_EQ(sample_users(eligible, 0, 1).size(), 500u);
+  EXPECT_EQ(sample_users(eligible, 9999, 1).size(), 500u);
+  // Roughly uniform: over many seeds every user is drawn about 100/500 of the time.
+  std::map<UserIndex, int> hits;
+  for (std::uint64_t seed = 0; seed < 400; ++seed) {
+    for (const auto u : sample_users(eligible, 100, seed)) ++hits[u];
+  }
+  for (const auto& [u, n] : hits) {
+    EXPECT_GT(n, 40) << u;  // expected 80
+    EXPECT_LT(n, 130) << u;
+  }
+  // Fixed values: the draw must not change across machines or library versions.
+  const std::vector<UserIndex> ten{0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+  EXPECT_EQ(sample_users(ten, 4, 42), (std::vector<UserIndex>{5, 2, 1, 9}));
+}
+
+void expect_valid_candidates(const Dataset& ds, UserIndex user, ItemIndex target, const std::vector<ItemIndex>& c,
+                             std::size_t n) {
+  ASSERT_EQ(c.size(), n);
+  EXPECT_EQ(std::set<ItemIndex>(c.begin(), c.end()).size(), n) << "duplicates";
+  EXPECT_EQ(std::count(c.begin(), c.end(), target), 1);
+  const auto& seq = ds.sequences[static_cast<std::size_t>(user)];
+  for (const ItemIndex i : c) {
+    if (i == target) continue;
+    EXPECT_EQ(std::find(seq.begin(), seq.end(), i), seq.end()) << "negative " << i << " was interacted with";
+    EXPECT_GE(i, 0);
+    EXPECT_LT(static_cast<std::size_t>(i), ds.n_items());
+  }
+}
+
+TEST(Sampling, UniformCandidates) {
+  const Dataset ds = synthetic(300, 120);
+  CandidateSampler sampler(ds, NegativeSampling::Uniform);
+  std::map<ItemIndex, int> position_of_target;
+  for (UserIndex u = 0; u < 300; ++u) {
+    const auto& seq = ds.sequences[static_cast<std::size_t>(u)];
+    Rng rng = candidate_rng(1, Phase::Test, u, 0);
+    const auto c = sampler.sample(u, seq.back(), 50, rng);
+    expect_valid_candidates(ds, u, seq.back(), c, 50);
+    ++position_of_target[static_cast<ItemIndex>(std::find(c.begin(), c.end(), seq.back()) - c.begin())];
+    Rng again = candidate_rng(1, Phase::Test, u, 0);
+    EXPECT_EQ(c, sampler.sample(u, seq.back(), 50, again));
+    Rng other = candidate_rng(1, Phase::Test, u, 1);
+    EXPECT_NE(c, sampler.sample(u, seq.back(), 50, other));
+  }
+  EXPECT_GT(position_of_target.size(), 30u);  // shuffled: the target is not at a fixed place
+  // All but the user's items are needed: exact.
+  Rng rng(3);
+  const auto all = sampler.sample(0, ds.sequences[0].back(), 120 - ds.sequences[0].size() + 1, rng);
+  EXPECT_EQ(all.size(), 120 - ds.sequences[0].size() + 1);
+  Rng rng2(3);
+  EXPECT_THROW(sampler.sample(0, ds.sequences[0].back(), 120, rng2), std::invalid_argument);
+}
+
+TEST(Sampling, PopularityCandidatesFollowCounts) {
+  // Items 0..9 are in every sequence of users 1..; user 0 never saw them.
+  Dataset ds;
+  for (int i = 0; i < 200; ++i) ds.items.push_back(data::Item{std::to_string(i), "", "", "", ""});
+  ds.user_ids.push_back("probe");
+  ds.sequences.push_back({100, 101, 102});
+  for (int u = 0; u < 50; ++u) {
+    ds.user_ids.push_back("u" + std::to_string(u));
+    std::vector<ItemIndex> seq;
+    for (int i = 0; i < 10; ++i) seq.push_back(i);
+    seq.push_back(static_cast<ItemIndex>(103 + u));
+    ds.sequences.push_back(seq);
+  }
+  CandidateSampler pop(ds, NegativeSampling::Popularity);
+  CandidateSampler uni(ds, NegativeSampling::Uniform);
+  int pop_hits = 0, uni_hits = 0;
+  for (std::uint32_t t = 0; t < 200; ++t) {
+    Rng r1 = candidate_rng(5, Phase::Valid, 0, t);
+    Rng r2 = candidate_rng(5, Phase::Valid, 0, t);
+    for (const ItemIndex i : pop.sample(0, 102, 11, r1)) pop_hits += i < 10 ? 1 : 0;
+    for (const ItemIndex i : uni.sample(0, 102, 11, r2)) uni_hits += i < 10 ? 1 : 0;
+  }
+  // Popular items hold 500 of 553 interactions: about 8 of every 10 negatives are popular
+  // (draws are without replacement), against 10/197 of them under uniform sampling.
+  EXPECT_GT(pop_hits, 1500);
+  EXPECT_LT(uni_hits, 200);
+  // A user who saw every popular item: rejections pile up and the exact fallback draws.
+  for (UserIndex u = 1; u < 5; ++u) {
+    Rng r = candidate_rng(5, Phase::Test, u, 0);
+    const auto c = pop.sample(u, ds.sequences[static_cast<std::size_t>(u)].back(), 50, r);
+    expect_valid_candidates(ds, u, ds.sequences[static_cast<std::size_t>(u)].back(), c, 50);
+  }
+}
+
+TEST(Sampling, FixedCandidates) {
+  const Dataset ds = tiny();  // u1 has a1..a4 (indices 0..3)
+  CandidateSampler sampler(ds, NegativeSampling::Uniform);
+  const std::vector<ItemIndex> fixed{0, 5, 5, 2, 6, 7, 4};
+  std::size_t skipped = 0;
+  Rng rng(1);
+  auto c = sampler.from_fixed(0, 3, fixed, 4, rng, skipped);
+  std::sort(c.begin(), c.end());
+  EXPECT_EQ(c, (std::vector<ItemIndex>{3, 5, 6, 7}));
+  EXPECT_EQ(skipped, 3u);  // 0 (seen), 5 again, 2 (seen)
+  EXPECT_TRUE(sampler.from_fixed(0, 3, fixed, 6, rng, skipped).empty());
+}
+
+TEST(Prepare, TinyDatasetEndToEnd) {
+  const Dataset ds = tiny();
+  ProtocolOptions o;
+  o.n_candidates = 4;
+  o.n_users = 3;
+  o.max_history = 2;
+  const PreparedSplit split = prepare_split(ds, o);
+  EXPECT_EQ(split.data_hash, ds.content_hash);
+  EXPECT_EQ(split.n_eligible, 4u);
+  ASSERT_EQ(split.users.size(), 3u);
+  for (const auto& u : split.users) {
+    const auto& seq = ds.sequences[static_cast<std::size_t>(u.user)];
+    EXPECT_EQ(u.user_id, ds.user_ids[static_cast<std::size_t>(u.user)]);
+    EXPECT_EQ(u.test_target, seq.back());
+    EXPECT_EQ(u.valid_target, seq[seq.size() - 2]);
+    EXPECT_LE(u.valid_history.size(), 2u);
+    EXPECT_EQ(u.test_history.back(), u.valid_target);
+    expect_valid_candidates(ds, u.user, u.valid_target, u.valid_candidates, 4);
+    expect_valid_candidates(ds, u.user, u.test_target, u.test_candidates, 4);
+  }
+  // u3 has 5 of the 8 items: 3 negatives at most.
+  o.n_candidates = 5;
+  EXPECT_EQ(prepare_split(ds, o).n_eligible, 3u);
+  EXPECT_EQ(test::find_issue(prepare_split(ds, o).issues, "too_few_negatives")->count, 1u);
+  o.n_candidates = 1;
+  EXPECT_THROW(prepare_split(ds, o), OptionError);
+  o.n_candidates = 9;
+  EXPECT_THROW(prepare_split(ds, o), OptionError);
+  EXPECT_THROW(parse_negatives("zipf"), OptionError);
+}
+
+std::string serialise(const PreparedSplit& s) {
+  std::ostringstream os;
+  write_prepared_split(s, os);
+  return os.str();
+}
+
+TEST(Prepare, ByteIdenticalAndGolden) {
+  const Dataset ds = synthetic(2000, 300);
+  ProtocolOptions o;
+  o.n_users = 100;
+  const std::string a = serialise(prepare_split(ds, o));
+  EXPECT_EQ(a, serialise(prepare_split(ds, o)));
+  // The digest of this output is fixed: any change of Rng, of the sampling order or of the
+  // file format shows here (and would break reproducibility across machines).
+  EXPECT_EQ(sha256_hex(a), "b938036a334d37306fcc189020e67d9ef504ba07cd48379d1b37fe8be45b2bc0");
+  o.trial = 1;
+  const std::string b = serialise(prepare_split(ds, o));
+  EXPECT_NE(a, b);
+  // Same users for another trial; only candidates differ.
+  const auto sa = prepare_split(ds, ProtocolOptions{});
+  o.n_users = 1000;
+  const auto sb = prepare_split(ds, o);
+  ASSERT_EQ(sa.users.size(), sb.users.size());
+  for (std::size_t k = 0; k < sa.users.size(); ++k) {
+    EXPECT_EQ(sa.users[k].user, sb.users[k].user);
+    EXPECT_EQ(sa.users[k].test_history, sb.users[k].test_history);
+  }
+  o.negatives = NegativeSampling::Popularity;
+  EXPECT_NE(serialise(prepare_split(ds, o)), b);
+}
+
+TEST(Prepare, WriteReadRoundTrip) {
+  const Dataset ds = synthetic(400, 200);
+  ProtocolOptions o;
+  o.n_users = 50;
+  o.seed = 18446744073709551615ull;
+  o.trial = 3;
+  o.negatives = NegativeSampling::Popularity;
+  const PreparedSplit split = prepare_split(ds, o);
+  TempDir dir("prepared");
+  write_prepared_split(split, dir / "split.jsonl");
+  const PreparedSplit back = read_prepared_split(dir / "split.jsonl");
+  EXPECT_EQ(back.data_hash, split.data_hash);
+  EXPECT_EQ(back.options.seed, o.seed);
+  EXPECT_EQ(back.options.trial, 3u);
+  EXPECT_EQ(back.options.negatives, NegativeSampling::Popularity);
+  EXPECT_EQ(back.n_eligible, split.n_eligible);
+  ASSERT_EQ(back.users.size(), 50u);
+  for (std::size_t k = 0; k < 50; ++k) {
+    EXPECT_EQ(back.users[k].user, split.users[k].user);
+    EXPECT_EQ(back.users[k].valid_candidates, split.users[k].valid_candidates);
+    EXPECT_EQ(back.users[k].test_history, split.users[k].test_history);
+  }
+  EXPECT_EQ(serialise(back), serialise(split));
+  check_prepared_split(back, ds, "split.jsonl");
+  const Dataset other = synthetic(401, 200);
+  EXPECT_THROW(check_prepared_split(back, other, "split.jsonl"), InputError);
+}
+
+TEST(Prepare, ReadErrorsNameLineAndField) {
+  TempDir dir("badsplit");
+  auto expect_error = [&](const std::string& text, std::uint64_t line, const std::string& field) {
+    test::write_file(dir / "s.jsonl", text);
+    try {
+      read_prepared_split(dir / "s.jsonl");
+      FAIL() << "expected InputError for " << text;
+    } catch (const InputError& e) {
+      EXPECT_EQ(e.line(), line) << e.what();
+      EXPECT_EQ(e.field(), field) << e.what();
+    }
+  };
+  const std::string good = serialise(prepare_split(synthetic(10, 60), ProtocolOptions{}));
+  const std::string first_line = good.substr(0, good.find('\n') + 1);
+  expect_error("", 0, "");
+  expect_error("{\"format\":\"other\"}\n", 1, "format");
+  expect_error("not json\n", 1, "");
+  std::string v2 = first_line;
+  v2.replace(v2.find("\"version\":1"), 11, "\"version\":2");
+  expect_error(v2, 1, "version");
+  expect_error(first_line + "{\"user\":1}\n", 2, "user_id");
+  expect_error(first_line + "{\"user\":1,\"user_id\":\"u1\",\"valid_history\":[1,\"x\"]}\n", 2, "valid_history");
+  EXPECT_THROW(read_prepared_split(dir / "missing.jsonl"), IoError);
+}
+
+TEST(Prepare, CandidateFile) {
+  const Dataset ds = tiny();
+  TempDir dir("candfile");
+  test::write_file(dir / "c.random",
+                   "u1\ta5 a6 a1 a7 a8\n"
+                   "u2\ta3 a4 a6 a7 zz\n"
+                   "nobody\ta1 a2\n"
+                   "u3\ta3 a6\n");
+  ProtocolOptions o;
+  o.n_candidates = 3;
+  o.candidate_file = dir / "c.random";
+  const PreparedSplit split = prepare_split(ds, o);
+  EXPECT_EQ(split.n_eligible, 2u);  // u3's line has only seen items; u4 has no line
+  EXPECT_EQ(split.candidate_file_hash, sha256_file(dir / "c.random"));
+  EXPECT_EQ(test::find_issue(split.issues, "unknown_user")->count, 1u);
+  EXPECT_EQ(test::find_issue(split.issues, "unknown_item")->count, 1u);
+  EXPECT_EQ(test::find_issue(split.issues, "too_few_candidates")->count, 1u);
+  EXPECT_EQ(test::find_issue(split.issues, "not_in_candidate_file")->count, 1u);
+  for (const auto& u : split.users) {
+    std::vector<ItemIndex> c = u.test_candidates;
+    std::sort(c.begin(), c.end());
+    if (u.user_id == "u1") {
+      EXPECT_EQ(c, (std::vector<ItemIndex>{3, 4, 5}));  // a4 (target), a5, a6
+    } else {
+      EXPECT_EQ(u.user_id, "u2");
+      EXPECT_EQ(c, (std::vector<ItemIndex>{0, 2, 3}));  // a1 (target), a3, a4
+    }
+  }
+  o.strict = true;
+  EXPECT_THROW(prepare_split(ds, o), InputError);
+  test::write_file(dir / "empty.random", "");
+  o.strict = false;
+  o.candidate_file = dir / "empty.random";
+  EXPECT_THROW(prepare_split(ds, o), InputError);
+}
+
+}  // namespace
+}  // namespace lrgd::protocol

@@ -1,0 +1,229 @@
+// run_eval / report_runs in-process: run directory, determinism, resume, refusal, report,
+// and the baselines on the Games data.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "eval_test_util.h"
+#include "lrgd/data.h"
+#include "lrgd/error.h"
+#include "lrgd/eval.h"
+
+namespace {
+
+using namespace lrgd;
+using nlohmann::json;
+
+eval::EvalConfig small_config(rec::Method method, std::size_t n_users = 10, std::uint32_t n_trials = 2) {
+  eval::EvalConfig c;
+  c.method = method;
+  c.protocol.n_users = n_users;
+  c.protocol.n_candidates = 20;
+  c.n_trials = n_trials;
+  c.llm.constrain = true;
+  return c;
+}
+
+eval::RunOptions quiet(const std::filesystem::path& out, std::size_t batch = 4) {
+  eval::RunOptions o;
+  o.out = out;
+  o.batch_size = batch;
+  o.progress = false;
+  o.fsync_interval_s = 0;
+  return o;
+}
+
+std::size_t count_lines(const std::string& s) { return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n')); }
+
+// Answers that name no candidate.
+class GarbageBackend final : public llm::Backend {
+ public:
+  std::vector<llm::Generation> generate(std::span<const llm::Prompt> prompts, const llm::GenerationParams&) override {
+    std::vector<llm::Generation> out(prompts.size());
+    for (auto& g : out) g.text = "I would rather not say. Try [99] Unknown Game.";
+    return out;
+  }
+  std::vector<llm::ScoreResult> score(std::span<const llm::ScoreRequest>) override { throw NotSupported("no"); }
+  std::string model_id() const override { return "garbage"; }
+  llm::Usage usage() const override { return {}; }
+};
+
+TEST(EvalRun, WritesTheRunDirectory) {
+  const auto ds = test::tiny_dataset();
+  test::TempDir dir("files");
+  test::ScriptedBackend backend;
+  const auto r = eval::run_eval(small_config(rec::Method::Zsl), ds, &backend, quiet(dir.path()));
+  EXPECT_EQ(r.n_records, 20u);
+  EXPECT_EQ(r.n_computed, 20u);
+  const auto results = test::slurp(dir / "results.jsonl");
+  EXPECT_EQ(count_lines(results), 20u);
+  const auto first = json::parse(results.substr(0, results.find('\n')));
+  for (const char* k : {"trial", "draw", "user", "target", "prompt_hash", "raw_answer", "ranking", "target_rank",
+                        "metrics", "n_prompt_tokens", "n_generated_tokens", "valid", "n_hallucinated"})
+    EXPECT_TRUE(first.contains(k)) << k;
+  EXPECT_TRUE(first["metrics"].contains("ndcg@10"));
+  EXPECT_FALSE(results.find("_ms") != std::string::npos || results.find("time") != std::string::npos);
+
+  const auto config = json::parse(test::slurp(dir / "config.json"));
+  EXPECT_EQ(config["model"]["id"], "scripted:v1");
+  EXPECT_EQ(config["dataset"]["hash"], "tiny");
+  EXPECT_EQ(config["config_hash"].get<std::string>().size(), 64u);
+  EXPECT_EQ(config["seeds"]["generation_per_trial"].size(), 2u);
+  EXPECT_FALSE(config["lrgd_version"].get<std::string>().empty());
+
+  const auto summary = json::parse(test::slurp(dir / "summary.json"));
+  for (const char* k : {"ndcg@1", "ndcg@5", "ndcg@10", "recall@1", "recall@5", "recall@10", "mrr@10"}) {
+    ASSERT_TRUE(summary["metrics"].contains(k)) << k;
+    EXPECT_EQ(summary["metrics"][k]["per_trial"].size(), 2u);
+    EXPECT_TRUE(summary["metrics"][k].contains("ci_low"));
+  }
+  EXPECT_EQ(summary["valid_output_rate"], 1.0);
+  EXPECT_TRUE(summary.contains("time_in_model_s"));
+  EXPECT_TRUE(summary.contains("time_outside_model_s"));
+  EXPECT_EQ(summary["backend"]["n_requests"], 20);
+  const auto table = test::slurp(dir / "table.md");
+  EXPECT_NE(table.find("| Method | nDCG@1 | nDCG@5 | nDCG@10 | Recall@1 | Recall@5 | Recall@10 | MRR@10 |"),
+            std::string::npos)
+      << table;
+  EXPECT_NE(table.find("| ZSL |"), std::string::npos) << table;
+}
+
+TEST(EvalRun, SameSeedGivesByteIdenticalResults) {
+  const auto ds = test::tiny_dataset();
+  test::TempDir a("same-a"), b("same-b"), c("same-c");
+  for (auto method : {rec::Method::Icl, rec::Method::Random}) {
+    test::ScriptedBackend b1, b2;
+    eval::run_eval(small_config(method), ds, &b1, quiet(a.path(), 4));
+    eval::run_eval(small_config(method), ds, &b2, quiet(b.path(), 7));  // other batching, same bytes
+    EXPECT_EQ(test::slurp(a / "results.jsonl"), test::slurp(b / "results.jsonl"));
+    EXPECT_EQ(test::slurp(a / "config.json"), test::slurp(b / "config.json"));
+    // Another seed draws other users/candidates.
+    auto other = small_config(method);
+    other.protocol.seed = 7;
+    test::ScriptedBackend b3;
+    eval::run_eval(other, ds, &b3, quiet(c.path()));
+    EXPECT_NE(test::slurp(a / "results.jsonl"), test::slurp(c / "results.jsonl"));
+    for (const auto* d : {&a, &b, &c}) std::filesystem::remove_all(d->path());
+  }
+}
+
+TEST(EvalRun, ResumeAfterTornLastLineGivesTheSameFile) {
+  const auto ds = test::tiny_dataset();
+  test::TempDir full("full"), cut("cut");
+  test::ScriptedBackend b1;
+  eval::run_eval(small_config(rec::Method::Zsl), ds, &b1, quiet(full.path()));
+  const std::string want = test::slurp(full / "results.jsonl");
+
+  // An interrupted run: config.json, 7 complete lines, half of the 8th.
+  std::filesystem::create_directories(cut.path());
+  std::filesystem::copy_file(full / "config.json", cut / "config.json");
+  std::size_t pos = 0;
+  for (int i = 0; i < 7; ++i) pos = want.find('\n', pos) + 1;
+  const std::size_t half = pos + (want.find('\n', pos) - pos) / 2;
+  std::ofstream(cut / "results.jsonl", std::ios::binary) << want.substr(0, half);
+
+  test::ScriptedBackend b2;
+  auto opts = quiet(cut.path());
+  EXPECT_THROW(eval::run_eval(small_config(rec::Method::Zsl), ds, &b2, opts), OptionError);  // no --resume
+  opts.resume = true;
+  const auto r = eval::run_eval(small_config(rec::Method::Zsl), ds, &b2, opts);
+  EXPECT_EQ(r.n_resumed, 7u);
+  EXPECT_EQ(r.n_computed, 13u);
+  EXPECT_EQ(b2.usage().n_requests, 13u);  // nothing done is asked again
+  EXPECT_EQ(test::slurp(cut / "results.jsonl"), want);
+  const auto summary = json::parse(test::slurp(cut / "summary.json"));
+  EXPECT_EQ(summary["torn_line_dropped"], true);
+  EXPECT_EQ(summary["n_resumed"], 7);
+
+  // Resuming a finished run computes nothing and keeps the bytes.
+  test::ScriptedBackend b3;
+  const auto again = eval::run_eval(small_config(rec::Method::Zsl), ds, &b3, opts);
+  EXPECT_EQ(again.n_computed, 0u);
+  EXPECT_EQ(b3.usage().n_requests, 0u);
+  EXPECT_EQ(test::slurp(cut / "results.jsonl"), want);
+}
+
+TEST(EvalRun, RefusesToResumeAnotherConfiguration) {
+  const auto ds = test::tiny_dataset();
+  test::TempDir dir("refuse");
+  test::ScriptedBackend b;
+  eval::run_eval(small_config(rec::Method::Zsl), ds, &b, quiet(dir.path()));
+  auto opts = quiet(dir.path());
+  opts.resume = true;
+  auto changed = small_config(rec::Method::Zsl, 12);
+  try {
+    eval::run_eval(changed, ds, &b, opts);
+    FAIL() << "resumed a different configuration";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("protocol"), std::string::npos) << e.what();
+  }
+  // Runtime knobs are not part of the configuration.
+  auto knobs = small_config(rec::Method::Zsl);
+  knobs.runtime["threads"] = "3";
+  EXPECT_NO_THROW(eval::run_eval(knobs, ds, &b, opts));
+  // --overwrite starts over.
+  opts.resume = false;
+  opts.overwrite = true;
+  const auto r = eval::run_eval(changed, ds, &b, opts);
+  EXPECT_EQ(r.n_records, 24u);
+  // LLM methods need a backend.
+  EXPECT_THROW(eval::run_eval(changed, ds, nullptr, opts), OptionError);
+}
+
+TEST(EvalRun, InvalidAnswersAreMissesNotDropped) {
+  const auto ds = test::tiny_dataset();
+  test::TempDir dir("invalid");
+  GarbageBackend b;
+  const auto r = eval::run_eval(small_config(rec::Method::Zsl), ds, &b, quiet(dir.path()));
+  EXPECT_EQ(r.n_records, 20u);
+  EXPECT_EQ(r.valid_output_rate, 0.0);
+  EXPECT_EQ(r.summaries.at(2).mean, 0.0);  // ndcg@10
+  const auto summary = json::parse(test::slurp(dir / "summary.json"));
+  EXPECT_EQ(summary["n_invalid"], 20);
+  EXPECT_EQ(summary["hallucinations"]["n_records"], 20);
+}
+
+TEST(EvalReport, ComparesRunsWithSignificance) {
+  const auto ds = test::tiny_dataset(60);
+  test::TempDir root("report");
+  for (auto m : {rec::Method::Random, rec::Method::Markov}) {
+    eval::run_eval(small_config(m, 50, 3), ds, nullptr, quiet(root / std::string(rec::method_name(m))));
+  }
+  const std::vector<std::filesystem::path> runs{root / "random", root / "markov"};
+  const auto rep = eval::report_runs(runs);
+  EXPECT_NE(rep.markdown.find("| Random |"), std::string::npos) << rep.markdown;
+  EXPECT_NE(rep.markdown.find("| Markov |"), std::string::npos) << rep.markdown;
+  const auto j = json::parse(rep.json);
+  ASSERT_EQ(j["runs"].size(), 2u);
+  EXPECT_EQ(j["runs"][1]["n_pairs"], 150);
+  EXPECT_TRUE(j["runs"][1]["metrics"]["ndcg@10"].contains("t_p"));
+  EXPECT_TRUE(j["runs"][1]["metrics"]["ndcg@10"].contains("wilcoxon_p"));
+  EXPECT_FALSE(j["runs"][0]["metrics"]["ndcg@10"].contains("t_p"));
+  EXPECT_THROW(eval::report_runs(std::vector<std::filesystem::path>{root / "none"}), IoError);
+}
+
+TEST(EvalGames, PopAndMarkovBeatRandom) {
+  const auto path = std::filesystem::path(LRGD_SHARED_DATA_DIR) / "amazon18-games";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "no Games data at " << path;
+  const auto ds = data::load_dataset(path);
+  test::TempDir root("games");
+  std::map<std::string, double> ndcg;
+  for (auto m : {rec::Method::Random, rec::Method::Pop, rec::Method::Markov}) {
+    eval::EvalConfig c;
+    c.method = m;
+    c.protocol.n_users = 300;
+    c.n_trials = 3;
+    const auto r = eval::run_eval(c, ds, nullptr, quiet(root / std::string(rec::method_name(m)), 64));
+    ASSERT_EQ(r.n_records, 900u);
+    ndcg[std::string(rec::method_name(m))] = r.summaries.at(2).mean;
+  }
+  EXPECT_NEAR(ndcg["random"], 0.0909, 0.03);  // E[nDCG@10] of a random order of 50
+  EXPECT_GT(ndcg["pop"], ndcg["random"] + 0.1);
+  EXPECT_GT(ndcg["markov"], ndcg["random"] + 0.1);
+  const std::vector<std::filesystem::path> runs{root / "random", root / "pop", root / "markov"};
+  const auto j = json::parse(eval::report_runs(runs).json);
+  EXPECT_EQ(j["runs"][1]["metrics"]["ndcg@10"]["marker"], "*");
+  EXPECT_EQ(j["runs"][2]["metrics"]["ndcg@10"]["marker"], "*");
+}
+
+}  // namespace

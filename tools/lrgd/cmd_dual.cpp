@@ -1,0 +1,164 @@
+// lrgd dual: the dual-model analyser (docs/dual.md).
+#include <fmt/core.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "cli.h"
+#include "lrgd/dual.h"
+#include "lrgd/error.h"
+
+namespace lrgd::cli {
+
+namespace {
+
+struct DualCliOptions {
+  std::string model;
+  std::string prompt_file;
+  std::string prompt_text;
+  std::string spans;
+  std::string data;
+  std::string user;
+  std::string bad_demo_user = "random";
+  std::string template_name = "icl";
+  std::size_t max_history = 20;
+  std::size_t n_candidates = 50;
+  int kcore = -1;
+  std::string target;
+  std::vector<int> features = {16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192};
+  int round_features = 1024;
+  bool orthogonal = false;
+  std::uint64_t seed = 42;
+  int n_generate = 10;
+  std::vector<int> layers;
+  int n_threads = 0;
+  double alpha = 0.5;
+  double lambda = 0.1;
+  std::string out = "dual.json";
+  bool no_plots = false;
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError("cannot read " + path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+int run_dual_cmd(const DualCliOptions& o) {
+  using namespace analysis;
+  const std::filesystem::path model = o.model;
+  const int n_modes = (!o.prompt_file.empty() ? 1 : 0) + (!o.prompt_text.empty() ? 1 : 0) + (!o.data.empty() ? 1 : 0);
+  if (n_modes != 1) throw OptionError("--prompt-file", "give exactly one of --prompt-file, --prompt-text, --data");
+
+  RunOptions ro;
+  ro.capture.n_generate = o.n_generate;
+  ro.capture.n_threads = o.n_threads;
+  ro.dual.features = o.features;
+  ro.dual.round_features = o.round_features;
+  ro.dual.orthogonal = o.orthogonal;
+  ro.dual.seed = o.seed;
+  ro.dual.layers = o.layers;
+  ro.dual.n_threads = o.n_threads;
+  ro.alpha = o.alpha;
+  ro.lambda = o.lambda;
+
+  std::vector<std::pair<std::string, TokenizedPrompt>> prompts;  // label, prompt
+  std::string target = o.target;
+  if (!o.data.empty()) {
+    if (o.user.empty()) throw OptionError("--user", "--data needs --user");
+    UserPromptOptions uo;
+    uo.seed = o.seed;
+    uo.max_history = o.max_history;
+    uo.n_candidates = o.n_candidates;
+    uo.template_name = o.template_name;
+    uo.kcore = o.kcore;
+    const UserPrompt good = build_user_prompt(o.data, o.user, uo);
+    if (target.empty()) target = good.target_title;
+    fmt::print("user {}: target '{}' (candidate {}), demonstration from user {}\n", good.user_id, good.target_title,
+               good.target_number, good.demo_user_id);
+    prompts.emplace_back(o.bad_demo_user == "none" ? "main" : "good", tokenize_chat(model, good.chat));
+    if (o.bad_demo_user != "none") {
+      uo.demo_user = o.bad_demo_user;
+      const UserPrompt bad = build_user_prompt(o.data, o.user, uo);
+      fmt::print("bad demonstration from user {}\n", bad.demo_user_id);
+      prompts.emplace_back("bad", tokenize_chat(model, bad.chat));
+    }
+  } else if (!o.prompt_text.empty()) {
+    prompts.emplace_back("main", tokenize_marked_text(model, o.prompt_text));
+  } else if (!o.spans.empty()) {
+    TokenizedPrompt p;
+    p.text = read_file(o.prompt_file);
+    p.tokens = tokenize_plain(model, p.text, true);
+    p.spans = parse_spans(o.spans);
+    for (const auto& s : p.spans)
+      if (s.end > static_cast<int>(p.tokens.size()))
+        throw OptionError(
+            "--spans", fmt::format("span {} ends at {} but the prompt has {} tokens", s.label, s.end, p.tokens.size()));
+    prompts.emplace_back("main", std::move(p));
+  } else {
+    prompts.emplace_back("main", tokenize_marked_text(model, read_file(o.prompt_file)));
+  }
+  if (!target.empty()) {
+    ro.capture.target_tokens = tokenize_plain(model, target);
+    if (ro.capture.target_tokens.empty()) throw OptionError("--target", "the target text has no tokens");
+  }
+
+  std::vector<DualReport> reports;
+  for (const auto& [label, prompt] : prompts) {
+    fmt::print("[{}] {} tokens, spans {}\n", label, prompt.tokens.size(), format_spans(prompt.spans));
+    reports.push_back(run_dual(model, prompt, ro, label));
+    fmt::print("{}\n", summary_table(reports.back()));
+  }
+  write_json(reports, o.out);
+  fmt::print("wrote {}\n", o.out);
+  if (!o.no_plots) {
+    std::string warning;
+    const auto files = write_plots(reports, o.out, warning);
+    if (!warning.empty()) fmt::print(stderr, "lrgd: warning: {}\n", warning);
+    for (const auto& f : files) fmt::print("wrote {}\n", f.string());
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_dual_command(CLI::App& app, Action& action) {
+  auto o = std::make_shared<DualCliOptions>();
+  auto* cmd = app.add_subcommand("dual", "Attention as one gradient step of a dual linear model (docs/dual.md)");
+  cmd->add_option("--model,-m", o->model, "GGUF model file")->required();
+  cmd->add_option("--prompt-file", o->prompt_file,
+                  "Raw prompt text; with --spans as token ranges, else with [[T]]..[[/T]] markers");
+  cmd->add_option("--spans", o->spans, "Token spans, e.g. T:0-120,D:120-300,Q:300-600 (D and P form dW)");
+  cmd->add_option("--prompt-text", o->prompt_text, "Raw prompt with span markers [[T]]..[[/T]] [[D]]..[[/D]]");
+  cmd->add_option("--data", o->data, "Dataset folder (builds the ICL prompt of --user as the recommender does)");
+  cmd->add_option("--user", o->user, "User id in --data");
+  cmd->add_option("--bad-demo-user", o->bad_demo_user,
+                  "Second run with the demonstration of this user ('random': seeded draw; 'none': skip)")
+      ->capture_default_str();
+  cmd->add_option("--template", o->template_name, "Prompt template (built-in name or file)")->capture_default_str();
+  cmd->add_option("--max-history", o->max_history, "History items in the prompt")->capture_default_str();
+  cmd->add_option("--candidates", o->n_candidates, "Candidate set size")->capture_default_str();
+  cmd->add_option("--kcore", o->kcore, "k-core filter of the loader (-1: its default)")->capture_default_str();
+  cmd->add_option("--target", o->target, "Target item text (its first token's values; --data: the test target)");
+  cmd->add_option("--features", o->features, "Random feature counts M to sweep")->delimiter(',')->capture_default_str();
+  cmd->add_option("--round-features", o->round_features, "M for per-token rounds and the knob check")
+      ->capture_default_str();
+  cmd->add_flag("--orthogonal", o->orthogonal, "Orthogonal random features (blockwise Gram-Schmidt, chi norms)");
+  cmd->add_option("--seed", o->seed, "Seed (features, candidates, bad demonstration)")->capture_default_str();
+  cmd->add_option("--generate,-n", o->n_generate, "Greedy tokens (rounds) to follow")->capture_default_str();
+  cmd->add_option("--layers", o->layers, "Layers to analyse (default: all)")->delimiter(',');
+  cmd->add_option("--threads,-t", o->n_threads, "CPU threads (0: all)")->capture_default_str();
+  cmd->add_option("--alpha", o->alpha, "Knob check: demonstration value scale (step size); 1 with lambda 0: skip")
+      ->capture_default_str();
+  cmd->add_option("--lambda", o->lambda, "Knob check: instruction values scaled by 1-lambda (weight decay)")
+      ->capture_default_str();
+  cmd->add_option("--out,-o", o->out, "Output JSON (plots and gnuplot script beside it)")->capture_default_str();
+  cmd->add_flag("--no-plots", o->no_plots, "Skip the gnuplot plots");
+  cmd->callback([&action, o] { action = [o] { return run_dual_cmd(*o); }; });
+}
+
+}  // namespace lrgd::cli
