@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <span>
 #include <string>
@@ -40,6 +41,13 @@ struct EvalConfig {
   std::string endpoint;
   // Runtime knobs recorded under "runtime" in config.json (not hashed): threads, batch, ...
   std::map<std::string, std::string> runtime;
+  // Extension point for methods implemented outside lrgd_eval (lrgd: lrgd_optim). When set,
+  // it makes the ranker instead of make_llm_ranker; it gets the effective LLM options.
+  std::function<std::unique_ptr<rec::Ranker>(const data::Dataset&, llm::Backend&, const rec::LlmRankerOptions&)>
+      ranker_factory;
+  std::string method_config;  // compact JSON object, hashed into config.json as "method_config"; empty: none
+  // Called after the loop; a JSON object added to summary.json as "method_summary".
+  std::function<std::string()> summary_extra;
 };
 
 struct RunOptions {

@@ -22,8 +22,10 @@ namespace lrgd::rec {
 
 using data::ItemIndex;
 
-enum class Method { Zsl, Icl, Random, Pop, Markov };
-// "zsl" | "icl" | "random" | "pop" | "markov". Throws OptionError("--method") otherwise.
+// Lrgd: optimised demonstrations (lrgd_optim supplies its ranker through
+// eval::EvalConfig::ranker_factory; make_llm_ranker treats it as ICL with the query's demo).
+enum class Method { Zsl, Icl, Random, Pop, Markov, Lrgd };
+// "zsl" | "icl" | "random" | "pop" | "markov" | "lrgd". Throws OptionError("--method") otherwise.
 Method parse_method(std::string_view name);
 std::string_view method_name(Method method);
 bool needs_llm(Method method);
@@ -53,6 +55,11 @@ struct Query {
   // (by default valid_history -> valid_target). Empty history: none.
   std::vector<ItemIndex> demo_history;
   ItemIndex demo_target = data::kNoItem;
+  std::string demo_explanation;  // optional preference statement shown with the demonstration
+  // Perturbation P (LRGD): another demonstration of the same user next to D; empty: none.
+  std::vector<ItemIndex> perturbation_history;
+  ItemIndex perturbation_target = data::kNoItem;
+  std::string perturbation_explanation;
 };
 
 // The outcome of one query. Rankings never contain a candidate twice.

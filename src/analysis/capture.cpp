@@ -377,23 +377,9 @@ TokenizedPrompt tokenize_marked_text(const std::filesystem::path& path, const st
 
 TokenizedPrompt tokenize_chat(const std::filesystem::path& path, const ChatInput& chat) {
   auto model = llm::detail::load_model(path);
-  const char* tmpl = llama_model_chat_template(model.get(), nullptr);
-  if (tmpl == nullptr) throw Error("the model has no chat template; use --prompt-file or --prompt-text");
-  std::vector<llama_chat_message> msgs;
-  std::size_t total = 256;
-  for (std::size_t m = 0; m < chat.contents.size(); ++m) {
-    msgs.push_back({chat.roles[m].c_str(), chat.contents[m].c_str()});
-    total += chat.contents[m].size() * 2 + 64;
-  }
-  std::string buf(total, '\0');
-  int32_t n =
-      llama_chat_apply_template(tmpl, msgs.data(), msgs.size(), true, buf.data(), static_cast<int32_t>(buf.size()));
-  if (n < 0) throw Error("llama.cpp does not support this model's chat template");
-  if (static_cast<std::size_t>(n) > buf.size()) {
-    buf.resize(static_cast<std::size_t>(n));
-    n = llama_chat_apply_template(tmpl, msgs.data(), msgs.size(), true, buf.data(), static_cast<int32_t>(buf.size()));
-  }
-  buf.resize(static_cast<std::size_t>(n));
+  if (llama_model_chat_template(model.get(), nullptr) == nullptr)
+    throw Error("the model has no chat template; use --prompt-file or --prompt-text");
+  const std::string buf = llm::detail::apply_chat_template(model.get(), chat.roles, chat.contents);
   // Where each message's content sits in the rendered text (searched in order).
   std::vector<std::size_t> offset;
   std::size_t from = 0;
@@ -406,7 +392,7 @@ TokenizedPrompt tokenize_chat(const std::filesystem::path& path, const ChatInput
   std::vector<LabelledRange> ranges;
   for (const auto& sp : chat.spans)
     ranges.push_back({sp.label, offset.at(sp.message) + sp.begin, offset.at(sp.message) + sp.end});
-  return tokenize_with_ranges(llama_model_get_vocab(model.get()), std::move(buf), ranges);
+  return tokenize_with_ranges(llama_model_get_vocab(model.get()), buf, ranges);
 }
 
 std::vector<std::int32_t> tokenize_plain(const std::filesystem::path& path, const std::string& text, bool prompt) {

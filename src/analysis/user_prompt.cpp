@@ -8,16 +8,11 @@
 #include "lrgd/error.h"
 #include "lrgd/prompt.h"
 #include "lrgd/protocol.h"
+#include "lrgd/rec.h"
 
 namespace lrgd::analysis {
 
 namespace {
-
-// rec::item_text: the title, or "Item <id>" when the item has none.
-std::string item_text(const data::Dataset& ds, data::ItemIndex i) {
-  const auto& it = ds.items[static_cast<std::size_t>(i)];
-  return it.title.empty() ? "Item " + it.id : it.title;
-}
 
 data::UserIndex find_user(const data::Dataset& ds, const std::string& id, const char* option) {
   const auto it = std::find(ds.user_ids.begin(), ds.user_ids.end(), id);
@@ -73,14 +68,14 @@ UserPrompt build_user_prompt(const std::filesystem::path& data_dir, const std::s
   Rng rt = protocol::candidate_rng(o.seed, protocol::Phase::Test, user, 0);
   const auto candidates = sampler.sample(user, loo.test_target, o.n_candidates, rt);
 
-  prompt::PromptInputs in;
-  for (auto i : loo.test_history) in.history.push_back(item_text(ds, i));
-  for (auto i : candidates) in.candidates.push_back(item_text(ds, i));
-  prompt::Demonstration demo;
-  for (auto i : demo_loo.valid_history) demo.history.push_back(item_text(ds, i));
-  demo.target = item_text(ds, demo_loo.valid_target);
-  in.demonstration = demo;
-  in.list_length = o.list_length;
+  rec::Query query;
+  query.user = user;
+  query.history = loo.test_history;
+  query.candidates = candidates;
+  query.target = loo.test_target;
+  query.demo_history = demo_loo.valid_history;
+  query.demo_target = demo_loo.valid_target;
+  const auto in = rec::build_inputs(ds, query, /*with_demo=*/true, o.list_length, /*regularisation=*/"");
   const auto rendered = prompt::Template::builtin(o.template_name).render(in);
 
   for (const auto& m : rendered.messages) {
@@ -91,7 +86,7 @@ UserPrompt build_user_prompt(const std::filesystem::path& data_dir, const std::s
     const std::string label = part_label(s.kind);
     if (!label.empty()) up.chat.spans.push_back({label, s.message, s.begin, s.end});
   }
-  up.target_title = item_text(ds, loo.test_target);
+  up.target_title = rec::item_text(ds, loo.test_target);
   up.target_number =
       static_cast<int>(std::find(candidates.begin(), candidates.end(), loo.test_target) - candidates.begin()) + 1;
   return up;

@@ -27,7 +27,8 @@ rec::LlmRankerOptions effective_llm(const EvalConfig& c) {
   rec::LlmRankerOptions o = c.llm;
   o.method = c.method;
   o.list_length = c.list_length;
-  if (o.template_name.empty()) o.template_name = std::string(rec::method_name(c.method));
+  if (o.template_name.empty())
+    o.template_name = std::string(rec::method_name(c.method == rec::Method::Lrgd ? rec::Method::Icl : c.method));
   if (o.generation.max_tokens <= 0) o.generation.max_tokens = o.constrain ? 4 * o.list_length + 8 : 32 * o.list_length;
   o.parse.list_length = c.list_length;
   return o;
@@ -153,7 +154,9 @@ ojson config_document(const EvalConfig& c, const data::Dataset& ds, const std::s
     d["prompt"] = {{"template", o.template_name},
                    {"template_sha256", template_sha256(o.template_name)},
                    {"regularisation", o.regularisation},
-                   {"demonstration", c.method == rec::Method::Icl ? "valid_window" : "none"}};
+                   {"demonstration", c.method == rec::Method::Icl    ? "valid_window"
+                                     : c.method == rec::Method::Lrgd ? "lrgd_best_valid"
+                                                                     : "none"}};
     ojson stop = ojson::array();
     for (const auto& s : o.generation.stop) stop.push_back(s);
     d["ranking"] = {{"mode", rec::rank_mode_name(o.mode)},
@@ -180,6 +183,7 @@ ojson config_document(const EvalConfig& c, const data::Dataset& ds, const std::s
                      {"markov_decay", c.baseline.markov_decay}};
   }
   d["seeds"] = std::move(seeds);
+  if (!c.method_config.empty()) d["method_config"] = ojson::parse(c.method_config);
   ojson keys = ojson::array();
   for (const auto& m : c.metrics) keys.push_back(m.key());
   d["metrics"] = std::move(keys);
@@ -238,7 +242,11 @@ RunResult run_eval(const EvalConfig& config, const data::Dataset& dataset, llm::
   detail::write_atomic(config_path, doc.dump(2, ' ', false, ojson::error_handler_t::replace) + "\n");
 
   std::unique_ptr<rec::Ranker> ranker;
-  if (llm_method) {
+  if (llm_method && config.ranker_factory) {
+    ranker = config.ranker_factory(dataset, *backend, effective_llm(config));
+  } else if (config.method == rec::Method::Lrgd) {
+    throw OptionError("--method", "lrgd needs its optimiser (EvalConfig::ranker_factory)");
+  } else if (llm_method) {
     ranker = rec::make_llm_ranker(dataset, *backend, effective_llm(config));
   } else {
     baselines::BaselineOptions bo = config.baseline;
@@ -369,8 +377,13 @@ RunResult run_eval(const EvalConfig& config, const data::Dataset& dataset, llm::
     usage.prompt_ms = u.prompt_ms - usage0.prompt_ms;
     usage.generate_ms = u.generate_ms - usage0.generate_ms;
   }
-  detail::write_atomic(out / "summary.json",
-                       detail::summary_json(config, doc, stats, result, usage, resumed.torn, options.setup_s));
+  std::string summary = detail::summary_json(config, doc, stats, result, usage, resumed.torn, options.setup_s);
+  if (config.summary_extra) {
+    auto j = ojson::parse(summary);
+    j["method_summary"] = ojson::parse(config.summary_extra());
+    summary = j.dump(2, ' ', false, ojson::error_handler_t::replace) + "\n";
+  }
+  detail::write_atomic(out / "summary.json", summary);
   detail::write_atomic(out / "table.md", detail::run_table(doc, stats));
   return result;
 }

@@ -7,8 +7,8 @@ namespace lrgd::eval::detail {
 
 std::string run_label(const ojson& doc) {
   const std::string method = doc.value("method", std::string("?"));
-  if (method == "zsl" || method == "icl") {
-    std::string label = method == "zsl" ? "ZSL" : "ICL";
+  if (method == "zsl" || method == "icl" || method == "lrgd") {
+    std::string label = method == "zsl" ? "ZSL" : method == "icl" ? "ICL" : "LRGD";
     const auto r = doc.find("ranking");
     if (r != doc.end() && r->value("mode", std::string()) == "score") label += " (score)";
     return label;

@@ -27,7 +27,8 @@ Method parse_method(std::string_view name) {
   if (n == "random") return Method::Random;
   if (n == "pop") return Method::Pop;
   if (n == "markov") return Method::Markov;
-  throw OptionError("--method", "unknown method '" + std::string(name) + "' (zsl, icl, random, pop, markov)");
+  if (n == "lrgd") return Method::Lrgd;
+  throw OptionError("--method", "unknown method '" + std::string(name) + "' (zsl, icl, random, pop, markov, lrgd)");
 }
 
 std::string_view method_name(Method method) {
@@ -42,11 +43,13 @@ std::string_view method_name(Method method) {
       return "pop";
     case Method::Markov:
       return "markov";
+    case Method::Lrgd:
+      return "lrgd";
   }
   return "?";
 }
 
-bool needs_llm(Method method) { return method == Method::Zsl || method == Method::Icl; }
+bool needs_llm(Method method) { return method == Method::Zsl || method == Method::Icl || method == Method::Lrgd; }
 
 RankMode parse_rank_mode(std::string_view name) {
   const std::string n = lower(name);
@@ -96,7 +99,15 @@ prompt::PromptInputs build_inputs(const data::Dataset& dataset, const Query& que
     prompt::Demonstration d;
     d.history = titles(query.demo_history, n_demo_dropped);
     d.target = item_text(dataset, query.demo_target);
+    d.explanation = query.demo_explanation;
     in.demonstration = std::move(d);
+  }
+  if (with_demo && !query.perturbation_history.empty() && query.perturbation_target != data::kNoItem) {
+    prompt::Demonstration p;
+    p.history = titles(query.perturbation_history, 0);
+    p.target = item_text(dataset, query.perturbation_target);
+    p.explanation = query.perturbation_explanation;
+    in.perturbation = std::move(p);
   }
   in.regularisation = regularisation;
   in.list_length = list_length;

@@ -35,9 +35,11 @@ class LlmRanker final : public Ranker {
     if (!needs_llm(o.method)) throw OptionError("--method", "not an LLM method: " + std::string(method_name(o.method)));
     if (o.list_length < 1) throw OptionError("--list-length", "must be >= 1");
     if (o.min_history < 1) throw OptionError("--min-history", "must be >= 1");
-    const std::string name = o.template_name.empty() ? std::string(method_name(o.method)) : o.template_name;
+    const std::string name = o.template_name.empty()
+                                 ? std::string(method_name(o.method == Method::Lrgd ? Method::Icl : o.method))
+                                 : o.template_name;
     template_ = prompt::Template::resolve(name);
-    with_demo_ = o.method == Method::Icl;
+    with_demo_ = o.method == Method::Icl || o.method == Method::Lrgd;
     if (with_demo_ && !template_.has_section("D"))
       throw OptionError("--template", "ICL needs a template with a D section: " + name);
     opts_.parse.list_length = o.list_length;

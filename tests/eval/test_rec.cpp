@@ -30,7 +30,8 @@ rec::Query make_query(const data::Dataset& ds, int user) {
 TEST(Rec, MethodNames) {
   EXPECT_EQ(rec::parse_method("ICL"), rec::Method::Icl);
   EXPECT_EQ(rec::method_name(rec::parse_method("markov")), "markov");
-  EXPECT_THROW(rec::parse_method("lrgd"), OptionError);
+  EXPECT_THROW(rec::parse_method("nope"), OptionError);
+  EXPECT_EQ(rec::parse_method("lrgd"), rec::Method::Lrgd);  // issue 6: lrgd_optim supplies its ranker
   EXPECT_THROW(rec::parse_rank_mode("beam"), OptionError);
   EXPECT_TRUE(rec::needs_llm(rec::Method::Zsl));
   EXPECT_FALSE(rec::needs_llm(rec::Method::Pop));

@@ -19,6 +19,7 @@ int run(int argc, char** argv) {
   add_data_commands(app, action);
   add_dual_command(app, action);
   add_eval_commands(app, action);
+  add_lrgd_commands(app, action);
 
   try {
     app.parse(argc, argv);

@@ -4,6 +4,16 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 
+namespace lrgd::data {
+struct Dataset;
+}
+namespace lrgd::llm {
+class Backend;
+}
+namespace lrgd::eval {
+struct EvalConfig;
+}
+
 namespace lrgd::cli {
 
 // The work chosen on the command line; runs after parsing. Returns the exit code.
@@ -19,5 +29,14 @@ void add_demo_command(CLI::App& app, Action& action);
 void add_data_commands(CLI::App& app, Action& action);
 void add_eval_commands(CLI::App& app, Action& action);
 void add_dual_command(CLI::App& app, Action& action);
+// `model train` and `model eval-items` (cmd_train.cpp), under the `model` group.
+void add_train_command(CLI::App* model, Action& action);
+
+// LRGD (issue 6, cmd_lrgd.cpp): `memory` and `ablate`; the `eval --method lrgd` options
+// and the hook that configures such a run (returns what runs after run_eval: collapse.md/png).
+void add_lrgd_commands(CLI::App& app, Action& action);
+void add_lrgd_eval_options(CLI::App* eval);
+std::function<void()> configure_lrgd_eval(eval::EvalConfig& config, const data::Dataset& dataset, llm::Backend& backend,
+                                          const std::string& out);
 
 }  // namespace lrgd::cli

@@ -162,6 +162,8 @@ int run_eval_command(const EvalArgs& a) {
   const auto ds = data::load_dataset(a.data, lo);
   std::unique_ptr<llm::Backend> backend;
   if (llm_method) backend = make_backend(a, c);
+  std::function<void()> after;  // --method lrgd: the optimiser's hook (cmd_lrgd.cpp)
+  if (c.method == rec::Method::Lrgd) after = configure_lrgd_eval(c, ds, *backend, a.out);
 
   eval::RunOptions ro;
   ro.out = a.out;
@@ -172,6 +174,7 @@ int run_eval_command(const EvalArgs& a) {
   ro.fsync_interval_s = a.fsync_interval;
   ro.setup_s = std::chrono::duration<double>(Clock::now() - t0).count();
   const auto r = eval::run_eval(c, ds, backend.get(), ro);
+  if (after) after();
 
   fmt::print(stderr, "lrgd: {} records ({} computed, {} resumed) in {:.2f} s (model {:.2f} s, outside {:.2f} s)\n",
              r.n_records, r.n_computed, r.n_resumed, r.wall_s, r.time_in_model_s, r.time_outside_model_s);
@@ -203,11 +206,12 @@ int run_report_command(const ReportArgs& a) {
 
 void add_eval_commands(CLI::App& app, Action& action) {
   auto a = std::make_shared<EvalArgs>();
-  auto* ev = app.add_subcommand("eval", "Evaluate a method (zsl, icl, pop, markov, random) and write a run directory");
+  auto* ev =
+      app.add_subcommand("eval", "Evaluate a method (zsl, icl, lrgd, pop, markov, random) and write a run directory");
   ev->add_option("--data,-d", a->data, "Dataset folder or file")->required();
   ev->add_option("--format", a->format, "auto | lcrec | recbole | amazon-raw | csv")->capture_default_str();
   ev->add_option("--kcore", a->kcore, "k-core filter (-1: format default)")->capture_default_str();
-  ev->add_option("--method", a->method, "zsl | icl | pop | markov | random")->required();
+  ev->add_option("--method", a->method, "zsl | icl | lrgd | pop | markov | random")->required();
   ev->add_option("--out,-o", a->out, "Run directory")->required();
   ev->add_flag("--resume", a->resume, "Continue the run in --out (same configuration required)");
   ev->add_flag("--overwrite", a->overwrite, "Replace a run already in --out");
@@ -251,6 +255,7 @@ void add_eval_commands(CLI::App& app, Action& action) {
   ev->add_option("--fsync-interval", a->fsync_interval, "Seconds between fsyncs of results.jsonl")
       ->capture_default_str();
   ev->add_flag("--no-progress", a->no_progress, "No progress lines on stderr");
+  add_lrgd_eval_options(ev);
   ev->callback([&action, a] { action = [a] { return run_eval_command(*a); }; });
 
   auto r = std::make_shared<ReportArgs>();

@@ -75,6 +75,7 @@ void add_model_commands(CLI::App& app, Action& action) {
   info->add_flag("--json", *as_json, "Print JSON");
   info->callback([&action, path, as_json] { action = [path, as_json] { return run_info(*path, *as_json); }; });
 
+  add_train_command(model, action);
 }
 
 }  // namespace lrgd::cli

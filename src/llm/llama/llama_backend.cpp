@@ -83,8 +83,6 @@ class LlamaBackend final : public Backend {
     if (!o.kv_unified) n_ctx_seq_ = std::min(n_ctx_seq_, n_ctx_ / (o.n_parallel + 1));
     n_batch_ = static_cast<int>(llama_n_batch(ctx_.get()));
     id_ = gguf_model_id(o.model);
-    const char* tmpl = llama_model_chat_template(model_.get(), nullptr);
-    if (tmpl != nullptr) chat_template_ = tmpl;
   }
 
   std::string model_id() const override { return id_; }
@@ -170,23 +168,12 @@ class LlamaBackend final : public Backend {
   }
 
   std::string apply_chat_template(const std::vector<ChatMessage>& messages) const {
-    if (chat_template_.empty()) throw Error("the model has no chat template; send raw text prompts");
-    std::vector<llama_chat_message> msgs;
-    msgs.reserve(messages.size());
-    for (const auto& m : messages) msgs.push_back({m.role.c_str(), m.content.c_str()});
-    std::size_t total = 256;
-    for (const auto& m : messages) total += m.content.size() * 2 + 64;
-    std::string buf(total, '\0');
-    int32_t n = llama_chat_apply_template(chat_template_.c_str(), msgs.data(), msgs.size(), true, buf.data(),
-                                          static_cast<int32_t>(buf.size()));
-    if (n < 0) throw Error("llama.cpp does not support this model's chat template");
-    if (static_cast<std::size_t>(n) > buf.size()) {
-      buf.resize(static_cast<std::size_t>(n));
-      n = llama_chat_apply_template(chat_template_.c_str(), msgs.data(), msgs.size(), true, buf.data(),
-                                    static_cast<int32_t>(buf.size()));
+    std::vector<std::string> roles, contents;
+    for (const auto& m : messages) {
+      roles.push_back(m.role);
+      contents.push_back(m.content);
     }
-    buf.resize(static_cast<std::size_t>(n));
-    return buf;
+    return detail::apply_chat_template(model_.get(), roles, contents);
   }
 
   llama_memory_t mem() const { return llama_get_memory(ctx_.get()); }
@@ -530,7 +517,6 @@ class LlamaBackend final : public Backend {
   int n_ctx_seq_ = 0;
   int n_batch_ = 0;
   std::string id_;
-  std::string chat_template_;
   std::vector<llama_token> prefix_;  // what kPrefixSeq holds
   mutable std::mutex mu_;
   Usage usage_;

@@ -88,6 +88,28 @@ std::string token_to_piece(const llama_vocab* vocab, llama_token token) {
   return big;
 }
 
+std::string apply_chat_template(const llama_model* model, const std::vector<std::string>& roles,
+                                const std::vector<std::string>& contents) {
+  const char* tmpl = llama_model_chat_template(model, nullptr);
+  if (tmpl == nullptr) throw Error("the model has no chat template; send raw text prompts");
+  std::vector<llama_chat_message> msgs;
+  std::size_t total = 256;
+  for (std::size_t m = 0; m < contents.size(); ++m) {
+    msgs.push_back({roles[m].c_str(), contents[m].c_str()});
+    total += contents[m].size() * 2 + 64;
+  }
+  std::string buf(total, '\0');
+  int32_t n =
+      llama_chat_apply_template(tmpl, msgs.data(), msgs.size(), true, buf.data(), static_cast<int32_t>(buf.size()));
+  if (n < 0) throw Error("llama.cpp does not support this model's chat template");
+  if (static_cast<std::size_t>(n) > buf.size()) {
+    buf.resize(static_cast<std::size_t>(n));
+    n = llama_chat_apply_template(tmpl, msgs.data(), msgs.size(), true, buf.data(), static_cast<int32_t>(buf.size()));
+  }
+  buf.resize(static_cast<std::size_t>(n));
+  return buf;
+}
+
 std::string model_meta(const llama_model* model, const char* key) {
   char buf[512];
   const int32_t n = llama_model_meta_val_str(model, key, buf, sizeof buf);

@@ -22,6 +22,10 @@ int resolve_threads(int n_threads);
 std::vector<llama_token> tokenize(const llama_vocab* vocab, const std::string& text, bool add_special,
                                   bool parse_special);
 std::string token_to_piece(const llama_vocab* vocab, llama_token token);
+// Applies the model's own chat template (add_generation_prompt = true). Throws Error if the
+// model has none or llama.cpp does not support it.
+std::string apply_chat_template(const llama_model* model, const std::vector<std::string>& roles,
+                                const std::vector<std::string>& contents);
 std::string model_meta(const llama_model* model, const char* key);
 bool has_text_vocab(const llama_model* model);
 

@@ -1,0 +1,146 @@
+// Training small item-token llama models on a dataset's training histories with
+// llama.cpp's own training API (llama_opt_init / llama_opt_epoch), written as GGUF and
+// usable through the embedded backend like any model. Layout: lrgd/item_model.h.
+// Workarounds for llama.cpp's training path, checkpoints and exact resume: docs/train.md.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "lrgd/dataset.h"
+#include "lrgd/item_model.h"
+
+namespace lrgd::train {
+
+struct TrainOptions {
+  // Model (llama architecture: RoPE, GQA, SwiGLU, RMSNorm; output tied to token_embd by default).
+  int n_layer = 2;
+  int n_embd = 64;
+  int n_head = 4;
+  int n_head_kv = 2;
+  int n_ff = 0;  // 0: about 8/3 * n_embd rounded up to a multiple of 32
+  bool tied = true;
+  int n_ctx = 256;  // tokens per training context (one optimizer step); a multiple of 256
+  float init_std = 0.02f;
+  float rope_theta = 10000.0f;
+  float rms_eps = 1e-5f;
+
+  // Data: each user's sequence minus its last `holdout` items (validation and test targets).
+  std::size_t holdout = 2;
+  std::size_t max_history = 20;  // query items kept before the target
+  double demo_prob = 0.5;        // chance that an example carries one demonstration
+  std::size_t max_users = 0;     // 0: all users (else the first max_users by index)
+
+  // Optimisation: AdamW, linear warm-up then cosine decay to lr * lr_min_ratio.
+  int epochs = 4;
+  float lr = 2e-3f;
+  float lr_min_ratio = 0.1f;
+  std::int64_t warmup_steps = 100;
+  float beta1 = 0.9f;
+  float beta2 = 0.999f;
+  float eps = 1e-8f;
+  float weight_decay = 0.0f;
+  std::uint64_t seed = 42;
+  int n_threads = 2;  // training and probe threads (results are bitwise reproducible per thread count)
+
+  // Checkpoints: every `checkpoint_every` steps and at every epoch end, into checkpoint_dir
+  // (empty: "<out>.ckpt"). A run finds the latest checkpoint there and resumes from it
+  // (resume = false starts over). The directory is removed after a successful run unless
+  // keep_checkpoints.
+  std::filesystem::path checkpoint_dir;
+  std::int64_t checkpoint_every = 500;
+  bool resume = true;
+  bool keep_checkpoints = false;
+  // Stop (as if killed) after this many global steps, leaving checkpoints behind; 0: never.
+  // For tests and for splitting a long run.
+  std::int64_t stop_after_steps = 0;
+
+  // llama.cpp workarounds (docs/train.md). Turning them off reproduces the upstream behaviour.
+  bool reset_gradients = true;   // zero each AdamW step's gradient accumulator after it runs
+  bool train_token_embd = true;  // make token_embd.weight trainable (upstream FIXME skips it)
+
+  bool progress = true;  // progress lines on stderr
+};
+
+struct EpochStats {
+  int epoch = 0;
+  double loss = 0;  // mean training loss (per token, nats) over the epoch's steps run in this process
+  std::int64_t steps = 0;
+};
+
+struct TrainReport {
+  std::filesystem::path path;
+  std::int64_t n_params = 0;
+  std::int32_t n_vocab = 0;
+  std::int64_t steps_total = 0;         // optimizer steps of the whole schedule
+  std::int64_t steps_run = 0;           // steps run in this process
+  std::int64_t resumed_from_step = -1;  // -1: started from scratch
+  bool finished = false;                // false: stopped by stop_after_steps
+  std::vector<std::int64_t> contexts_per_epoch;
+  std::uint64_t tokens_per_epoch = 0;  // of the first epoch (non-pad tokens)
+  std::vector<EpochStats> epochs;
+  // Loss curve: (global step, mean loss of the steps since the previous point), one point per checkpoint interval.
+  std::vector<std::pair<std::int64_t, double>> loss_curve;
+  double uniform_loss = 0;  // ln(n_vocab)
+  double unigram_loss = 0;  // entropy of the training token distribution (a bigram-free floor)
+  double wall_s = 0;
+  double tokens_per_s = 0;  // context tokens (pads included) per second of training
+  // Probe: logits of the last position of `probe_tokens`, computed on the in-memory trained
+  // model in a fresh context (f32 KV) right before the file was written.
+  std::vector<std::int32_t> probe_tokens;
+  std::vector<float> probe_logits;
+};
+
+// The training examples of one epoch, in training order (users shuffled with
+// Rng::derive(seed, "train/order", epoch); demonstrations drawn per user and epoch).
+std::vector<std::vector<std::int32_t>> epoch_examples(const data::Dataset& dataset, const TrainOptions& options,
+                                                      int epoch);
+
+// Packs examples into contexts of n_ctx tokens (an example never straddles two contexts;
+// the rest of a context is kPadToken; every context ends with at least one pad).
+std::vector<std::vector<std::int32_t>> pack_contexts(const std::vector<std::vector<std::int32_t>>& examples, int n_ctx);
+
+// Writes the initial (seeded random) item model. Returns the number of parameters.
+std::int64_t write_initial_model(const data::Dataset& dataset, const TrainOptions& options,
+                                 const std::filesystem::path& out);
+
+// Trains and writes `out`. Throws OptionError for impossible options, IoError for files.
+TrainReport train_item_model(const data::Dataset& dataset, const std::filesystem::path& out,
+                             const TrainOptions& options = {});
+
+// ---- Evaluation harness (the protocol of docs/method.md section 1) ----
+
+struct ItemEvalOptions {
+  std::size_t n_users = 1000;
+  std::uint64_t seed = 42;
+  std::uint32_t trial = 0;
+  bool test = true;            // test targets (false: validation targets)
+  bool demonstration = false;  // add last_step_demonstration(history) before the query
+  std::size_t max_history = 20;
+  int n_threads = 2;
+};
+
+struct RankerScores {
+  std::string name;
+  double ndcg10 = 0;
+  double hr10 = 0;
+  double ndcg1 = 0;
+  double mrr10 = 0;
+};
+
+struct ItemEvalReport {
+  std::size_t n_users = 0;
+  std::vector<RankerScores> rankers;  // "item_model", "pop", "markov", "random"
+  double seconds = 0;
+};
+
+// Ranks each sampled user's 50 candidates by the model's next-token log-probability
+// through the embedded backend (llm::make_llama_backend, score mode), and the baselines
+// on the same candidates.
+ItemEvalReport evaluate_item_model(const data::Dataset& dataset, const std::filesystem::path& model,
+                                   const ItemEvalOptions& options = {});
+
+}  // namespace lrgd::train

@@ -1,0 +1,355 @@
+// Stage 2 and the K-path loop (Optimiser), the `--method lrgd` ranker and its cost report.
+#include <algorithm>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "lrgd/error.h"
+#include "lrgd/metrics.h"
+#include "lrgd/optim.h"
+#include "lrgd/rng.h"
+
+namespace lrgd::optim {
+
+namespace {
+
+llm::Usage minus(const llm::Usage& a, const llm::Usage& b) {
+  llm::Usage d;
+  d.n_requests = a.n_requests - b.n_requests;
+  d.n_failed = a.n_failed - b.n_failed;
+  d.n_cache_hits = a.n_cache_hits - b.n_cache_hits;
+  d.n_prompt_tokens = a.n_prompt_tokens - b.n_prompt_tokens;
+  d.n_reused_tokens = a.n_reused_tokens - b.n_reused_tokens;
+  d.n_generated_tokens = a.n_generated_tokens - b.n_generated_tokens;
+  d.prompt_ms = a.prompt_ms - b.prompt_ms;
+  d.generate_ms = a.generate_ms - b.generate_ms;
+  return d;
+}
+
+std::uint64_t user_path_key(data::UserIndex user, int path) {
+  return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(user)) << 8) | static_cast<std::uint64_t>(path);
+}
+
+int target_rank(const rec::Ranked& r, const std::vector<ItemIndex>& candidates, ItemIndex target) {
+  const auto pos = std::find(candidates.begin(), candidates.end(), target) - candidates.begin();
+  std::vector<std::int32_t> ranking(r.ranking.begin(), r.ranking.end());
+  return metrics::rank_of(ranking, static_cast<std::int32_t>(pos));
+}
+
+void set_demo(rec::Query& q, const Demo& d) {
+  q.demo_history = d.history;
+  q.demo_target = d.target;
+  q.demo_explanation = d.explanation;
+}
+
+void set_perturbation(rec::Query& q, const Demo& d) {
+  q.perturbation_history = d.history;
+  q.perturbation_target = d.target;
+  q.perturbation_explanation = d.explanation;
+}
+
+}  // namespace
+
+Optimiser::Optimiser(const data::Dataset& ds, rec::Ranker& recommender, Generator& generator, memory::Store& store,
+                     Options options, std::string dataset_key, std::string variant, std::string model_id,
+                     llm::Backend* backend)
+    : ds_(ds),
+      recommender_(recommender),
+      generator_(generator),
+      store_(store),
+      opts_(std::move(options)),
+      dataset_key_(std::move(dataset_key)),
+      variant_(std::move(variant)),
+      model_id_(std::move(model_id)),
+      backend_(backend),
+      item_ids_(data::index_item_ids(ds)) {
+  if (opts_.paths < 1) throw OptionError("--paths", "must be >= 1");
+  if (opts_.rounds < 1) throw OptionError("--rounds", "must be >= 1");
+  if (opts_.paths > 255) throw OptionError("--paths", "must be <= 255");
+}
+
+std::vector<memory::Entry> Optimiser::optimise(std::span<const protocol::PreparedUser* const> users) {
+  const int K = opts_.paths;
+  const int R = opts_.rounds;
+  const auto usage0 = backend_ != nullptr ? backend_->usage() : llm::Usage{};
+  struct State {
+    const protocol::PreparedUser* u = nullptr;
+    std::vector<std::vector<std::optional<memory::Entry>>> rows;  // [path][round]
+    std::vector<std::vector<Demo>> demos;
+  };
+  std::vector<State> st(users.size());
+  for (std::size_t i = 0; i < users.size(); ++i) {
+    auto& s = st[i];
+    s.u = users[i];
+    s.rows.assign(static_cast<std::size_t>(K), std::vector<std::optional<memory::Entry>>(static_cast<std::size_t>(R)));
+    s.demos.assign(static_cast<std::size_t>(K), std::vector<Demo>(static_cast<std::size_t>(R)));
+    memory::Filter f;
+    f.dataset = dataset_key_;
+    f.variant = variant_;
+    f.user = s.u->user_id;
+    const bool first_time = seen_users_.insert(s.u->user_id).second;
+    for (auto& e : store_.list(f)) {
+      if (e.path >= K || e.round >= R) continue;
+      const auto p = static_cast<std::size_t>(e.path), r = static_cast<std::size_t>(e.round);
+      s.demos[p][r] = demo_from_json(item_ids_, e.demo);
+      s.rows[p][r] = std::move(e);
+      if (first_time) ++cost_.n_rounds_resumed;
+    }
+    if (first_time) ++cost_.n_users;
+  }
+  for (int r = 0; r < R; ++r) {
+    struct Pending {
+      std::size_t ui;
+      int path;
+      int pert_path = -1;
+    };
+    std::vector<Pending> pending;
+    std::vector<GenerationRequest> reqs;
+    for (std::size_t ui = 0; ui < st.size(); ++ui) {
+      auto& s = st[ui];
+      for (int p = 0; p < K; ++p) {
+        const auto pu = static_cast<std::size_t>(p), ru = static_cast<std::size_t>(r);
+        if (s.rows[pu][ru]) continue;
+        if (r > 0 && !s.rows[pu][ru - 1]) throw Error("lrgd: memory rows out of order for user " + s.u->user_id);
+        GenerationRequest g;
+        g.user = s.u;
+        g.path = p;
+        g.round = r;
+        g.seed = Rng::derive(opts_.seed, "lrgd/generate/" + std::to_string(r), user_path_key(s.u->user, p)).next_u64();
+        std::vector<int> eff;
+        for (int q = 0; q < r; ++q)
+          if (s.rows[pu][static_cast<std::size_t>(q)]->effective) eff.push_back(q);
+        std::stable_sort(eff.begin(), eff.end(), [&](int a, int b) {
+          return s.rows[pu][static_cast<std::size_t>(a)]->score > s.rows[pu][static_cast<std::size_t>(b)]->score;
+        });
+        for (int q : eff) g.path_memory.push_back(s.demos[pu][static_cast<std::size_t>(q)]);
+        if (r > 0) g.previous = &s.demos[pu][ru - 1];
+        Pending pe{ui, p};
+        if (opts_.perturbation && K > 1 && r > 0 && s.rows[pu][ru - 1]->collapsed) {
+          auto rng = Rng::derive(opts_.seed, "lrgd/perturb/" + std::to_string(r), user_path_key(s.u->user, p));
+          int j = static_cast<int>(rng.uniform(static_cast<std::uint64_t>(K - 1)));
+          if (j >= p) ++j;
+          pe.pert_path = j;
+        }
+        pending.push_back(pe);
+        reqs.push_back(std::move(g));
+      }
+    }
+    if (pending.empty()) continue;
+    const auto gens = generator_.generate(reqs);
+    std::vector<rec::Query> queries;
+    std::vector<std::size_t> asked;
+    for (std::size_t k = 0; k < pending.size(); ++k) {
+      const auto& pe = pending[k];
+      const auto& s = st[pe.ui];
+      if (gens[k].demo.empty()) continue;
+      rec::Query q;
+      q.user = s.u->user;
+      q.trial = 0;
+      q.history = s.u->valid_history;
+      q.candidates = s.u->valid_candidates;
+      q.target = s.u->valid_target;
+      set_demo(q, gens[k].demo);
+      if (pe.pert_path >= 0)
+        set_perturbation(q, s.demos[static_cast<std::size_t>(pe.pert_path)][static_cast<std::size_t>(r - 1)]);
+      queries.push_back(std::move(q));
+      asked.push_back(k);
+    }
+    const auto ranked = queries.empty() ? std::vector<rec::Ranked>{} : recommender_.rank(queries);
+    std::vector<memory::Entry> fresh(pending.size());
+    std::vector<const rec::Ranked*> by_pending(pending.size(), nullptr);
+    for (std::size_t a = 0; a < asked.size(); ++a) by_pending[asked[a]] = &ranked[a];
+    for (std::size_t k = 0; k < pending.size(); ++k) {
+      const auto& pe = pending[k];
+      auto& s = st[pe.ui];
+      const auto pu = static_cast<std::size_t>(pe.path), ru = static_cast<std::size_t>(r);
+      auto& e = fresh[k];
+      e.dataset = dataset_key_;
+      e.variant = variant_;
+      e.user = s.u->user_id;
+      e.path = pe.path;
+      e.round = r;
+      e.text = demo_text(ds_, gens[k].demo);
+      e.demo = demo_json(ds_, gens[k].demo);
+      e.model = model_id_;
+      e.generator_tokens = gens[k].n_tokens;
+      cost_.generator_tokens += gens[k].n_tokens;
+      if (const auto* rk = by_pending[k]) {
+        e.target_rank = target_rank(*rk, s.u->valid_candidates, s.u->valid_target);
+        e.recommender_tokens = static_cast<std::uint64_t>(rk->n_prompt_tokens + rk->n_generated_tokens);
+        cost_.validation_tokens += e.recommender_tokens;
+      }
+      e.score = demonstration_quality(e.target_rank, opts_.quality);
+      e.effective = e.target_rank > 0;
+      if (pe.pert_path >= 0) {
+        e.perturbation_path = pe.pert_path;
+        e.perturbation_round = r - 1;
+        ++cost_.n_perturbed;
+      }
+      if (r > 0) {
+        const auto& prev = *s.rows[pu][ru - 1];
+        e.similarity = token_jaccard(e.text, prev.text);
+        const bool similar = e.similarity > opts_.collapse_threshold;
+        const bool stalled = e.score <= prev.score && e.score < 1.0;
+        e.collapsed = opts_.collapse == CollapseRule::Similarity ? similar
+                      : opts_.collapse == CollapseRule::Stall    ? stalled
+                                                                 : (similar || stalled);
+        if (e.collapsed) ++cost_.n_collapses;
+      }
+      s.demos[pu][ru] = gens[k].demo;
+    }
+    store_.put(fresh);  // one transaction per round: a kill loses at most this round
+    for (std::size_t k = 0; k < pending.size(); ++k) {
+      auto& s = st[pending[k].ui];
+      s.rows[static_cast<std::size_t>(pending[k].path)][static_cast<std::size_t>(r)] = std::move(fresh[k]);
+      ++cost_.n_rounds_computed;
+    }
+  }
+  if (backend_ != nullptr) cost_.optimisation_usage += minus(backend_->usage(), usage0);
+  std::vector<memory::Entry> out;
+  for (auto& s : st)
+    for (auto& path : s.rows)
+      for (auto& e : path) out.push_back(std::move(*e));
+  return out;
+}
+
+namespace {
+
+class LrgdRanker final : public rec::Ranker {
+ public:
+  LrgdRanker(const data::Dataset& ds, llm::Backend& backend, const rec::LlmRankerOptions& icl,
+             const protocol::ProtocolOptions& protocol, const LrgdRankerOptions& o)
+      : ds_(ds), backend_(backend), opts_(o), store_(o.memory_path), item_ids_(data::index_item_ids(ds)) {
+    auto ro = icl;
+    ro.method = rec::Method::Icl;
+    ranker_ = rec::make_llm_ranker(ds, backend, ro);
+    auto zo = icl;
+    zo.method = rec::Method::Zsl;
+    zo.template_name = "zsl";
+    zsl_ = rec::make_llm_ranker(ds, backend, zo);
+    if (o.optim.generator == "template")
+      generator_ = make_template_generator(ds);
+    else if (o.optim.generator == "llm")
+      generator_ = make_llm_generator(ds, backend, o.generator_template);
+    else
+      throw OptionError("--generator", "unknown generator '" + o.optim.generator + "' (template, llm)");
+    protocol::ProtocolOptions po = protocol;
+    po.trial = 0;  // optimised once per user, on trial 0's validation candidates
+    split_ = protocol::prepare_split(ds, po);
+    for (std::size_t i = 0; i < split_.users.size(); ++i) by_user_[split_.users[i].user] = i;
+    optimiser_ = std::make_unique<Optimiser>(ds, *ranker_, *generator_, store_, o.optim, dataset_key(ds), o.variant,
+                                             backend.model_id(), &backend);
+  }
+
+  double model_seconds() const override { return ranker_->model_seconds() + zsl_->model_seconds(); }
+
+  std::vector<rec::Ranked> rank(std::span<const rec::Query> queries) override {
+    std::vector<const protocol::PreparedUser*> users;
+    for (const auto& q : queries) {
+      const auto it = by_user_.find(q.user);
+      if (it == by_user_.end())
+        throw Error("lrgd: user " + ds_.user_ids.at(static_cast<std::size_t>(q.user)) +
+                    " is not in the protocol's draw");
+      const auto* u = &split_.users[it->second];
+      if (std::find(users.begin(), users.end(), u) == users.end()) users.push_back(u);
+    }
+    const auto rows = optimiser_->optimise(users);
+    std::map<std::string, std::vector<memory::Entry>> by_id;
+    for (const auto& e : rows) by_id[e.user].push_back(e);
+    const auto usage0 = backend_.usage();
+    std::vector<rec::Query> with_demo, without;
+    std::vector<std::size_t> with_idx, without_idx;
+    for (std::size_t i = 0; i < queries.size(); ++i) {
+      rec::Query q = queries[i];
+      const auto& urows = by_id[ds_.user_ids.at(static_cast<std::size_t>(q.user))];
+      const auto* best = best_entry(urows);
+      const Demo d = best != nullptr ? demo_from_json(item_ids_, best->demo) : Demo{};
+      if (d.empty()) {
+        without.push_back(std::move(q));
+        without_idx.push_back(i);
+        continue;
+      }
+      set_demo(q, d);
+      if (best->perturbation_path >= 0) {
+        for (const auto& e : urows)
+          if (e.path == best->perturbation_path && e.round == best->perturbation_round)
+            set_perturbation(q, demo_from_json(item_ids_, e.demo));
+      }
+      with_demo.push_back(std::move(q));
+      with_idx.push_back(i);
+    }
+    std::vector<rec::Ranked> out(queries.size());
+    if (!with_demo.empty()) {
+      auto r = ranker_->rank(with_demo);
+      for (std::size_t k = 0; k < r.size(); ++k) out[with_idx[k]] = std::move(r[k]);
+    }
+    if (!without.empty()) {
+      auto r = zsl_->rank(without);
+      for (std::size_t k = 0; k < r.size(); ++k) out[without_idx[k]] = std::move(r[k]);
+    }
+    Cost c = optimiser_->cost();
+    test_usage_ += minus(backend_.usage(), usage0);
+    for (const auto& r : out) test_tokens_ += static_cast<std::uint64_t>(r.n_prompt_tokens + r.n_generated_tokens);
+    c.test_usage = test_usage_;
+    c.test_tokens = test_tokens_;
+    if (opts_.cost_out) *opts_.cost_out = c;
+    return out;
+  }
+
+ private:
+  const data::Dataset& ds_;
+  llm::Backend& backend_;
+  LrgdRankerOptions opts_;
+  memory::Store store_;
+  data::IdIndex item_ids_;
+  std::unique_ptr<rec::Ranker> ranker_, zsl_;
+  std::unique_ptr<Generator> generator_;
+  protocol::PreparedSplit split_;
+  std::map<data::UserIndex, std::size_t> by_user_;
+  std::unique_ptr<Optimiser> optimiser_;
+  llm::Usage test_usage_;
+  std::uint64_t test_tokens_ = 0;
+};
+
+nlohmann::ordered_json usage_json(const llm::Usage& u) {
+  return {{"n_requests", u.n_requests},
+          {"n_cache_hits", u.n_cache_hits},
+          {"n_prompt_tokens", u.n_prompt_tokens},
+          {"n_reused_tokens", u.n_reused_tokens},
+          {"n_generated_tokens", u.n_generated_tokens}};
+}
+
+}  // namespace
+
+std::unique_ptr<rec::Ranker> make_lrgd_ranker(const data::Dataset& ds, llm::Backend& backend,
+                                              const rec::LlmRankerOptions& icl,
+                                              const protocol::ProtocolOptions& protocol,
+                                              const LrgdRankerOptions& options) {
+  return std::make_unique<LrgdRanker>(ds, backend, icl, protocol, options);
+}
+
+std::string cost_json(const Cost& c) {
+  nlohmann::ordered_json j;
+  const double n = c.n_users > 0 ? static_cast<double>(c.n_users) : 1.0;
+  j["n_users"] = c.n_users;
+  j["n_rounds_computed"] = c.n_rounds_computed;
+  j["n_rounds_resumed"] = c.n_rounds_resumed;
+  j["n_collapses"] = c.n_collapses;
+  j["n_perturbed"] = c.n_perturbed;
+  j["tokens"] = {{"generator", c.generator_tokens}, {"validation", c.validation_tokens}, {"test", c.test_tokens}};
+  j["tokens_per_user"] = {{"generator", static_cast<double>(c.generator_tokens) / n},
+                          {"validation", static_cast<double>(c.validation_tokens) / n},
+                          {"test", static_cast<double>(c.test_tokens) / n}};
+  j["backend"] = {{"optimisation", usage_json(c.optimisation_usage)}, {"test", usage_json(c.test_usage)}};
+  const auto reused = c.optimisation_usage.n_reused_tokens + c.test_usage.n_reused_tokens;
+  const auto prompt = c.optimisation_usage.n_prompt_tokens + c.test_usage.n_prompt_tokens;
+  const auto hits = c.optimisation_usage.n_cache_hits + c.test_usage.n_cache_hits;
+  const auto reqs = c.optimisation_usage.n_requests + c.test_usage.n_requests;
+  j["saved"] = {{"prefix_reuse_tokens", reused},
+                {"prefix_reuse_fraction", prompt > 0 ? static_cast<double>(reused) / static_cast<double>(prompt) : 0.0},
+                {"response_cache_hits", hits},
+                {"response_cache_hit_rate", reqs > 0 ? static_cast<double>(hits) / static_cast<double>(reqs) : 0.0}};
+  return j.dump();
+}
+
+}  // namespace lrgd::optim

@@ -1,0 +1,244 @@
+// LRGD's optimisation loop on a scripted backend: S(D), memory contents, collapse and
+// perturbation bookkeeping, determinism, resume after a crash.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+
+#include "lrgd/eval.h"
+#include "lrgd/memory.h"
+#include "lrgd/optim.h"
+#include "lrgd/rng.h"
+#include "optim_test_util.h"
+
+namespace {
+
+using namespace lrgd;
+
+protocol::ProtocolOptions proto(std::size_t n_users = 6) {
+  protocol::ProtocolOptions p;
+  p.seed = 7;
+  p.n_users = n_users;
+  p.n_candidates = 20;
+  return p;
+}
+
+rec::LlmRankerOptions icl_options() {
+  rec::LlmRankerOptions o;
+  o.method = rec::Method::Icl;
+  o.constrain = true;
+  o.list_length = 10;
+  return o;
+}
+
+TEST(Optim, Quality) {
+  EXPECT_DOUBLE_EQ(optim::demonstration_quality(1), 1.0);
+  EXPECT_DOUBLE_EQ(optim::demonstration_quality(3), 0.5);
+  EXPECT_DOUBLE_EQ(optim::demonstration_quality(0), 0.0);
+  EXPECT_DOUBLE_EQ(optim::demonstration_quality(4, optim::Quality::Inverse), 0.25);
+  EXPECT_EQ(optim::parse_quality("inverse"), optim::Quality::Inverse);
+  EXPECT_THROW(optim::parse_quality("x"), OptionError);
+  EXPECT_DOUBLE_EQ(optim::token_jaccard("a b c", "a b d"), 0.5);
+  EXPECT_DOUBLE_EQ(optim::token_jaccard("", ""), 1.0);
+}
+
+TEST(Optim, DemoJsonRoundTrip) {
+  const auto ds = test::tiny_dataset(3);
+  optim::Demo d{{1, 2, 3}, 4, "likes games", "recent w=3 j=3"};
+  const auto back = optim::demo_from_json(ds, optim::demo_json(ds, d));
+  EXPECT_EQ(back.history, d.history);
+  EXPECT_EQ(back.target, d.target);
+  EXPECT_EQ(back.explanation, d.explanation);
+  EXPECT_NE(optim::demo_text(ds, d).find("Game 4"), std::string::npos);
+}
+
+struct Loop {
+  data::Dataset ds = test::tiny_dataset(30);
+  protocol::PreparedSplit split;
+  test::RotatingBackend backend;
+  std::unique_ptr<rec::Ranker> icl;
+  std::unique_ptr<optim::Generator> gen;
+  std::vector<memory::Entry> run(const std::filesystem::path& db, const optim::Options& o) {
+    split = protocol::prepare_split(ds, proto());
+    icl = rec::make_llm_ranker(ds, backend, icl_options());
+    gen = optim::make_template_generator(ds);
+    memory::Store store(db);
+    optim::Optimiser opt(ds, *icl, *gen, store, o, optim::dataset_key(ds), "v", backend.model_id(), &backend);
+    std::vector<const protocol::PreparedUser*> users;
+    for (const auto& u : split.users) users.push_back(&u);
+    return opt.optimise(users);
+  }
+};
+
+TEST(Optim, BookkeepingOnScriptedBackend) {
+  test::TempDir dir("book");
+  Loop loop;
+  optim::Options o;
+  o.paths = 3;
+  o.rounds = 3;
+  o.seed = 7;
+  const auto rows = loop.run(dir / "m.sqlite", o);
+  ASSERT_EQ(rows.size(), loop.split.users.size() * 9);
+  std::map<std::pair<std::string, int>, std::vector<const memory::Entry*>> by_path;
+  for (const auto& e : rows) by_path[{e.user, e.path}].push_back(&e);
+  std::size_t n_effective = 0, n_collapsed = 0, n_perturbed = 0;
+  for (const auto& u : loop.split.users) {
+    const auto pos =
+        std::find(u.valid_candidates.begin(), u.valid_candidates.end(), u.valid_target) - u.valid_candidates.begin();
+    for (int p = 0; p < 3; ++p) {
+      const auto& path = by_path[{u.user_id, p}];
+      ASSERT_EQ(path.size(), 3u);
+      for (int r = 0; r < 3; ++r) {
+        const auto& e = *path[static_cast<std::size_t>(r)];
+        EXPECT_EQ(e.round, r);
+        const auto d = optim::demo_from_json(loop.ds, e.demo);
+        // The demonstration never shows the validation or test target as its next item,
+        // and its window lies strictly before the validation target.
+        EXPECT_NE(d.target, u.valid_target);
+        EXPECT_NE(d.target, u.test_target);
+        // Known answer -> known rank -> known S.
+        const auto ans = test::RotatingBackend::answer(static_cast<int>(d.history.size()),
+                                                       static_cast<int>(u.valid_candidates.size()));
+        const auto it = std::find(ans.begin(), ans.end(), static_cast<int>(pos) + 1);
+        const int rank = it == ans.end() ? 0 : static_cast<int>(it - ans.begin()) + 1;
+        EXPECT_EQ(e.target_rank, rank);
+        EXPECT_DOUBLE_EQ(e.score, optim::demonstration_quality(rank));
+        EXPECT_EQ(e.effective, rank > 0);
+        n_effective += e.effective;
+        if (r == 0) {
+          EXPECT_FALSE(e.collapsed);
+          EXPECT_EQ(e.perturbation_path, -1);
+          continue;
+        }
+        const auto& prev = *path[static_cast<std::size_t>(r - 1)];
+        EXPECT_DOUBLE_EQ(e.similarity, optim::token_jaccard(e.text, prev.text));
+        const bool expect_collapse = e.similarity > 0.8 || (e.score <= prev.score && e.score < 1.0);
+        EXPECT_EQ(e.collapsed, expect_collapse) << u.user_id << " " << p << " " << r;
+        n_collapsed += e.collapsed;
+        // Perturbation: after a collapse, a random other path's previous-round demonstration.
+        if (prev.collapsed) {
+          auto rng = Rng::derive(7, "lrgd/perturb/" + std::to_string(r),
+                                 (static_cast<std::uint64_t>(u.user) << 8) | static_cast<std::uint64_t>(p));
+          int j = static_cast<int>(rng.uniform(2));
+          if (j >= p) ++j;
+          EXPECT_EQ(e.perturbation_path, j);
+          EXPECT_EQ(e.perturbation_round, r - 1);
+          ++n_perturbed;
+        } else {
+          EXPECT_EQ(e.perturbation_path, -1);
+        }
+      }
+    }
+  }
+  EXPECT_GT(n_effective, 0u);
+  EXPECT_GT(n_collapsed, 0u);
+  EXPECT_GT(n_perturbed, 0u);
+  // The memory holds every round; the effective ones are the paper's memory.
+  memory::Store store(dir / "m.sqlite");
+  EXPECT_EQ(store.count(), rows.size());
+  EXPECT_EQ(store.count({"", "", "", true}), n_effective);
+  const auto best = store.best_per_user();
+  ASSERT_EQ(best.size(), loop.split.users.size());
+  for (const auto& b : best) {
+    std::vector<memory::Entry> mine;
+    for (const auto& e : rows)
+      if (e.user == b.user) mine.push_back(e);
+    const auto* want = optim::best_entry(mine);
+    EXPECT_EQ(b.path, want->path);
+    EXPECT_EQ(b.round, want->round);
+    for (const auto& e : mine) EXPECT_LE(e.score, b.score);
+  }
+}
+
+TEST(Optim, NoPerturbationWithoutOption) {
+  test::TempDir dir("nop");
+  Loop loop;
+  optim::Options o;
+  o.perturbation = false;
+  for (const auto& e : loop.run(dir / "m.sqlite", o)) EXPECT_EQ(e.perturbation_path, -1);
+  test::TempDir dir1("k1");
+  Loop loop1;
+  optim::Options o1;
+  o1.paths = 1;
+  for (const auto& e : loop1.run(dir1 / "m.sqlite", o1)) EXPECT_EQ(e.perturbation_path, -1);
+}
+
+TEST(Optim, SameSeedSameMemory) {
+  test::TempDir dir("seed");
+  optim::Options o;
+  Loop a, b, c;
+  a.run(dir / "a.sqlite", o);
+  b.run(dir / "b.sqlite", o);
+  o.seed = 99;
+  c.run(dir / "c.sqlite", o);
+  const auto dump = [](const std::filesystem::path& p) {
+    std::string s;
+    for (const auto& e : memory::Store(p).list()) s += memory::to_json(e) + "\n";
+    return s;
+  };
+  EXPECT_EQ(dump(dir / "a.sqlite"), dump(dir / "b.sqlite"));
+  EXPECT_NE(dump(dir / "a.sqlite"), dump(dir / "c.sqlite"));
+}
+
+eval::EvalConfig lrgd_config(const std::filesystem::path& memory_path, std::shared_ptr<optim::Cost> cost) {
+  eval::EvalConfig c;
+  c.method = rec::Method::Lrgd;
+  c.protocol = proto(6);
+  c.n_trials = 2;
+  c.llm.constrain = true;
+  optim::LrgdRankerOptions lo;
+  lo.memory_path = memory_path;
+  lo.variant = "test";
+  lo.optim.seed = c.protocol.seed;
+  lo.cost_out = cost;
+  c.method_config = optim::options_json(lo.optim);
+  const auto protocol = c.protocol;
+  c.ranker_factory = [lo, protocol](const data::Dataset& d, llm::Backend& b, const rec::LlmRankerOptions& icl) {
+    return optim::make_lrgd_ranker(d, b, icl, protocol, lo);
+  };
+  c.summary_extra = [cost] { return optim::cost_json(*cost); };
+  return c;
+}
+
+std::string dump_memory(const std::filesystem::path& p) {
+  std::string s;
+  for (const auto& e : memory::Store(p).list()) s += memory::to_json(e) + "\n";
+  return s;
+}
+
+TEST(Optim, CrashAndResumeLoseNothing) {
+  const auto ds = test::tiny_dataset(30);
+  test::TempDir dir("resume");
+  eval::RunOptions ro;
+  ro.batch_size = 2;
+  ro.progress = false;
+  // Uninterrupted.
+  auto cost_a = std::make_shared<optim::Cost>();
+  test::RotatingBackend ba;
+  ro.out = dir / "a";
+  eval::run_eval(lrgd_config(dir / "a" / "memory.sqlite", cost_a), ds, &ba, ro);
+  const int calls_a = ba.n_calls();
+  EXPECT_EQ(cost_a->n_rounds_computed, 6u * 9u);
+  // Crash in the middle of the optimisation of the second batch.
+  auto cost_b = std::make_shared<optim::Cost>();
+  test::RotatingBackend crash(5);
+  ro.out = dir / "b";
+  EXPECT_THROW(eval::run_eval(lrgd_config(dir / "b" / "memory.sqlite", cost_b), ds, &crash, ro), std::runtime_error);
+  const auto rows_before = memory::Store(dir / "b" / "memory.sqlite").count();
+  EXPECT_GT(rows_before, 0u);
+  // Resume with a healthy backend.
+  auto cost_c = std::make_shared<optim::Cost>();
+  test::RotatingBackend bc;
+  ro.resume = true;
+  eval::run_eval(lrgd_config(dir / "b" / "memory.sqlite", cost_c), ds, &bc, ro);
+  EXPECT_EQ(test::slurp(dir / "a" / "results.jsonl"), test::slurp(dir / "b" / "results.jsonl"));
+  EXPECT_EQ(dump_memory(dir / "a" / "memory.sqlite"), dump_memory(dir / "b" / "memory.sqlite"));
+  // Nothing stored before the crash was computed again.
+  EXPECT_EQ(cost_c->n_rounds_resumed, rows_before);
+  EXPECT_EQ(cost_c->n_rounds_computed + rows_before, 6u * 9u);
+  EXPECT_EQ(crash.n_calls() + bc.n_calls(), calls_a);  // the crashed call never completed
+  // summary.json carries the cost section.
+  EXPECT_NE(test::slurp(dir / "a" / "summary.json").find("\"tokens_per_user\""), std::string::npos);
+}
+
+}  // namespace

@@ -1,0 +1,157 @@
+// `lrgd eval --method lrgd`, `lrgd memory`, `lrgd ablate` with a tiny random GGUF on the
+// Games data (child processes); kill -9 during the optimisation, then --resume.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "../eval/eval_test_util.h"
+#include "lrgd/memory.h"
+#include "lrgd/model_init.h"
+
+namespace {
+
+using namespace lrgd;
+using nlohmann::json;
+
+const std::filesystem::path kGames = std::filesystem::path(LRGD_SHARED_DATA_DIR) / "amazon18-games";
+
+std::filesystem::path tiny_model(const std::filesystem::path& dir) {
+  model::ModelInitOptions o;
+  o.arch = "mistral";
+  o.n_layer = 1;
+  o.n_embd = 32;
+  o.n_head = 4;
+  o.n_head_kv = 2;
+  o.n_ctx = 2048;
+  const auto path = dir / "tiny-mistral.gguf";
+  model::init_model(o, path);
+  return path;
+}
+
+std::vector<std::string> common(const std::filesystem::path& model, int n_users) {
+  return {"--data", kGames.string(), "--model", model.string(), "--users",      std::to_string(n_users), "--trials",
+          "1",      "--threads",     "1",       "--constrain",  "--no-progress"};
+}
+
+pid_t spawn(const std::vector<std::string>& args) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    std::vector<char*> argv;
+    for (const auto& s : args) argv.push_back(const_cast<char*>(s.c_str()));
+    argv.push_back(nullptr);
+    const int devnull = ::open("/dev/null", O_WRONLY);
+    ::dup2(devnull, 1);
+    ::dup2(devnull, 2);
+    ::execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int wait_exit(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::vector<std::string> cat(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+std::string dump_memory(const std::filesystem::path& p) {
+  std::string s;
+  for (const auto& e : memory::Store(p).list()) s += memory::to_json(e) + "\n";
+  return s;
+}
+
+TEST(OptimCli, GamesRunWritesEveryTableAndPlot) {
+  if (!std::filesystem::exists(kGames)) GTEST_SKIP() << "no Games data";
+  test::TempDir dir("cli");
+  const auto model = tiny_model(dir.path());
+  const auto run = dir / "run";
+  ASSERT_EQ(wait_exit(spawn(
+                cat({LRGD_CLI, "eval", "--method", "lrgd", "--paths", "2", "--rounds", "2", "--out", run.string()},
+                    common(model, 10)))),
+            0);
+  for (const char* f :
+       {"config.json", "results.jsonl", "summary.json", "table.md", "memory.sqlite", "collapse.md", "collapse.png"})
+    EXPECT_TRUE(std::filesystem::exists(run / f)) << f;
+  const auto summary = json::parse(test::slurp(run / "summary.json"));
+  EXPECT_EQ(summary["label"], "LRGD");
+  EXPECT_EQ(summary["n_records"], 10);
+  EXPECT_EQ(summary["method_summary"]["n_users"], 10);
+  EXPECT_EQ(summary["method_summary"]["n_rounds_computed"], 10 * 2 * 2);
+  EXPECT_GT(summary["method_summary"]["tokens_per_user"]["validation"].get<double>(), 0.0);
+  const auto config = json::parse(test::slurp(run / "config.json"));
+  EXPECT_EQ(config["method_config"]["paths"], 2);
+  EXPECT_EQ(config["prompt"]["demonstration"], "lrgd_best_valid");
+  EXPECT_EQ(memory::Store(run / "memory.sqlite").count(), 40u);
+  EXPECT_NE(test::slurp(run / "collapse.md").find("| 2 |"), std::string::npos);
+  EXPECT_NE(test::slurp(run / "table.md").find("LRGD"), std::string::npos);
+  for (const char* what : {"list", "best", "export"})
+    EXPECT_EQ(wait_exit(spawn({LRGD_CLI, "memory", what, "--memory", (run / "memory.sqlite").string()})), 0) << what;
+
+  // Table 5 and Fig. 9 in one command.
+  const auto ab = dir / "ablate";
+  ASSERT_EQ(wait_exit(spawn(cat({LRGD_CLI, "ablate", "--out", ab.string(), "--", "--rounds", "2"}, common(model, 4)))),
+            0);
+  for (const char* f : {"table5.md", "table5.json", "collapse.md", "collapse.png", "memory.sqlite"})
+    EXPECT_TRUE(std::filesystem::exists(ab / f)) << f;
+  const auto t5 = test::slurp(ab / "table5.md");
+  for (const char* col : {"LRGD (3-PDO)", "2-PDO", "1-PDO", "w/o P, R", "T/D swapped", "nDCG@10", "Recall@10"})
+    EXPECT_NE(t5.find(col), std::string::npos) << col;
+  const auto c = test::slurp(ab / "collapse.md");
+  EXPECT_NE(c.find("with P"), std::string::npos);
+  EXPECT_NE(c.find("without P"), std::string::npos);
+}
+
+TEST(OptimCli, KillNineDuringOptimisationThenResume) {
+  if (!std::filesystem::exists(kGames)) GTEST_SKIP() << "no Games data";
+  test::TempDir dir("kill");
+  const auto model = tiny_model(dir.path());
+  const auto args = [&](const std::filesystem::path& out) {
+    return cat({LRGD_CLI, "eval", "--method", "lrgd", "--paths", "2", "--rounds", "3", "--batch", "2", "--no-plot",
+                "--out", out.string()},
+               common(model, 6));
+  };
+  const auto killed = dir / "killed";
+  const pid_t pid = spawn(args(killed));
+  ASSERT_GT(pid, 0);
+  const auto db = killed / "memory.sqlite";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  std::size_t rows = 0;
+  while (std::chrono::steady_clock::now() < deadline && rows < 8) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (std::filesystem::exists(db)) {
+      try {
+        rows = memory::Store(db).count();
+      } catch (const std::exception&) {
+      }
+    }
+  }
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the run ended before it could be killed";
+  const auto rows_killed = memory::Store(db).count();
+  ASSERT_LT(rows_killed, 6u * 6u);
+  auto resume = args(killed);
+  resume.push_back("--resume");
+  ASSERT_EQ(wait_exit(spawn(resume)), 0);
+  const auto full = dir / "full";
+  ASSERT_EQ(wait_exit(spawn(args(full))), 0);
+  EXPECT_EQ(test::slurp(killed / "results.jsonl"), test::slurp(full / "results.jsonl"));
+  EXPECT_EQ(dump_memory(killed / "memory.sqlite"), dump_memory(full / "memory.sqlite"));
+  const auto s = json::parse(test::slurp(killed / "summary.json"));
+  // Every row stored before the kill is reused; only the rest is computed.
+  EXPECT_EQ(s["method_summary"]["n_rounds_computed"].get<std::size_t>(), 6u * 6u - rows_killed);
+}
+
+}  // namespace

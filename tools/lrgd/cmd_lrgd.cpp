@@ -1,0 +1,411 @@
+// `lrgd eval --method lrgd` options, `lrgd memory` (list, best, export) and `lrgd ablate`
+// (paper Table 5 and Fig. 9). docs/lrgd.md.
+#include <fmt/core.h>
+
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "cli.h"
+#include "lrgd/error.h"
+#include "lrgd/eval.h"
+#include "lrgd/hash.h"
+#include "lrgd/memory.h"
+#include "lrgd/optim.h"
+#include "lrgd/prompt.h"
+
+namespace lrgd::cli {
+
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+struct LrgdArgs {
+  int paths = 3;
+  int rounds = 3;
+  std::string quality = "log2";
+  std::string collapse = "both";
+  double collapse_threshold = 0.8;
+  bool no_perturbation = false;
+  bool no_regularisation = false;
+  std::string regularisation_template;
+  bool swap = false;
+  std::string generator = "template";
+  std::string generator_template;
+  std::string memory;
+  bool no_plot = false;
+};
+
+std::shared_ptr<LrgdArgs>& current_args() {
+  static std::shared_ptr<LrgdArgs> args;
+  return args;
+}
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw IoError("cannot read " + p.string());
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
+  std::size_t b = 0;
+  while (b < s.size() && (s[b] == ' ' || s[b] == '\n')) ++b;
+  return s.substr(b);
+}
+
+// R from the regularisation template ({n}: the list length).
+std::string regularisation_text(const std::string& file, int list_length) {
+  std::string t = file.empty() ? std::string(prompt::Template::builtin_text("regularisation")) : slurp(file);
+  const std::string key = "{n}";
+  for (auto p = t.find(key); p != std::string::npos; p = t.find(key))
+    t.replace(p, key.size(), std::to_string(list_length));
+  return trim(t);
+}
+
+// Users of a run directory's results (trial 0, draw order).
+std::set<std::string> run_users(const std::filesystem::path& run) {
+  std::set<std::string> users;
+  std::ifstream in(run / "results.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    users.insert(nlohmann::json::parse(line).at("user").get<std::string>());
+  }
+  return users;
+}
+
+std::vector<memory::Entry> run_rows(const std::filesystem::path& memory_path, const std::string& dataset,
+                                    const std::string& variant, const std::set<std::string>& users) {
+  memory::Store store(memory_path);
+  memory::Filter f;
+  f.dataset = dataset;
+  f.variant = variant;
+  std::vector<memory::Entry> out;
+  for (auto& e : store.list(f))
+    if (users.contains(e.user)) out.push_back(std::move(e));
+  return out;
+}
+
+void write_text(const std::filesystem::path& p, const std::string& text) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out << text;
+  if (!out) throw IoError("cannot write " + p.string());
+}
+
+void write_collapse(std::span<const optim::Series> series, const std::filesystem::path& dir, bool plot) {
+  write_text(dir / "collapse.md", optim::collapse_markdown(series));
+  if (!plot) return;
+  std::string error;
+  if (!optim::plot_collapse(series, dir / "collapse.png", error))
+    fmt::print(stderr, "lrgd: warning: no collapse plot: {}\n", error);
+}
+
+}  // namespace
+
+void add_lrgd_eval_options(CLI::App* ev) {
+  auto a = std::make_shared<LrgdArgs>();
+  current_args() = a;
+  const std::string g = "LRGD (--method lrgd)";
+  ev->add_option("--paths", a->paths, "lrgd: optimisation paths K (K-PDO)")->capture_default_str()->group(g);
+  ev->add_option("--rounds", a->rounds, "lrgd: optimisation rounds R")->capture_default_str()->group(g);
+  ev->add_option("--quality", a->quality, "lrgd: S(D) = log2 (1/log2(p+1)) | inverse (1/p)")
+      ->capture_default_str()
+      ->group(g);
+  ev->add_option("--collapse", a->collapse, "lrgd: collapse rule similarity | stall | both")
+      ->capture_default_str()
+      ->group(g);
+  ev->add_option("--collapse-threshold", a->collapse_threshold, "lrgd: token-Jaccard threshold of collapse")
+      ->capture_default_str()
+      ->group(g);
+  ev->add_flag("--no-perturbation", a->no_perturbation, "lrgd: no perturbation P on collapse")->group(g);
+  ev->add_flag("--no-regularisation", a->no_regularisation, "lrgd: no textual regularisation R")->group(g);
+  ev->add_option("--regularisation-template", a->regularisation_template,
+                 "lrgd: R text file ({n} = list length; default prompts/regularisation.txt)")
+      ->group(g);
+  ev->add_flag("--swap", a->swap, "lrgd: swap T and D (template icl_swap)")->group(g);
+  ev->add_option("--generator", a->generator, "lrgd: stage-1 generator template | llm")
+      ->capture_default_str()
+      ->group(g);
+  ev->add_option("--generator-template", a->generator_template, "lrgd: llm generator prompt file")->group(g);
+  ev->add_option("--memory", a->memory, "lrgd: memory database (default RUN_DIR/memory.sqlite)")->group(g);
+  ev->add_flag("--no-plot", a->no_plot, "lrgd: no collapse.png")->group(g);
+}
+
+std::function<void()> configure_lrgd_eval(eval::EvalConfig& c, const data::Dataset& ds, llm::Backend& backend,
+                                          const std::string& out) {
+  const auto a = current_args();
+  if (!a) throw Error("lrgd options were not registered");
+  optim::Options o;
+  o.paths = a->paths;
+  o.rounds = a->rounds;
+  if (o.paths < 1 || o.paths > 255) throw OptionError("--paths", "must be in 1..255");
+  if (o.rounds < 1) throw OptionError("--rounds", "must be >= 1");
+  o.quality = optim::parse_quality(a->quality);
+  o.collapse = optim::parse_collapse_rule(a->collapse);
+  o.collapse_threshold = a->collapse_threshold;
+  o.perturbation = !a->no_perturbation;
+  if (a->generator != "template" && a->generator != "llm")
+    throw OptionError("--generator", "template or llm, not '" + a->generator + "'");
+  o.generator = a->generator;
+  o.seed = c.protocol.seed;
+  if (c.llm.template_name.empty()) c.llm.template_name = a->swap ? "icl_swap" : "icl";
+  if (!a->no_regularisation && c.llm.regularisation.empty())
+    c.llm.regularisation = regularisation_text(a->regularisation_template, c.list_length);
+  std::string gen_template;
+  auto mc = ojson::parse(optim::options_json(o));
+  if (o.generator == "llm") {
+    gen_template = a->generator_template.empty() ? std::string(prompt::Template::builtin_text("generator"))
+                                                 : slurp(a->generator_template);
+    mc["generator_template_sha256"] = sha256_hex(gen_template);
+  }
+  c.method_config = mc.dump();
+  // The memory variant: everything that changes a row (not the number of users or trials).
+  auto doc = ojson::parse(eval::config_json(c, ds, backend.model_id()));
+  for (const char* k : {"runtime", "config_hash", "lrgd_version", "trials", "metrics", "confidence"}) doc.erase(k);
+  doc["protocol"].erase("n_users");
+  doc["seeds"].erase("generation_per_trial");
+  doc["dataset"].erase("path");
+  doc["model"].erase("path");
+  doc["model"].erase("endpoint");
+  const std::string variant = sha256_hex(doc.dump()).substr(0, 16);
+  const std::filesystem::path memory_path =
+      a->memory.empty() ? std::filesystem::path(out) / "memory.sqlite" : std::filesystem::path(a->memory);
+  c.runtime["memory"] = memory_path.string();
+  auto cost = std::make_shared<optim::Cost>();
+  optim::LrgdRankerOptions lo;
+  lo.optim = o;
+  lo.memory_path = memory_path;
+  lo.variant = variant;
+  lo.generator_template = gen_template;
+  lo.cost_out = cost;
+  const auto protocol = c.protocol;
+  c.ranker_factory = [lo, protocol](const data::Dataset& d, llm::Backend& b, const rec::LlmRankerOptions& icl) {
+    return optim::make_lrgd_ranker(d, b, icl, protocol, lo);
+  };
+  c.summary_extra = [cost, variant, memory_path] {
+    auto j = ojson::parse(optim::cost_json(*cost));
+    j["variant"] = variant;
+    j["memory"] = memory_path.string();
+    return j.dump();
+  };
+  const bool plot = !a->no_plot;
+  const bool with_p = o.perturbation && o.paths > 1;
+  const std::string dkey = optim::dataset_key(ds);
+  return [out, memory_path, dkey, variant, plot, with_p] {
+    const auto rows = run_rows(memory_path, dkey, variant, run_users(out));
+    const std::vector<optim::Series> series{{with_p ? "with P" : "without P", optim::round_stats(rows)}};
+    write_collapse(series, out, plot);
+  };
+}
+
+namespace {
+
+struct MemoryArgs {
+  std::string memory;
+  std::string dataset, variant, user;
+  bool effective = false;
+  std::string out;
+};
+
+int run_memory(const std::string& what, const MemoryArgs& a) {
+  if (!std::filesystem::exists(a.memory)) throw OptionError("--memory", "no memory database at " + a.memory);
+  memory::Store store(a.memory);
+  memory::Filter f{a.dataset, a.variant, a.user, a.effective};
+  const auto rows = what == "best" ? store.best_per_user(f) : store.list(f);
+  if (what == "export") {
+    std::string text;
+    for (const auto& e : rows) text += memory::to_json(e) + "\n";
+    if (a.out.empty())
+      fmt::print("{}", text);
+    else
+      write_text(a.out, text);
+    fmt::print(stderr, "lrgd: {} rows exported\n", rows.size());
+    return 0;
+  }
+  fmt::print(
+      "| dataset | variant | user | path | round | S | rank | effective | similarity | collapsed | P | demonstration "
+      "|\n"
+      "|:--|:--|:--|--:|--:|--:|--:|:--|--:|:--|:--|:--|\n");
+  for (const auto& e : rows) {
+    std::string text = e.text;
+    for (auto& ch : text)
+      if (ch == '\n' || ch == '|') ch = ' ';
+    if (text.size() > 120) text = text.substr(0, 117) + "...";
+    fmt::print(
+        "| {} | {} | {} | {} | {} | {:.4f} | {} | {} | {:.3f} | {} | {} | {} |\n", e.dataset, e.variant, e.user, e.path,
+        e.round, e.score, e.target_rank == 0 ? std::string("-") : std::to_string(e.target_rank),
+        e.effective ? "yes" : "no", e.similarity, e.collapsed ? "yes" : "no",
+        e.perturbation_path < 0 ? std::string("-") : fmt::format("{}:{}", e.perturbation_path, e.perturbation_round),
+        text);
+  }
+  fmt::print(stderr, "lrgd: {} rows\n", rows.size());
+  return 0;
+}
+
+struct AblateArgs {
+  std::string out;
+  std::string variants = "lrgd,k2,k1,no_pr,swap";
+  bool no_collapse = false;
+  bool resume = false;
+  bool no_plot = false;
+  std::vector<std::string> eval_args;
+};
+
+struct Variant {
+  std::string name;
+  std::string column;
+  std::vector<std::string> flags;
+};
+
+const std::vector<Variant>& all_variants() {
+  static const std::vector<Variant> v{
+      {"lrgd", "LRGD (3-PDO)", {"--paths", "3"}},
+      {"k2", "2-PDO", {"--paths", "2"}},
+      {"k1", "1-PDO", {"--paths", "1"}},
+      {"no_pr", "w/o P, R", {"--paths", "3", "--no-perturbation", "--no-regularisation"}},
+      {"swap", "T/D swapped", {"--paths", "3", "--swap"}},
+      {"no_p", "w/o P", {"--paths", "3", "--no-perturbation"}},
+  };
+  return v;
+}
+
+int run_variant(const Variant& v, const AblateArgs& a, const std::vector<std::string>& extras) {
+  const auto dir = std::filesystem::path(a.out) / v.name;
+  std::vector<std::string> args{"lrgd", "eval"};
+  args.insert(args.end(), extras.begin(), extras.end());
+  args.insert(args.end(), {"--method", "lrgd"});
+  args.insert(args.end(), v.flags.begin(), v.flags.end());
+  args.insert(args.end(), {"--out", dir.string(), "--memory", (std::filesystem::path(a.out) / "memory.sqlite").string(),
+                           "--no-plot"});
+  if (a.resume && std::filesystem::exists(dir / "config.json")) args.push_back("--resume");
+  fmt::print(stderr, "lrgd ablate: {} ({})\n", v.name, v.column);
+  std::vector<char*> argv;
+  for (auto& s : args) argv.push_back(s.data());
+  return run(static_cast<int>(argv.size()), argv.data());
+}
+
+int run_ablate(const AblateArgs& a, std::vector<std::string> extras) {
+  if (!extras.empty() && extras.front() == "--") extras.erase(extras.begin());
+  for (const auto& e : extras)
+    if (e == "--out" || e == "-o" || e == "--method" || e == "--memory" || e == "--paths")
+      throw OptionError("ablate", e + " is set by ablate itself");
+  std::vector<Variant> chosen;
+  {
+    std::istringstream in(a.variants);
+    std::string name;
+    while (std::getline(in, name, ',')) {
+      const auto& all = all_variants();
+      const auto it = std::find_if(all.begin(), all.end(), [&](const Variant& v) { return v.name == name; });
+      if (it == all.end())
+        throw OptionError("--variants", "unknown variant '" + name + "' (lrgd, k2, k1, no_pr, swap, no_p)");
+      chosen.push_back(*it);
+    }
+  }
+  const bool collapse = !a.no_collapse;
+  if (collapse) {
+    for (const char* n : {"lrgd", "no_p"}) {
+      if (std::none_of(chosen.begin(), chosen.end(), [&](const Variant& v) { return v.name == n; }))
+        chosen.push_back(
+            *std::find_if(all_variants().begin(), all_variants().end(), [&](const Variant& v) { return v.name == n; }));
+    }
+  }
+  std::filesystem::create_directories(a.out);
+  for (const auto& v : chosen) {
+    const int rc = run_variant(v, a, extras);
+    if (rc != 0) return rc;
+  }
+  // Table 5: rows = metrics, columns = variants (in the order given; no_p only for Fig. 9).
+  const std::vector<std::pair<std::string, std::string>> metrics{
+      {"ndcg@1", "nDCG@1"}, {"ndcg@10", "nDCG@10"}, {"recall@10", "Recall@10"}};
+  std::string md = "# Ablation (paper Table 5)\n\n| Metric |";
+  std::string sep = "|:--|";
+  ojson js = ojson::object();
+  std::vector<std::pair<Variant, ojson>> summaries;
+  std::istringstream in(a.variants);
+  std::string name;
+  while (std::getline(in, name, ',')) {
+    const auto& v = *std::find_if(chosen.begin(), chosen.end(), [&](const Variant& x) { return x.name == name; });
+    summaries.emplace_back(v, ojson::parse(slurp(std::filesystem::path(a.out) / v.name / "summary.json")));
+    md += " " + v.column + " |";
+    sep += "--:|";
+  }
+  md += "\n" + sep + "\n";
+  for (const auto& [key, title] : metrics) {
+    md += "| " + title + " |";
+    for (const auto& [v, s] : summaries) {
+      const auto& m = s["metrics"][key];
+      const double mean = m["mean"].get<double>();
+      const double sd = m["std"].get<double>();
+      md += s["n_trials"].get<int>() > 1 ? fmt::format(" {:.4f} ± {:.4f} |", mean, sd) : fmt::format(" {:.4f} |", mean);
+      js[v.name]["column"] = v.column;
+      js[v.name][key] = {{"mean", mean}, {"std", sd}};
+    }
+    md += "\n";
+  }
+  if (!summaries.empty()) {
+    const auto& s0 = summaries.front().second;
+    md += fmt::format("\n{} users x {} trials, dataset {}, model {}. Columns: run directories {}/<variant>.\n",
+                      s0["n_users"].get<std::size_t>(), s0["n_trials"].get<std::size_t>(),
+                      s0["dataset"].get<std::string>(), s0["model_id"].get<std::string>(), a.out);
+  }
+  write_text(std::filesystem::path(a.out) / "table5.md", md);
+  write_text(std::filesystem::path(a.out) / "table5.json", js.dump(2) + "\n");
+  fmt::print("{}", md);
+  if (collapse) {
+    std::vector<optim::Series> series;
+    for (const auto& [n, label] :
+         std::vector<std::pair<std::string, std::string>>{{"lrgd", "with P"}, {"no_p", "without P"}}) {
+      const auto dir = std::filesystem::path(a.out) / n;
+      const auto s = ojson::parse(slurp(dir / "summary.json"));
+      const auto cfg = ojson::parse(slurp(dir / "config.json"));
+      const std::string dkey =
+          cfg["dataset"]["name"].get<std::string>() + ":" + cfg["dataset"]["hash"].get<std::string>().substr(0, 12);
+      const auto rows = run_rows(s["method_summary"]["memory"].get<std::string>(), dkey,
+                                 s["method_summary"]["variant"].get<std::string>(), run_users(dir));
+      series.push_back({label, optim::round_stats(rows)});
+    }
+    write_collapse(series, a.out, !a.no_plot);
+    fmt::print("\n{}", slurp(std::filesystem::path(a.out) / "collapse.md"));
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_lrgd_commands(CLI::App& app, Action& action) {
+  auto* mem = app.add_subcommand("memory", "Inspect an LRGD demonstration memory (list, best, export)");
+  mem->require_subcommand(1);
+  for (const char* what : {"list", "best", "export"}) {
+    auto a = std::make_shared<MemoryArgs>();
+    const std::string w = what;
+    auto* sc = mem->add_subcommand(what, w == "list"   ? "Every round's row"
+                                         : w == "best" ? "The best demonstration per user (highest S)"
+                                                       : "Rows as JSON lines");
+    sc->add_option("--memory", a->memory, "Memory database (RUN_DIR/memory.sqlite)")->required();
+    sc->add_option("--dataset", a->dataset, "Only this dataset key (name:hash)");
+    sc->add_option("--variant", a->variant, "Only this variant");
+    sc->add_option("--user", a->user, "Only this user id");
+    sc->add_flag("--effective", a->effective, "Only demonstrations that recovered the validation target");
+    if (w == "export") sc->add_option("--out,-o", a->out, "Output file (default stdout)");
+    sc->callback([&action, a, w] { action = [a, w] { return run_memory(w, *a); }; });
+  }
+
+  auto ab = std::make_shared<AblateArgs>();
+  auto* abl = app.add_subcommand(
+      "ablate", "LRGD ablations (paper Table 5) and collapse analysis (Fig. 9): lrgd ablate --out DIR -- EVAL OPTIONS");
+  abl->add_option("--out,-o", ab->out, "Ablation directory (one run directory per variant)")->required();
+  abl->add_option("--variants", ab->variants, "Table 5 columns: lrgd,k2,k1,no_pr,swap (and no_p)")
+      ->capture_default_str();
+  abl->add_flag("--no-collapse", ab->no_collapse, "Skip the collapse analysis (and its no_p run)");
+  abl->add_flag("--resume", ab->resume, "Resume variants already started");
+  abl->add_flag("--no-plot", ab->no_plot, "No collapse.png");
+  abl->add_option("eval_args", ab->eval_args, "After --: the lrgd eval options shared by every variant");
+  abl->callback([&action, ab] { action = [ab] { return run_ablate(*ab, ab->eval_args); }; });
+}
+
+}  // namespace lrgd::cli

@@ -1,0 +1,139 @@
+// `lrgd model train` and `lrgd model eval-items`: item-token models (docs/train.md).
+#include <fmt/core.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "cli.h"
+#include "lrgd/data.h"
+#include "lrgd/train.h"
+
+namespace lrgd::cli {
+
+namespace {
+
+struct TrainArgs {
+  std::string data;
+  std::string format = "auto";
+  std::string out;
+  std::string checkpoint_dir;
+  bool no_resume = false;
+  bool quiet = false;
+  bool untied = false;
+  bool no_grad_reset = false;
+  bool freeze_token_embd = false;
+  train::TrainOptions o;
+};
+
+data::Dataset load(const std::string& path, const std::string& format) {
+  data::LoadOptions lo;
+  lo.format = data::parse_format(format);
+  return data::load_dataset(path, lo);
+}
+
+int run_train(TrainArgs a) {
+  a.o.checkpoint_dir = a.checkpoint_dir;
+  a.o.resume = !a.no_resume;
+  a.o.progress = !a.quiet;
+  a.o.tied = !a.untied;
+  a.o.reset_gradients = !a.no_grad_reset;
+  a.o.train_token_embd = !a.freeze_token_embd;
+  const auto ds = load(a.data, a.format);
+  const auto r = train::train_item_model(ds, a.out, a.o);
+  nlohmann::json j{{"path", r.path.string()},
+                   {"finished", r.finished},
+                   {"n_params", r.n_params},
+                   {"n_vocab", r.n_vocab},
+                   {"steps_total", r.steps_total},
+                   {"steps_run", r.steps_run},
+                   {"resumed_from_step", r.resumed_from_step},
+                   {"contexts_per_epoch", r.contexts_per_epoch},
+                   {"tokens_per_epoch", r.tokens_per_epoch},
+                   {"uniform_loss", r.uniform_loss},
+                   {"unigram_loss", r.unigram_loss},
+                   {"tokens_per_s", r.tokens_per_s},
+                   {"wall_s", r.wall_s}};
+  for (const auto& e : r.epochs) j["epoch_loss"].push_back({{"epoch", e.epoch}, {"loss", e.loss}, {"steps", e.steps}});
+  for (const auto& [s, l] : r.loss_curve) j["loss_curve"].push_back({s, l});
+  fmt::print("{}\n", j.dump(2));
+  return r.finished ? 0 : 3;
+}
+
+struct EvalArgs {
+  std::string data;
+  std::string format = "auto";
+  std::string model;
+  train::ItemEvalOptions o;
+  bool valid = false;
+};
+
+int run_eval_items(const EvalArgs& a) {
+  auto o = a.o;
+  o.test = !a.valid;
+  const auto ds = load(a.data, a.format);
+  const auto r = train::evaluate_item_model(ds, a.model, o);
+  nlohmann::json j{{"model", a.model},
+                   {"n_users", r.n_users},
+                   {"phase", o.test ? "test" : "valid"},
+                   {"demonstration", o.demonstration},
+                   {"seed", o.seed},
+                   {"seconds", r.seconds}};
+  for (const auto& s : r.rankers)
+    j["rankers"][s.name] = {{"ndcg@10", s.ndcg10}, {"hr@10", s.hr10}, {"ndcg@1", s.ndcg1}, {"mrr@10", s.mrr10}};
+  fmt::print("{}\n", j.dump(2));
+  return 0;
+}
+
+}  // namespace
+
+void add_train_command(CLI::App* model, Action& action) {
+  auto a = std::make_shared<TrainArgs>();
+  auto* t = model->add_subcommand("train", "Train an item-token llama model on a dataset's training histories");
+  t->add_option("--data", a->data, "Dataset folder or file")->required();
+  t->add_option("--format", a->format, "auto | lcrec | recbole | amazon-raw | csv")->capture_default_str();
+  t->add_option("--out,-o", a->out, "Output .gguf file")->required();
+  t->add_option("--layers", a->o.n_layer, "Transformer blocks")->capture_default_str();
+  t->add_option("--width", a->o.n_embd, "Embedding width")->capture_default_str();
+  t->add_option("--heads", a->o.n_head, "Attention heads")->capture_default_str();
+  t->add_option("--kv-heads", a->o.n_head_kv, "Key/value heads (GQA)")->capture_default_str();
+  t->add_option("--ff", a->o.n_ff, "Feed-forward width (0: about 8/3 * width)")->capture_default_str();
+  t->add_flag("--untied", a->untied, "Separate output layer (default: tied to token_embd)");
+  t->add_option("--ctx", a->o.n_ctx, "Tokens per training context (multiple of 256)")->capture_default_str();
+  t->add_option("--epochs", a->o.epochs, "Passes over the training users")->capture_default_str();
+  t->add_option("--lr", a->o.lr, "Peak AdamW learning rate")->capture_default_str();
+  t->add_option("--lr-min-ratio", a->o.lr_min_ratio, "Final learning rate / peak (cosine)")->capture_default_str();
+  t->add_option("--warmup", a->o.warmup_steps, "Linear warm-up steps")->capture_default_str();
+  t->add_option("--weight-decay", a->o.weight_decay, "AdamW weight decay")->capture_default_str();
+  t->add_option("--max-history", a->o.max_history, "Query items kept before the target")->capture_default_str();
+  t->add_option("--demo-prob", a->o.demo_prob, "Chance that an example carries a demonstration")->capture_default_str();
+  t->add_option("--max-users", a->o.max_users, "Train on the first N users only (0: all)")->capture_default_str();
+  t->add_option("--seed", a->o.seed, "Seed (weights, user order, demonstrations)")->capture_default_str();
+  t->add_option("--threads", a->o.n_threads, "CPU threads (results are reproducible per thread count)")
+      ->capture_default_str();
+  t->add_option("--checkpoint-dir", a->checkpoint_dir, "Checkpoint folder (default: <out>.ckpt)");
+  t->add_option("--checkpoint-every", a->o.checkpoint_every, "Optimizer steps between checkpoints")
+      ->capture_default_str();
+  t->add_flag("--no-resume", a->no_resume, "Ignore an existing checkpoint and start over");
+  t->add_flag("--keep-checkpoints", a->o.keep_checkpoints, "Keep the checkpoint folder after success");
+  t->add_option("--stop-after", a->o.stop_after_steps, "Stop after this global step (exit code 3; resume later)");
+  t->add_flag("--no-grad-reset", a->no_grad_reset, "Do not reset gradients between steps (llama.cpp as shipped)");
+  t->add_flag("--freeze-token-embd", a->freeze_token_embd, "Leave token_embd untrained (llama.cpp as shipped)");
+  t->add_flag("--quiet,-q", a->quiet, "No progress lines");
+  t->callback([&action, a] { action = [a] { return run_train(*a); }; });
+
+  auto e = std::make_shared<EvalArgs>();
+  auto* ev = model->add_subcommand("eval-items", "Rank test candidates with an item model, next to pop/markov/random");
+  ev->add_option("--data", e->data, "Dataset folder or file")->required();
+  ev->add_option("--format", e->format, "auto | lcrec | recbole | amazon-raw | csv")->capture_default_str();
+  ev->add_option("--model,-m", e->model, "Item model .gguf (lrgd model train)")->required();
+  ev->add_option("--users", e->o.n_users, "Evaluation users (0: all)")->capture_default_str();
+  ev->add_option("--seed", e->o.seed, "Protocol seed")->capture_default_str();
+  ev->add_option("--trial", e->o.trial, "Candidate draw")->capture_default_str();
+  ev->add_option("--max-history", e->o.max_history, "History items in the prompt")->capture_default_str();
+  ev->add_option("--threads", e->o.n_threads, "CPU threads")->capture_default_str();
+  ev->add_flag("--demo", e->o.demonstration, "Prepend the last-step demonstration of the history");
+  ev->add_flag("--valid", e->valid, "Validation targets instead of test targets");
+  ev->callback([&action, e] { action = [e] { return run_eval_items(*e); }; });
+}
+
+}  // namespace lrgd::cli
