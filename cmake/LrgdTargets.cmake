@@ -28,6 +28,7 @@ function(lrgd_test name)
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;LABELS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main)
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests/common)
   target_compile_definitions(${name} PRIVATE
     LRGD_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
     LRGD_SHARED_DATA_DIR="${PROJECT_SOURCE_DIR}/../shared/data"

@@ -8,25 +8,13 @@
 
 #include "data_test_util.h"
 #include "lrgd/protocol.h"
+#include "process.h"
 
 namespace {
 
 using lrgd::test::fixture;
 
-struct Result {
-  int code;
-  std::string out;
-};
-
-Result run(const std::string& args) {
-  const std::string cmd = std::string(LRGD_CLI) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (p != nullptr && std::fgets(buf.data(), buf.size(), p) != nullptr) out += buf.data();
-  const int status = p != nullptr ? pclose(p) : -1;
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+lrgd::test::CliResult run(const std::string& args) { return lrgd::test::run_cli(args); }
 
 TEST(CliData, StatsPrintsTableOneAndIssues) {
   const auto r = run("data stats --kcore 0 --data " + fixture("bad_lcrec").string());

@@ -12,8 +12,12 @@
 
 #include "eval_test_util.h"
 #include "lrgd/model_init.h"
+#include "process.h"
 
 namespace {
+
+using lrgd::test::spawn;
+using lrgd::test::wait_exit;
 
 using namespace lrgd;
 using nlohmann::json;
@@ -50,27 +54,6 @@ std::vector<std::string> eval_args(const std::filesystem::path& model, const std
   else
     a.insert(a.end(), {"--method", "zsl", "--constrain"});
   return a;
-}
-
-pid_t spawn(const std::vector<std::string>& args) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    std::vector<char*> argv;
-    for (const auto& s : args) argv.push_back(const_cast<char*>(s.c_str()));
-    argv.push_back(nullptr);
-    const int devnull = ::open("/dev/null", O_WRONLY);
-    ::dup2(devnull, 1);
-    ::dup2(devnull, 2);
-    ::execv(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-int wait_exit(pid_t pid) {
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 std::size_t complete_lines(const std::filesystem::path& p) {

@@ -5,22 +5,11 @@
 #include <cstdio>
 #include <string>
 
+#include "process.h"
+
 namespace {
 
-struct Result {
-  int code;
-  std::string out;
-};
-
-Result run(const std::string& args) {
-  const std::string cmd = std::string(LRGD_CLI) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (p != nullptr && std::fgets(buf.data(), buf.size(), p) != nullptr) out += buf.data();
-  const int status = p != nullptr ? pclose(p) : -1;
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+lrgd::test::CliResult run(const std::string& args) { return lrgd::test::run_cli(args); }
 
 TEST(Cli, HelpAndVersion) {
   auto r = run("--help");

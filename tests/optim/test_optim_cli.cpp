@@ -13,8 +13,12 @@
 #include "../eval/eval_test_util.h"
 #include "lrgd/memory.h"
 #include "lrgd/model_init.h"
+#include "process.h"
 
 namespace {
+
+using lrgd::test::spawn;
+using lrgd::test::wait_exit;
 
 using namespace lrgd;
 using nlohmann::json;
@@ -37,27 +41,6 @@ std::filesystem::path tiny_model(const std::filesystem::path& dir) {
 std::vector<std::string> common(const std::filesystem::path& model, int n_users) {
   return {"--data", kGames.string(), "--model", model.string(), "--users",      std::to_string(n_users), "--trials",
           "1",      "--threads",     "1",       "--constrain",  "--no-progress"};
-}
-
-pid_t spawn(const std::vector<std::string>& args) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    std::vector<char*> argv;
-    for (const auto& s : args) argv.push_back(const_cast<char*>(s.c_str()));
-    argv.push_back(nullptr);
-    const int devnull = ::open("/dev/null", O_WRONLY);
-    ::dup2(devnull, 1);
-    ::dup2(devnull, 2);
-    ::execv(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-int wait_exit(pid_t pid) {
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 std::vector<std::string> cat(std::vector<std::string> a, const std::vector<std::string>& b) {
