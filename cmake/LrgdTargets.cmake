@@ -9,7 +9,9 @@ function(lrgd_target_flags target)
     target_compile_options(${target} PRIVATE -Werror)
   endif()
   if(LRGD_SANITIZE)
-    target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+    # ASan instrumentation makes GCC 12 report false maybe-uninitialized warnings in libstdc++.
+    target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer
+      -fno-sanitize-recover=undefined $<$<CXX_COMPILER_ID:GNU>:-Wno-maybe-uninitialized>)
     target_link_options(${target} PRIVATE -fsanitize=address,undefined)
   endif()
 endfunction()
