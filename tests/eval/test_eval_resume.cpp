@@ -13,6 +13,7 @@
 #include "eval_test_util.h"
 #include "lrgd/model_init.h"
 #include "process.h"
+#include "tiny_model.h"
 
 namespace {
 
@@ -22,20 +23,8 @@ using lrgd::test::wait_exit;
 using namespace lrgd;
 using nlohmann::json;
 
-const std::filesystem::path kGames = std::filesystem::path(LRGD_SHARED_DATA_DIR) / "amazon18-games";
-
-std::filesystem::path tiny_model(const std::filesystem::path& dir) {
-  model::ModelInitOptions o;
-  o.arch = "mistral";
-  o.n_layer = 1;
-  o.n_embd = 32;
-  o.n_head = 4;
-  o.n_head_kv = 2;
-  o.n_ctx = 2048;
-  const auto path = dir / "tiny-mistral.gguf";
-  model::init_model(o, path);
-  return path;
-}
+using lrgd::test::kGames;
+using lrgd::test::tiny_model;
 
 // zsl --constrain (generate mode) or icl --mode score.
 std::vector<std::string> eval_args(const std::filesystem::path& model, const std::filesystem::path& out, bool score,

@@ -14,6 +14,7 @@
 #include "lrgd/memory.h"
 #include "lrgd/model_init.h"
 #include "process.h"
+#include "tiny_model.h"
 
 namespace {
 
@@ -23,20 +24,8 @@ using lrgd::test::wait_exit;
 using namespace lrgd;
 using nlohmann::json;
 
-const std::filesystem::path kGames = std::filesystem::path(LRGD_SHARED_DATA_DIR) / "amazon18-games";
-
-std::filesystem::path tiny_model(const std::filesystem::path& dir) {
-  model::ModelInitOptions o;
-  o.arch = "mistral";
-  o.n_layer = 1;
-  o.n_embd = 32;
-  o.n_head = 4;
-  o.n_head_kv = 2;
-  o.n_ctx = 2048;
-  const auto path = dir / "tiny-mistral.gguf";
-  model::init_model(o, path);
-  return path;
-}
+using lrgd::test::kGames;
+using lrgd::test::tiny_model;
 
 std::vector<std::string> common(const std::filesystem::path& model, int n_users) {
   return {"--data", kGames.string(), "--model", model.string(), "--users",      std::to_string(n_users), "--trials",
