@@ -37,16 +37,20 @@ install_apt() {
 }
 
 # CMake options of the llama.cpp build; changing them (or a patch) changes the cache key.
+# The library build (what lrgd links). The tools (llama-server for the OpenAI-backend
+# tests, llama-bench for bench/) are built on request in the same tree: see build_tools.
 LLAMA_CMAKE_FLAGS=(-DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF
   -DGGML_NATIVE=ON -DGGML_OPENMP=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
-  -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_COMMON=ON
   -DLLAMA_OPENSSL=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DCMAKE_POSITION_INDEPENDENT_CODE=ON)
+LLAMA_LIB_ONLY=(-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_COMMON=OFF)
+LLAMA_WITH_TOOLS=(-DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_COMMON=ON)
 
-# Key the build by llama.cpp version, our build options and patches, and the CPU (native build).
 build_key() {
   local cpu opts
   cpu=$(grep -m1 '^flags' /proc/cpuinfo | sha256sum | cut -c1-8)
-  opts=$( { printf '%s\n' "${LLAMA_CMAKE_FLAGS[@]}"; cat "$root"/third_party/patches/*.patch 2>/dev/null || true; } | sha256sum | cut -c1-8)
+  # The library's objects depend on these flags, not on whether the tools are built; the
+  # order is the one of the first cache layout, so existing caches stay valid.
+  opts=$( { printf '%s\n' "${LLAMA_CMAKE_FLAGS[@]:0:6}" "${LLAMA_WITH_TOOLS[@]}" "${LLAMA_CMAKE_FLAGS[@]:6}"; cat "$root"/third_party/patches/*.patch 2>/dev/null || true; } | sha256sum | cut -c1-8)
   echo "llama-ncpp${NODE_LLAMA_CPP_VERSION}-${cpu}-${opts}"
 }
 
@@ -81,32 +85,50 @@ build_llama() {
   local key dir
   key=$(build_key); dir="$cache/$key"
   local src="$dir/src" bld="$dir/build" inst="$dir/install"
-  if [ -f "$inst/.lrgd-install-ok" ] && [ -f "$inst/lib/cmake/llama/llama-config.cmake" ] \
-     && [ -x "$inst/bin/llama-server" ] && [ -x "$inst/bin/llama-bench" ]; then
-    say "llama.cpp build: cached at $inst"
+  if [ -f "$inst/.lrgd-install-ok" ] && [ -f "$inst/lib/cmake/llama/llama-config.cmake" ]; then
+    say "llama.cpp library: cached at $inst"
     echo "$inst"; return
   fi
-  say "llama.cpp build: not cached (or broken), building into $dir (about 10 min on 2 cores)"
+  say "llama.cpp library: not cached (or broken), building into $dir (about 5 min on 2 cores)"
   mkdir -p "$dir"
   fetch_source "$src"
   rm -rf "$inst"
-  cmake -S "$src" -B "$bld" "${LLAMA_CMAKE_FLAGS[@]}" -DCMAKE_INSTALL_PREFIX="$inst" >"$dir/configure.log" 2>&1 \
+  cmake -S "$src" -B "$bld" "${LLAMA_CMAKE_FLAGS[@]}" "${LLAMA_LIB_ONLY[@]}" -DCMAKE_INSTALL_PREFIX="$inst" \
+    >"$dir/configure.log" 2>&1 \
     || { tail -30 "$dir/configure.log" >&2; die "llama.cpp configure failed (log: $dir/configure.log)"; }
-  # The whole tree: `cmake --install` needs every tool that LLAMA_BUILD_TOOLS enables.
   cmake --build "$bld" -j "$jobs" >"$dir/build.log" 2>&1 \
     || { tail -30 "$dir/build.log" >&2; die "llama.cpp build failed (log: $dir/build.log)"; }
   cmake --install "$bld" >"$dir/install.log" 2>&1 \
     || { tail -30 "$dir/install.log" >&2; die "llama.cpp install failed (log: $dir/install.log)"; }
   mkdir -p "$inst/bin" "$inst/share/lrgd"
-  cp "$bld/bin/llama-server" "$bld/bin/llama-bench" "$inst/bin/"
   cp "$src"/models/ggml-vocab-*.gguf "$inst/share/lrgd/" 2>/dev/null || true
   [ -f "$inst/lib/cmake/llama/llama-config.cmake" ] || die "llama.cpp install incomplete: no llama-config.cmake in $inst"
   touch "$inst/.lrgd-install-ok"
-  say "llama.cpp built and installed at $inst"
+  say "llama.cpp library built and installed at $inst"
   echo "$inst"
+}
+
+# llama-server and llama-bench, built in the library's tree (the library objects are reused).
+build_tools() {
+  local inst="$1" dir; dir="$(dirname "$1")"
+  local src="$dir/src" bld="$dir/build"
+  if [ -x "$inst/bin/llama-server" ] && [ -x "$inst/bin/llama-bench" ]; then
+    say "llama.cpp tools: cached in $inst/bin"; return
+  fi
+  say "llama.cpp tools: building llama-server and llama-bench (a few minutes on 2 cores)"
+  fetch_source "$src"
+  cmake -S "$src" -B "$bld" "${LLAMA_CMAKE_FLAGS[@]}" "${LLAMA_WITH_TOOLS[@]}" -DCMAKE_INSTALL_PREFIX="$inst" \
+    >"$dir/configure-tools.log" 2>&1 \
+    || { tail -30 "$dir/configure-tools.log" >&2; die "llama.cpp tools configure failed (log: $dir/configure-tools.log)"; }
+  cmake --build "$bld" -j "$jobs" --target llama-server llama-bench >"$dir/build-tools.log" 2>&1 \
+    || { tail -30 "$dir/build-tools.log" >&2; die "llama.cpp tools build failed (log: $dir/build-tools.log)"; }
+  mkdir -p "$inst/bin"
+  cp "$bld/bin/llama-server" "$bld/bin/llama-bench" "$inst/bin/"
+  say "llama.cpp tools installed in $inst/bin"
 }
 
 install_apt
 prefix=$(build_llama)
+if [ "${1:-}" = "--tools" ] || [ "${LRGD_LLAMA_TOOLS:-0}" = 1 ]; then build_tools "$prefix"; fi
 ln -sfn "$prefix" "$cache/current"
 echo "LLAMA_PREFIX=$prefix"

@@ -3,6 +3,6 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${LRGD_BUILD_DIR:-$root/build}"
-bash "$root/scripts/build.sh" "$@"
+LRGD_LLAMA_TOOLS=1 bash "$root/scripts/build.sh" "$@"
 cd "$build"
 ctest --output-on-failure -j "$(nproc)" --timeout 900

@@ -86,6 +86,10 @@ struct UserPrompt {
   std::string demo_user_id;
   std::string target_title;  // the test target
   int target_number = 0;     // its shown candidate number (1-based)
+  // The same query for an item-token model (`lrgd model train`): rec::item_prompt_tokens
+  // with spans D (the demonstration block) and Q (the query block), and the target's token.
+  TokenizedPrompt item_prompt;
+  std::int32_t item_target_token = -1;
 };
 // Throws IoError / InputError from loading, OptionError("--user") for an unknown user.
 UserPrompt build_user_prompt(const std::filesystem::path& data_dir, const std::string& user_id,

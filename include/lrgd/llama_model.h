@@ -31,6 +31,11 @@ struct ModelInfo {
   std::int32_t n_layer = 0;
   bool has_text_vocab = true;  // false for item-token models (tokenizer.ggml.model = no_vocab)
   std::string chat_template;   // empty if the model has none
+  // Item-token models (`lrgd model train`, lrgd/item_model.h): lrgd.item_model.* metadata.
+  std::uint32_t item_layout = 0;  // 0: not an item-token model
+  std::uint64_t item_n_items = 0;
+  std::string item_dataset;
+  std::string item_data_hash;  // content hash of the dataset it was trained on
 };
 
 // Greedy generation result of one prompt.

@@ -35,6 +35,12 @@ enum class RankMode { Generate, Score };
 RankMode parse_rank_mode(std::string_view name);  // "generate" | "score"; OptionError("--mode")
 std::string_view rank_mode_name(RankMode mode);
 
+// How a prompt is written: through a text template, or as item tokens for an item-token
+// model (`lrgd model train`; layout in lrgd/item_model.h), which ranks in score mode only:
+// each candidate's score is the log-probability of its item token after the prompt.
+enum class PromptForm { Text, ItemTokens };
+std::string_view prompt_form_name(PromptForm form);  // "text" | "item_tokens"
+
 // Score mode: the continuation scored for candidate i (shown number i + 1).
 enum class ScoreTarget { Title, Label };                // the item text | the label "[i+1]"
 ScoreTarget parse_score_target(std::string_view name);  // "title" | "label"; OptionError("--score-on")
@@ -92,7 +98,8 @@ class Ranker {
 struct LlmRankerOptions {
   Method method = Method::Zsl;  // Zsl or Icl
   RankMode mode = RankMode::Generate;
-  std::string template_name;  // built-in name or file; empty: "zsl" / "icl" by method
+  PromptForm prompt_form = PromptForm::Text;
+  std::string template_name;  // built-in name or file; empty: "zsl" / "icl" by method (text form only)
   int list_length = 10;
   std::string regularisation;  // textual R; empty: none
   // Generate mode.
@@ -115,6 +122,11 @@ std::string item_text(const data::Dataset& dataset, ItemIndex item);
 // `n_history_dropped` / `n_demo_dropped` items of the histories.
 prompt::PromptInputs build_inputs(const data::Dataset& dataset, const Query& query, bool with_demo, int list_length,
                                   const std::string& regularisation, int n_history_dropped = 0, int n_demo_dropped = 0);
+
+// The item-token prompt of a query: [<demo> D <next> y] [<demo> P <next> y] <query> H <next>,
+// dropping the first `n_history_dropped` / `n_demo_dropped` items of the histories.
+std::vector<std::int32_t> item_prompt_tokens(const Query& query, bool with_demo, int n_history_dropped = 0,
+                                             int n_demo_dropped = 0);
 
 // sha256 hex of a prompt's canonical bytes (roles and contents, or raw text, or token ids).
 std::string prompt_hash(const llm::Prompt& prompt);

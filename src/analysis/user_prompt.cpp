@@ -6,6 +6,7 @@
 #include "lrgd/data.h"
 #include "lrgd/dual.h"
 #include "lrgd/error.h"
+#include "lrgd/item_model.h"
 #include "lrgd/prompt.h"
 #include "lrgd/protocol.h"
 #include "lrgd/rec.h"
@@ -86,6 +87,12 @@ UserPrompt build_user_prompt(const std::filesystem::path& data_dir, const std::s
     const std::string label = part_label(s.kind);
     if (!label.empty()) up.chat.spans.push_back({label, s.message, s.begin, s.end});
   }
+  up.item_prompt.tokens = rec::item_prompt_tokens(query, /*with_demo=*/true);
+  const auto n_query = static_cast<int>(rec::item_prompt_tokens(query, /*with_demo=*/false).size());
+  const auto n_all = static_cast<int>(up.item_prompt.tokens.size());
+  if (n_all > n_query) up.item_prompt.spans.push_back({"D", 0, n_all - n_query});
+  up.item_prompt.spans.push_back({"Q", n_all - n_query, n_all});
+  up.item_target_token = item_model::item_token(loo.test_target);
   up.target_title = rec::item_text(ds, loo.test_target);
   up.target_number =
       static_cast<int>(std::find(candidates.begin(), candidates.end(), loo.test_target) - candidates.begin()) + 1;

@@ -151,8 +151,10 @@ ojson config_document(const EvalConfig& c, const data::Dataset& ds, const std::s
     seeds["generation"] = o.generation.seed;
     seeds["generation_per_trial"] = std::move(per_trial);
     d["model"] = {{"id", model_id}, {"path", c.model_path}, {"endpoint", c.endpoint}};
-    d["prompt"] = {{"template", o.template_name},
-                   {"template_sha256", template_sha256(o.template_name)},
+    const bool items = o.prompt_form == rec::PromptForm::ItemTokens;
+    d["prompt"] = {{"form", rec::prompt_form_name(o.prompt_form)},
+                   {"template", items ? "item_model_layout_v1" : o.template_name},
+                   {"template_sha256", items ? "" : template_sha256(o.template_name)},
                    {"regularisation", o.regularisation},
                    {"demonstration", c.method == rec::Method::Icl    ? "valid_window"
                                      : c.method == rec::Method::Lrgd ? "lrgd_best_valid"

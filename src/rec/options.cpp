@@ -5,6 +5,7 @@
 
 #include "lrgd/error.h"
 #include "lrgd/hash.h"
+#include "lrgd/item_model.h"
 #include "lrgd/rec.h"
 
 namespace lrgd::rec {
@@ -57,6 +58,8 @@ RankMode parse_rank_mode(std::string_view name) {
   if (n == "score") return RankMode::Score;
   throw OptionError("--mode", "unknown ranking mode '" + std::string(name) + "' (generate, score)");
 }
+
+std::string_view prompt_form_name(PromptForm form) { return form == PromptForm::Text ? "text" : "item_tokens"; }
 
 std::string_view rank_mode_name(RankMode mode) { return mode == RankMode::Generate ? "generate" : "score"; }
 
@@ -112,6 +115,28 @@ prompt::PromptInputs build_inputs(const data::Dataset& dataset, const Query& que
   in.regularisation = regularisation;
   in.list_length = list_length;
   return in;
+}
+
+std::vector<std::int32_t> item_prompt_tokens(const Query& query, bool with_demo, int n_history_dropped,
+                                             int n_demo_dropped) {
+  const auto tail = [](const std::vector<ItemIndex>& items, int skip) {
+    const auto from = std::min(items.size(), static_cast<std::size_t>(std::max(skip, 0)));
+    return std::span<const ItemIndex>(items).subspan(from);
+  };
+  std::vector<item_model::Demonstration> demos;
+  const auto add = [&](std::span<const ItemIndex> history, ItemIndex next) {
+    if (history.empty() || next == data::kNoItem) return;
+    demos.push_back({{history.begin(), history.end()}, next});
+  };
+  if (with_demo) {
+    add(tail(query.demo_history, n_demo_dropped), query.demo_target);
+    add(tail(query.perturbation_history, 0), query.perturbation_target);
+  }
+  // The query's own truncation (protocol max_history) already happened; keep every item here.
+  item_model::LayoutOptions layout;
+  layout.max_history = 0;
+  layout.max_demo_history = 0;
+  return item_model::prompt_tokens(tail(query.history, n_history_dropped), demos, layout);
 }
 
 std::string prompt_hash(const llm::Prompt& prompt) {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "lrgd/error.h"
+#include "lrgd/item_model.h"
 #include "lrgd/rec.h"
 #include "lrgd/rng.h"
 
@@ -35,13 +36,19 @@ class LlmRanker final : public Ranker {
     if (!needs_llm(o.method)) throw OptionError("--method", "not an LLM method: " + std::string(method_name(o.method)));
     if (o.list_length < 1) throw OptionError("--list-length", "must be >= 1");
     if (o.min_history < 1) throw OptionError("--min-history", "must be >= 1");
-    const std::string name = o.template_name.empty()
-                                 ? std::string(method_name(o.method == Method::Lrgd ? Method::Icl : o.method))
-                                 : o.template_name;
-    template_ = prompt::Template::resolve(name);
     with_demo_ = o.method == Method::Icl || o.method == Method::Lrgd;
-    if (with_demo_ && !template_.has_section("D"))
-      throw OptionError("--template", "ICL needs a template with a D section: " + name);
+    if (o.prompt_form == PromptForm::ItemTokens) {
+      // No text and no template: the item-token layout is fixed by the model (lrgd/item_model.h).
+      if (o.mode != RankMode::Score)
+        throw OptionError("--mode", "an item-token model ranks in score mode only (it writes no text)");
+    } else {
+      const std::string name = o.template_name.empty()
+                                   ? std::string(method_name(o.method == Method::Lrgd ? Method::Icl : o.method))
+                                   : o.template_name;
+      template_ = prompt::Template::resolve(name);
+      if (with_demo_ && !template_.has_section("D"))
+        throw OptionError("--template", "ICL needs a template with a D section: " + name);
+    }
     opts_.parse.list_length = o.list_length;
     if (opts_.generation.max_tokens <= 0)
       opts_.generation.max_tokens = o.constrain ? 4 * o.list_length + 8 : 32 * o.list_length;
@@ -80,6 +87,11 @@ class LlmRanker final : public Ranker {
   }
 
   llm::Prompt render(const Query& q, Ranked& r) const {
+    if (opts_.prompt_form == PromptForm::ItemTokens) {
+      llm::Prompt p = llm::Prompt::ids(item_prompt_tokens(q, with_demo_, r.n_history_dropped, r.n_demo_dropped));
+      r.prompt_hash = prompt_hash(p);
+      return p;
+    }
     const auto in = build_inputs(dataset_, q, with_demo_, opts_.list_length, opts_.regularisation, r.n_history_dropped,
                                  r.n_demo_dropped);
     llm::Prompt p = template_.render(in).prompt();
@@ -159,7 +171,9 @@ class LlmRanker final : public Ranker {
       llm::ScoreRequest req;
       req.context = render(queries[i], out[i]);
       const auto n = queries[i].candidates.size();
-      if (opts_.score_target == ScoreTarget::Title) {
+      if (opts_.prompt_form == PromptForm::ItemTokens) {
+        req.token_continuations = item_model::candidate_continuations(queries[i].candidates);
+      } else if (opts_.score_target == ScoreTarget::Title) {
         req.continuations = candidate_titles(queries[i]);
       } else {
         for (std::size_t k = 1; k <= n; ++k) req.continuations.push_back("[" + std::to_string(k) + "]");

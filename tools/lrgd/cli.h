@@ -13,6 +13,9 @@ class Backend;
 namespace lrgd::eval {
 struct EvalConfig;
 }
+namespace lrgd::rec {
+struct LlmRankerOptions;
+}
 
 namespace lrgd::cli {
 
@@ -31,6 +34,12 @@ void add_eval_commands(CLI::App& app, Action& action);
 void add_dual_command(CLI::App& app, Action& action);
 // `model train` and `model eval-items` (cmd_train.cpp), under the `model` group.
 void add_train_command(CLI::App* model, Action& action);
+
+// When `model` is an item-token model (`lrgd model train`): checks that it was trained on
+// `dataset` and switches `options` to item-token prompts in score mode (`mode` is the
+// user's --mode, empty for the default). Text models: nothing changes. Throws OptionError.
+void configure_item_model(const std::string& model, const data::Dataset& dataset, const std::string& mode,
+                          rec::LlmRankerOptions& options);
 
 // LRGD (issue 6, cmd_lrgd.cpp): `memory` and `ablate`; the `eval --method lrgd` options
 // and the hook that configures such a run (returns what runs after run_eval: collapse.md/png).

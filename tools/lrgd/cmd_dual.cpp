@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "lrgd/dual.h"
 #include "lrgd/error.h"
+#include "lrgd/llama_model.h"
 
 namespace lrgd::cli {
 
@@ -76,16 +77,24 @@ int run_dual_cmd(const DualCliOptions& o) {
     uo.n_candidates = o.n_candidates;
     uo.template_name = o.template_name;
     uo.kcore = o.kcore;
+    // An item-token model (`lrgd model train`) reads the query as item tokens, not as text.
+    const bool items = llm::read_model_info(model).item_layout != 0;
     const UserPrompt good = build_user_prompt(o.data, o.user, uo);
-    if (target.empty()) target = good.target_title;
+    if (items) {
+      if (!o.target.empty()) throw OptionError("--target", "an item-token model's target is the test item's token");
+      ro.capture.target_tokens = {good.item_target_token};
+    } else if (target.empty()) {
+      target = good.target_title;
+    }
     fmt::print("user {}: target '{}' (candidate {}), demonstration from user {}\n", good.user_id, good.target_title,
                good.target_number, good.demo_user_id);
-    prompts.emplace_back(o.bad_demo_user == "none" ? "main" : "good", tokenize_chat(model, good.chat));
+    prompts.emplace_back(o.bad_demo_user == "none" ? "main" : "good",
+                         items ? good.item_prompt : tokenize_chat(model, good.chat));
     if (o.bad_demo_user != "none") {
       uo.demo_user = o.bad_demo_user;
       const UserPrompt bad = build_user_prompt(o.data, o.user, uo);
       fmt::print("bad demonstration from user {}\n", bad.demo_user_id);
-      prompts.emplace_back("bad", tokenize_chat(model, bad.chat));
+      prompts.emplace_back("bad", items ? bad.item_prompt : tokenize_chat(model, bad.chat));
     }
   } else if (!o.prompt_text.empty()) {
     prompts.emplace_back("main", tokenize_marked_text(model, o.prompt_text));

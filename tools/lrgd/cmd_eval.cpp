@@ -47,7 +47,7 @@ struct EvalArgs {
   bool no_prefix_reuse = false;
   int max_in_flight = 4;
   // Ranking.
-  std::string mode = "generate";
+  std::string mode;  // empty: score for an item-token model, generate otherwise
   std::string template_name;
   bool constrain = false;
   int max_tokens = 0;
@@ -136,7 +136,7 @@ int run_eval_command(const EvalArgs& a) {
   c.protocol.candidate_file = a.candidate_file;
   c.n_trials = a.n_trials;
   c.list_length = a.list_length;
-  c.llm.mode = rec::parse_rank_mode(a.mode);
+  c.llm.mode = rec::parse_rank_mode(a.mode.empty() ? "generate" : a.mode);
   c.llm.template_name = a.template_name;
   c.llm.constrain = a.constrain;
   c.llm.generation.max_tokens = a.max_tokens;
@@ -160,6 +160,7 @@ int run_eval_command(const EvalArgs& a) {
   lo.format = data::parse_format(a.format);
   lo.kcore = a.kcore;
   const auto ds = data::load_dataset(a.data, lo);
+  if (llm_method && !a.model.empty()) configure_item_model(a.model, ds, a.mode, c.llm);
   std::unique_ptr<llm::Backend> backend;
   if (llm_method) backend = make_backend(a, c);
   std::function<void()> after;  // --method lrgd: the optimiser's hook (cmd_lrgd.cpp)
@@ -234,7 +235,9 @@ void add_eval_commands(CLI::App& app, Action& action) {
   ev->add_flag("--kv-unified", a->kv_unified, "One KV buffer for all sequences");
   ev->add_flag("--no-prefix-reuse", a->no_prefix_reuse, "Decode every prompt from scratch");
   ev->add_option("--max-in-flight", a->max_in_flight, "Concurrent requests (--endpoint)")->capture_default_str();
-  ev->add_option("--mode", a->mode, "generate (the model writes the list) | score (log-likelihood per candidate)")
+  ev->add_option("--mode", a->mode,
+                 "generate (the model writes the list) | score (log-likelihood per candidate); default: score for an "
+                 "item-token model, else generate")
       ->capture_default_str();
   ev->add_option("--template", a->template_name, "Prompt template: zsl | icl | icl_swap | FILE (default: by method)");
   ev->add_flag("--constrain", a->constrain, "Generate: restrict the answer to distinct candidate numbers");

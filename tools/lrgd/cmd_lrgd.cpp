@@ -153,9 +153,16 @@ std::function<void()> configure_lrgd_eval(eval::EvalConfig& c, const data::Datas
     throw OptionError("--generator", "template or llm, not '" + a->generator + "'");
   o.generator = a->generator;
   o.seed = c.protocol.seed;
-  if (c.llm.template_name.empty()) c.llm.template_name = a->swap ? "icl_swap" : "icl";
-  if (!a->no_regularisation && c.llm.regularisation.empty())
-    c.llm.regularisation = regularisation_text(a->regularisation_template, c.list_length);
+  if (c.llm.prompt_form == rec::PromptForm::ItemTokens) {
+    // An item-token prompt has no text: no instruction T to swap, no textual R, and the
+    // generator must be the template one (an llm generator writes text).
+    if (o.generator != "template") throw OptionError("--generator", "an item-token model needs --generator template");
+    if (a->swap) throw OptionError("--swap", "an item-token prompt has no instruction T to swap with D");
+  } else {
+    if (c.llm.template_name.empty()) c.llm.template_name = a->swap ? "icl_swap" : "icl";
+    if (!a->no_regularisation && c.llm.regularisation.empty())
+      c.llm.regularisation = regularisation_text(a->regularisation_template, c.list_length);
+  }
   std::string gen_template;
   auto mc = ojson::parse(optim::options_json(o));
   if (o.generator == "llm") {

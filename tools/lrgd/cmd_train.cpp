@@ -6,6 +6,10 @@
 
 #include "cli.h"
 #include "lrgd/data.h"
+#include "lrgd/error.h"
+#include "lrgd/item_model.h"
+#include "lrgd/llama_model.h"
+#include "lrgd/rec.h"
 #include "lrgd/train.h"
 
 namespace lrgd::cli {
@@ -85,6 +89,27 @@ int run_eval_items(const EvalArgs& a) {
 }
 
 }  // namespace
+
+void configure_item_model(const std::string& model, const data::Dataset& dataset, const std::string& mode,
+                          rec::LlmRankerOptions& options) {
+  const auto info = llm::read_model_info(model);
+  if (info.item_layout == 0) return;
+  if (info.item_layout != item_model::kLayoutVersion)
+    throw OptionError("--model", fmt::format("{} uses item-token layout {}; this lrgd reads layout {}", model,
+                                             info.item_layout, item_model::kLayoutVersion));
+  // Item indices are positions in the dataset's item table: another dataset (or the same
+  // data in another format) would map tokens to the wrong items.
+  if (!item_model::fits(info.n_vocab, dataset.n_items()) || info.item_data_hash != dataset.content_hash)
+    throw OptionError("--model",
+                      fmt::format("{} was trained on dataset '{}' ({} items, data hash {}), not on this one "
+                                  "('{}', {} items, data hash {})",
+                                  model, info.item_dataset, info.item_n_items, info.item_data_hash.substr(0, 16),
+                                  dataset.name, dataset.n_items(), dataset.content_hash.substr(0, 16)));
+  if (!mode.empty() && rec::parse_rank_mode(mode) != rec::RankMode::Score)
+    throw OptionError("--mode", "an item-token model ranks in score mode only (it writes no text)");
+  options.mode = rec::RankMode::Score;
+  options.prompt_form = rec::PromptForm::ItemTokens;
+}
 
 void add_train_command(CLI::App* model, Action& action) {
   auto a = std::make_shared<TrainArgs>();

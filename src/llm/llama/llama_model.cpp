@@ -96,6 +96,12 @@ ModelInfo read_model_info(const std::filesystem::path& path) {
   info.has_text_vocab = detail::has_text_vocab(m);
   const char* tmpl = llama_model_chat_template(m, nullptr);
   if (tmpl != nullptr) info.chat_template = tmpl;
+  if (const auto layout = detail::model_meta(m, "lrgd.item_model.layout"); !layout.empty()) {
+    info.item_layout = static_cast<std::uint32_t>(std::stoul(layout));
+    info.item_n_items = std::stoull(detail::model_meta(m, "lrgd.item_model.n_items"));
+    info.item_dataset = detail::model_meta(m, "lrgd.item_model.dataset");
+    info.item_data_hash = detail::model_meta(m, "lrgd.item_model.data_hash");
+  }
   return info;
 }
 
