@@ -15,7 +15,7 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$pr
 targets=()
 for t in ${LRGD_BUILD_TARGETS:-}; do targets+=(--target "$t"); done
 echo "[build] building ${LRGD_BUILD_TARGETS:-all targets}" >&2
-cmake --build "$build" -j "$(nproc)" "${targets[@]}" 2>&1 | grep -E "error|warning|Error" >&2 || true
+cmake --build "$build" -j "$(nproc)" "${targets[@]}" 2>&1 | grep -E "(error|warning):|\*\*\* " >&2 || true
 cmake --build "$build" -j "$(nproc)" "${targets[@]}" >/dev/null 2>&1 \
   || { cmake --build "$build" -j1 "${targets[@]}" 2>&1 | tail -40 >&2; exit 1; }
 echo "[build] done: $build/tools/lrgd/lrgd" >&2

@@ -234,6 +234,14 @@ TEST(ItemModelCli, EvalDefaultsToScoreAndChecksTheData) {
   const std::string text = buf.str();
   EXPECT_NE(text.find("\"item_tokens\""), std::string::npos) << text;
   EXPECT_NE(text.find("\"score\""), std::string::npos) << text;
+  // LRGD's ablation runs on it, without the T/D swap (an item-token prompt has no T).
+  r = lrgd::test::run_cli("ablate --out " + (dir / "ablate").string() + " --variants k1,swap -- --data " + data +
+                          " --model " + model + " --users 10 --trials 1 --candidates 10 --rounds 2 --threads 1" +
+                          " --no-progress");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("skipping swap"), std::string::npos) << r.out;
+  EXPECT_TRUE(fs::exists(dir / "ablate" / "k1" / "summary.json"));
+  EXPECT_FALSE(fs::exists(dir / "ablate" / "swap"));
   // The dual analyser reads the same query as item tokens, with the demonstration as D.
   r = lrgd::test::run_cli("dual --model " + model + " --data " + data + " --user u3 --candidates 10 --features 16,64 " +
                           "--round-features 64 --generate 2 --threads 1 --no-plots --out " +
@@ -250,5 +258,42 @@ TEST(ItemModelCli, EvalDefaultsToScoreAndChecksTheData) {
                           (dir / "other").string());
   EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_NE(r.out.find("was trained on dataset"), std::string::npos) << r.out;
+  fs::remove_all(dir);
+}
+
+// The README's main job on a small dataset: trains into the model cache, runs every method,
+// writes the report; a second demo reuses the model and resumes the finished runs.
+TEST(ItemModelCli, DemoTrainsOnceThenReuses) {
+  const auto dir = tmp_dir("demo");
+  {
+    std::ofstream inter(dir / "cycle.csv");
+    inter << "user,item,timestamp\n";
+    const auto ds = cycle_dataset(120, 8, 5);
+    for (std::size_t u = 0; u < ds.n_users(); ++u)
+      for (std::size_t k = 0; k < ds.sequences[u].size(); ++k)
+        inter << "u" << u << ",i" << ds.sequences[u][k] << "," << 1000 + k << "\n";
+  }
+  const std::string args = "demo --data " + (dir / "cycle.csv").string() + " --workdir " + (dir / "work").string() +
+                           " --model-cache " + (dir / "models").string() +
+                           " --users 12 --trials 2 --candidates 10 --epochs 1 --width 16 --layers 1 --threads 1";
+  auto r = lrgd::test::run_cli(args);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("model: training"), std::string::npos) << r.out;
+  std::ifstream md(dir / "work" / "report.md");
+  std::ostringstream first;
+  first << md.rdbuf();
+  for (const char* row :
+       {"| ZSL (score) |", "| ICL (score) |", "| LRGD (score) |", "| Random |", "| Pop |", "| Markov |"})
+    EXPECT_NE(first.str().find(row), std::string::npos) << row << "\n" << first.str();
+  EXPECT_NE(first.str().find("LRGD against ICL"), std::string::npos);
+  r = lrgd::test::run_cli(args);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("model: reusing"), std::string::npos) << r.out;
+  std::ifstream md2(dir / "work" / "report.md");
+  std::ostringstream second;
+  second << md2.rdbuf();
+  // Same tables (only the closing line with the total time differs).
+  const auto tables = [](const std::string& t) { return t.substr(0, t.find("\nModel: ")); };
+  EXPECT_EQ(tables(first.str()), tables(second.str()));
   fs::remove_all(dir);
 }

@@ -12,6 +12,7 @@
 #include "lrgd/error.h"
 #include "lrgd/eval.h"
 #include "lrgd/hash.h"
+#include "lrgd/llama_model.h"
 #include "lrgd/memory.h"
 #include "lrgd/optim.h"
 #include "lrgd/prompt.h"
@@ -313,6 +314,14 @@ int run_ablate(const AblateArgs& a, std::vector<std::string> extras) {
       chosen.push_back(*it);
     }
   }
+  // An item-token model has no text instruction: the T/D swap does not exist for it.
+  for (std::size_t i = 0; i + 1 < extras.size(); ++i) {
+    if ((extras[i] == "--model" || extras[i] == "-m") && llm::read_model_info(extras[i + 1]).item_layout != 0) {
+      const auto n = chosen.size();
+      std::erase_if(chosen, [](const Variant& v) { return v.name == "swap"; });
+      if (chosen.size() != n) fmt::print(stderr, "lrgd ablate: skipping swap (an item-token prompt has no T)\n");
+    }
+  }
   const bool collapse = !a.no_collapse;
   if (collapse) {
     for (const char* n : {"lrgd", "no_p"}) {
@@ -336,7 +345,9 @@ int run_ablate(const AblateArgs& a, std::vector<std::string> extras) {
   std::istringstream in(a.variants);
   std::string name;
   while (std::getline(in, name, ',')) {
-    const auto& v = *std::find_if(chosen.begin(), chosen.end(), [&](const Variant& x) { return x.name == name; });
+    const auto it = std::find_if(chosen.begin(), chosen.end(), [&](const Variant& x) { return x.name == name; });
+    if (it == chosen.end()) continue;  // skipped above
+    const auto& v = *it;
     summaries.emplace_back(v, ojson::parse(slurp(std::filesystem::path(a.out) / v.name / "summary.json")));
     md += " " + v.column + " |";
     sep += "--:|";
