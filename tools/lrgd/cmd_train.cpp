@@ -97,8 +97,8 @@ void configure_item_model(const std::string& model, const data::Dataset& dataset
   if (info.item_layout != item_model::kLayoutVersion)
     throw OptionError("--model", fmt::format("{} uses item-token layout {}; this lrgd reads layout {}", model,
                                              info.item_layout, item_model::kLayoutVersion));
-  // Item indices are positions in the dataset's item table: another dataset (or the same
-  // data in another format) would map tokens to the wrong items.
+  // Item tokens are positions in the dataset's item table: on other data they would name
+  // other items.
   if (!item_model::fits(info.n_vocab, dataset.n_items()) || info.item_data_hash != dataset.content_hash)
     throw OptionError("--model",
                       fmt::format("{} was trained on dataset '{}' ({} items, data hash {}), not on this one "
