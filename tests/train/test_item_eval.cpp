@@ -47,6 +47,17 @@ lrgd::data::Dataset cycle_dataset(std::size_t n_users, std::size_t len, std::uin
   return ds;
 }
 
+// The cycle data as a CSV interaction file (items named <prefix><index>).
+std::string write_cycle_csv(const fs::path& path, const std::string& prefix, std::size_t n_users, std::uint64_t seed) {
+  std::ofstream inter(path);
+  inter << "user,item,timestamp\n";
+  const auto ds = cycle_dataset(n_users, 8, seed);
+  for (std::size_t u = 0; u < ds.n_users(); ++u)
+    for (std::size_t k = 0; k < ds.sequences[u].size(); ++k)
+      inter << "u" << u << "," << prefix << ds.sequences[u][k] << "," << 1000 + k << "\n";
+  return path.string();
+}
+
 fs::path tmp_dir(const std::string& name) {
   auto d = fs::temp_directory_path() / ("lrgd_item_eval_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(d);
@@ -209,17 +220,8 @@ TEST(ItemRanker, TrainedModelLearnsTheCycle) {
 TEST(ItemModelCli, EvalDefaultsToScoreAndChecksTheData) {
   const auto dir = tmp_dir("cli");
   // The cycle data as CSV datasets; `other` names its items differently (another data hash).
-  const auto write_csv = [&](const std::string& name, const std::string& prefix) {
-    std::ofstream inter(dir / name);
-    inter << "user,item,timestamp\n";
-    const auto ds = cycle_dataset(120, 8, 3);
-    for (std::size_t u = 0; u < ds.n_users(); ++u)
-      for (std::size_t k = 0; k < ds.sequences[u].size(); ++k)
-        inter << "u" << u << "," << prefix << ds.sequences[u][k] << "," << 1000 + k << "\n";
-    return (dir / name).string();
-  };
-  const auto data = write_csv("cycle.csv", "i");
-  const auto other = write_csv("other.csv", "j");
+  const auto data = write_cycle_csv(dir / "cycle.csv", "i", 120, 3);
+  const auto other = write_cycle_csv(dir / "other.csv", "j", 120, 3);
   const auto model = (dir / "m.gguf").string();
   auto r = lrgd::test::run_cli("model train --data " + data + " --out " + model +
                                " --layers 1 --width 16 --heads 2 --kv-heads 1 --epochs 1 --threads 1");
@@ -265,16 +267,9 @@ TEST(ItemModelCli, EvalDefaultsToScoreAndChecksTheData) {
 // writes the report; a second demo reuses the model and resumes the finished runs.
 TEST(ItemModelCli, DemoTrainsOnceThenReuses) {
   const auto dir = tmp_dir("demo");
-  {
-    std::ofstream inter(dir / "cycle.csv");
-    inter << "user,item,timestamp\n";
-    const auto ds = cycle_dataset(120, 8, 5);
-    for (std::size_t u = 0; u < ds.n_users(); ++u)
-      for (std::size_t k = 0; k < ds.sequences[u].size(); ++k)
-        inter << "u" << u << ",i" << ds.sequences[u][k] << "," << 1000 + k << "\n";
-  }
-  const std::string args = "demo --data " + (dir / "cycle.csv").string() + " --workdir " + (dir / "work").string() +
-                           " --model-cache " + (dir / "models").string() +
+  const auto data = write_cycle_csv(dir / "cycle.csv", "i", 120, 5);
+  const std::string args = "demo --data " + data + " --workdir " + (dir / "work").string() + " --model-cache " +
+                           (dir / "models").string() +
                            " --users 12 --trials 2 --candidates 10 --epochs 1 --width 16 --layers 1 --threads 1";
   auto r = lrgd::test::run_cli(args);
   ASSERT_EQ(r.code, 0) << r.out;
