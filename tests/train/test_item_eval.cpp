@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -212,6 +213,7 @@ TEST(ItemRanker, TrainedModelLearnsTheCycle) {
         std::find(qs[i].candidates.begin(), qs[i].candidates.end(), qs[i].target) - qs[i].candidates.begin();
     if (!ranked[i].ranking.empty() && ranked[i].ranking.front() == target_pos) ++hits1;
   }
+  std::printf("hit@1 %d/100\n", hits1);
   // Random puts the target first 1 time in 20 (5 of 100); popularity is no better here
   // (every item is equally popular on the cycle).
   EXPECT_GE(hits1, 40) << "hit@1 " << hits1 << "/100";
