@@ -31,12 +31,18 @@ struct ModelInfo {
   std::int32_t n_layer = 0;
   bool has_text_vocab = true;  // false for item-token models (tokenizer.ggml.model = no_vocab)
   std::string chat_template;   // empty if the model has none
-  // Item-token models (`lrgd model train`, lrgd/item_model.h): lrgd.item_model.* metadata.
-  std::uint32_t item_layout = 0;  // 0: not an item-token model
-  std::uint64_t item_n_items = 0;
-  std::string item_dataset;
-  std::string item_data_hash;  // content hash of the dataset it was trained on
 };
+
+// The lrgd.item_model.* metadata of an item-token model (`lrgd model train`, lrgd/item_model.h).
+struct ItemModelMeta {
+  std::uint32_t layout = 0;  // 0: not an item-token model
+  std::uint64_t n_items = 0;
+  std::string dataset;
+  std::string data_hash;  // content hash of the dataset it was trained on
+};
+// Reads only the GGUF header (no weights, no vocabulary): cheap for any model size.
+// Throws IoError if the file is not a readable GGUF.
+ItemModelMeta read_item_model_meta(const std::filesystem::path& model);
 
 // Greedy generation result of one prompt.
 struct GreedyResult {

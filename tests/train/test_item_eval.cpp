@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "../common/process.h"
+#include "../common/tiny_model.h"
 #include "lrgd/error.h"
 #include "lrgd/item_model.h"
 #include "lrgd/llama_backend.h"
@@ -138,6 +139,20 @@ TEST(ItemPrompt, QueryLayoutWithDemonstrationPerturbationAndDrops) {
   q.perturbation_history.clear();
   EXPECT_EQ(lrgd::rec::item_prompt_tokens(q, true),
             (std::vector<std::int32_t>{im::kQueryToken, t(5), t(6), t(7), im::kNextToken}));
+}
+
+// The header-only read that eval, ablate and dual use to tell item-token models apart.
+TEST(ItemModelMeta, ReadFromTheGgufHeader) {
+  const auto meta = lrgd::llm::read_item_model_meta(trained_model());
+  EXPECT_EQ(meta.layout, im::kLayoutVersion);
+  EXPECT_EQ(meta.n_items, kItems);
+  EXPECT_EQ(meta.dataset, "cycle");
+  EXPECT_EQ(meta.data_hash, "cycle-7");
+  const auto dir = tmp_dir("meta");
+  EXPECT_EQ(lrgd::llm::read_item_model_meta(lrgd::test::tiny_model(dir)).layout, 0u);  // a text model
+  std::ofstream(dir / "junk.gguf") << "not a gguf";
+  EXPECT_THROW((void)lrgd::llm::read_item_model_meta(dir / "junk.gguf"), lrgd::IoError);
+  fs::remove_all(dir);
 }
 
 TEST(ItemPrompt, TextOnlyOptionsAreRefused) {

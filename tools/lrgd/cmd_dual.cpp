@@ -78,7 +78,7 @@ int run_dual_cmd(const DualCliOptions& o) {
     uo.template_name = o.template_name;
     uo.kcore = o.kcore;
     // An item-token model (`lrgd model train`) reads the query as item tokens, not as text.
-    const bool items = llm::read_model_info(model).item_layout != 0;
+    const bool items = llm::read_item_model_meta(model).layout != 0;
     const UserPrompt good = build_user_prompt(o.data, o.user, uo);
     if (items) {
       if (!o.target.empty()) throw OptionError("--target", "an item-token model's target is the test item's token");

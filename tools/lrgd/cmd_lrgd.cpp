@@ -316,7 +316,7 @@ int run_ablate(const AblateArgs& a, std::vector<std::string> extras) {
   }
   // An item-token model has no text instruction: the T/D swap does not exist for it.
   for (std::size_t i = 0; i + 1 < extras.size(); ++i) {
-    if ((extras[i] == "--model" || extras[i] == "-m") && llm::read_model_info(extras[i + 1]).item_layout != 0) {
+    if ((extras[i] == "--model" || extras[i] == "-m") && llm::read_item_model_meta(extras[i + 1]).layout != 0) {
       const auto n = chosen.size();
       std::erase_if(chosen, [](const Variant& v) { return v.name == "swap"; });
       if (chosen.size() != n) fmt::print(stderr, "lrgd ablate: skipping swap (an item-token prompt has no T)\n");

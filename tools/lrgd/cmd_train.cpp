@@ -92,19 +92,18 @@ int run_eval_items(const EvalArgs& a) {
 
 void configure_item_model(const std::string& model, const data::Dataset& dataset, const std::string& mode,
                           rec::LlmRankerOptions& options) {
-  const auto info = llm::read_model_info(model);
-  if (info.item_layout == 0) return;
-  if (info.item_layout != item_model::kLayoutVersion)
+  const auto meta = llm::read_item_model_meta(model);
+  if (meta.layout == 0) return;
+  if (meta.layout != item_model::kLayoutVersion)
     throw OptionError("--model", fmt::format("{} uses item-token layout {}; this lrgd reads layout {}", model,
-                                             info.item_layout, item_model::kLayoutVersion));
+                                             meta.layout, item_model::kLayoutVersion));
   // Item tokens are positions in the dataset's item table: on other data they would name
   // other items.
-  if (!item_model::fits(info.n_vocab, dataset.n_items()) || info.item_data_hash != dataset.content_hash)
-    throw OptionError("--model",
-                      fmt::format("{} was trained on dataset '{}' ({} items, data hash {}), not on this one "
-                                  "('{}', {} items, data hash {})",
-                                  model, info.item_dataset, info.item_n_items, info.item_data_hash.substr(0, 16),
-                                  dataset.name, dataset.n_items(), dataset.content_hash.substr(0, 16)));
+  if (meta.n_items != dataset.n_items() || meta.data_hash != dataset.content_hash)
+    throw OptionError("--model", fmt::format("{} was trained on dataset '{}' ({} items, data hash {}), not on this one "
+                                             "('{}', {} items, data hash {})",
+                                             model, meta.dataset, meta.n_items, meta.data_hash.substr(0, 16),
+                                             dataset.name, dataset.n_items(), dataset.content_hash.substr(0, 16)));
   if (!mode.empty() && rec::parse_rank_mode(mode) != rec::RankMode::Score)
     throw OptionError("--mode", "an item-token model ranks in score mode only (it writes no text)");
   options.mode = rec::RankMode::Score;

@@ -1,5 +1,7 @@
 #include "lrgd/llama_model.h"
 
+#include <gguf.h>
+
 #include <chrono>
 
 #include "llama_common.h"
@@ -96,13 +98,32 @@ ModelInfo read_model_info(const std::filesystem::path& path) {
   info.has_text_vocab = detail::has_text_vocab(m);
   const char* tmpl = llama_model_chat_template(m, nullptr);
   if (tmpl != nullptr) info.chat_template = tmpl;
-  if (const auto layout = detail::model_meta(m, "lrgd.item_model.layout"); !layout.empty()) {
-    info.item_layout = static_cast<std::uint32_t>(std::stoul(layout));
-    info.item_n_items = std::stoull(detail::model_meta(m, "lrgd.item_model.n_items"));
-    info.item_dataset = detail::model_meta(m, "lrgd.item_model.dataset");
-    info.item_data_hash = detail::model_meta(m, "lrgd.item_model.data_hash");
-  }
   return info;
+}
+
+}  // namespace lrgd::llm
+
+namespace lrgd::llm {
+
+ItemModelMeta read_item_model_meta(const std::filesystem::path& path) {
+  gguf_init_params params{/*no_alloc=*/true, /*ctx=*/nullptr};
+  gguf_context* g = gguf_init_from_file(path.c_str(), params);
+  if (g == nullptr) throw IoError("cannot read GGUF " + path.string());
+  ItemModelMeta meta;
+  // A key of another type (not written by lrgd) counts as absent: gguf_get_val_* would abort.
+  const auto find = [&](const char* key, gguf_type type) {
+    const auto k = gguf_find_key(g, key);
+    return k >= 0 && gguf_get_kv_type(g, k) == type ? k : -1;
+  };
+  if (const auto k = find("lrgd.item_model.layout", GGUF_TYPE_UINT32); k >= 0) {
+    meta.layout = gguf_get_val_u32(g, k);
+    if (const auto n = find("lrgd.item_model.n_items", GGUF_TYPE_UINT32); n >= 0) meta.n_items = gguf_get_val_u32(g, n);
+    if (const auto d = find("lrgd.item_model.dataset", GGUF_TYPE_STRING); d >= 0) meta.dataset = gguf_get_val_str(g, d);
+    if (const auto h = find("lrgd.item_model.data_hash", GGUF_TYPE_STRING); h >= 0)
+      meta.data_hash = gguf_get_val_str(g, h);
+  }
+  gguf_free(g);
+  return meta;
 }
 
 }  // namespace lrgd::llm
