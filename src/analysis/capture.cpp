@@ -377,7 +377,7 @@ TokenizedPrompt tokenize_marked_text(const std::filesystem::path& path, const st
 
 TokenizedPrompt tokenize_chat(const std::filesystem::path& path, const ChatInput& chat) {
   auto model = llm::detail::load_model(path);
-  if (llama_model_chat_template(model.get(), nullptr) == nullptr)
+  if (llm::detail::chat_template(model.get()) == nullptr)
     throw Error("the model has no chat template; use --prompt-file or --prompt-text");
   const std::string buf = llm::detail::apply_chat_template(model.get(), chat.roles, chat.contents);
   // Where each message's content sits in the rendered text (searched in order).

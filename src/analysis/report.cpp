@@ -11,6 +11,7 @@
 
 #include "lrgd/dual.h"
 #include "lrgd/error.h"
+#include "lrgd/process.h"
 
 namespace lrgd::analysis {
 
@@ -168,18 +169,6 @@ json report_json(const DualReport& r) {
   return j;
 }
 
-std::string shell_quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-std::string gp_quote(const std::string& s) {
-  std::string q = "\"";
-  for (char c : s) q += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
-  return q + "\"";
-}
-
 }  // namespace
 
 std::vector<TokenSpan> parse_spans(const std::string& text) {
@@ -297,11 +286,11 @@ std::vector<std::filesystem::path> write_plots(const std::vector<DualReport>& re
                                                const std::filesystem::path& json_path, std::string& warning) {
   namespace fs = std::filesystem;
   warning.clear();
-  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
+  if (!tool_available("gnuplot")) {
     warning = "gnuplot not found: plots skipped";
     return {};
   }
-  const bool png = std::system("gnuplot -e 'set terminal pngcairo' >/dev/null 2>&1") == 0;
+  const bool png = run_tool({"gnuplot", "-e", "set terminal pngcairo"}).ok();
   const std::string ext = png ? ".png" : ".svg";
   const std::string term = png ? "pngcairo size 900,600" : "svg size 900,600";
   const fs::path dir = json_path.has_parent_path() ? json_path.parent_path() : fs::path(".");
@@ -336,30 +325,33 @@ std::vector<std::filesystem::path> write_plots(const std::vector<DualReport>& re
   }
   std::ofstream gp(script);
   gp << "set terminal " << term << "\n";
-  gp << "set output " << gp_quote(err_png.string()) << "\n";
+  gp << "set output " << gnuplot_quote(err_png.string()) << "\n";
   gp << "set logscale xy\nset xlabel 'random features M'\nset ylabel '|o_{dual} - o| / |o|'\n";
   gp << "set title 'Dual model vs captured attention output (mean over layers and heads)'\nset key top right\n";
   gp << "plot ";
   for (std::size_t i = 0; i < reports.size(); ++i)
-    gp << (i ? ", " : "") << gp_quote(err_dat.string()) << " index " << i << " using 1:2 with linespoints title "
-       << gp_quote(reports[i].label + " mean") << ", " << gp_quote(err_dat.string()) << " index " << i
-       << " using 1:3 with lines dashtype 2 title " << gp_quote(reports[i].label + " max");
+    gp << (i ? ", " : "") << gnuplot_quote(err_dat.string()) << " index " << i << " using 1:2 with linespoints title "
+       << gnuplot_quote(reports[i].label + " mean") << ", " << gnuplot_quote(err_dat.string()) << " index " << i
+       << " using 1:3 with lines dashtype 2 title " << gnuplot_quote(reports[i].label + " max");
   gp << ", 1/sqrt(x) with lines lc rgb 'gray' title 'M^{-1/2}'\n";
-  gp << "unset logscale\nset output " << gp_quote(dist_png.string()) << "\n";
+  gp << "unset logscale\nset output " << gnuplot_quote(dist_png.string()) << "\n";
   gp << "set xlabel 'generated tokens in T (round)'\nset ylabel '|F(q) - v_{target}| / |v_{target}|'\n";
   gp << "set title 'Distance to the target item representation before (W0) and after (W1) the step'\n";
   gp << "plot ";
   for (std::size_t i = 0; i < reports.size(); ++i)
-    gp << (i ? ", " : "") << gp_quote(dist_dat.string()) << " index " << i
-       << " using 1:2 with linespoints dashtype 2 title " << gp_quote(reports[i].label + " W0 (before)") << ", "
-       << gp_quote(dist_dat.string()) << " index " << i << " using 1:3 with linespoints title "
-       << gp_quote(reports[i].label + " W1 (after)");
+    gp << (i ? ", " : "") << gnuplot_quote(dist_dat.string()) << " index " << i
+       << " using 1:2 with linespoints dashtype 2 title " << gnuplot_quote(reports[i].label + " W0 (before)") << ", "
+       << gnuplot_quote(dist_dat.string()) << " index " << i << " using 1:3 with linespoints title "
+       << gnuplot_quote(reports[i].label + " W1 (after)");
   gp << "\n";
   gp.close();
   if (!gp) throw IoError("cannot write " + script.string());
-  const std::string cmd = "gnuplot " + shell_quote(script.string()) + " 2>&1";
-  if (std::system(cmd.c_str()) != 0) {
-    warning = "gnuplot failed on " + script.string() + ": plots skipped";
+  const auto r = run_tool({"gnuplot", script.string()});
+  if (!r.ok()) {
+    // A failed plot leaves no empty image behind.
+    fs::remove(err_png);
+    fs::remove(dist_png);
+    warning = std::string(ToolError("gnuplot", r, "on " + script.string()).what()) + ": plots skipped";
     return {};
   }
   return {err_png, dist_png, script};

@@ -33,11 +33,34 @@ std::string default_vocab_for(const std::string& arch) {
   return "llama-bpe";
 }
 
+// llama_ftype of a file whose matrices are all of type t (LLAMA_FTYPE_MOSTLY_*).
+std::uint32_t file_type(ggml_type t) {
+  switch (t) {
+    case GGML_TYPE_F32:
+      return 0;
+    case GGML_TYPE_F16:
+      return 1;
+    case GGML_TYPE_Q4_0:
+      return 2;
+    case GGML_TYPE_Q4_1:
+      return 3;
+    case GGML_TYPE_Q8_0:
+      return 7;
+    case GGML_TYPE_Q4_K:
+      return 15;  // Q4_K_M
+    default:
+      throw OptionError("--type", "no file type for this weight type");
+  }
+}
+
 ggml_type parse_type(const std::string& type) {
   if (type == "f32") return GGML_TYPE_F32;
   if (type == "f16") return GGML_TYPE_F16;
   if (type == "q8_0") return GGML_TYPE_Q8_0;
-  throw OptionError("--type", "unknown weight type '" + type + "' (expected f32, f16 or q8_0)");
+  if (type == "q4_0") return GGML_TYPE_Q4_0;
+  if (type == "q4_1") return GGML_TYPE_Q4_1;
+  if (type == "q4_K") return GGML_TYPE_Q4_K;
+  throw OptionError("--type", "unknown weight type '" + type + "' (expected f32, f16, q8_0, q4_0, q4_1 or q4_K)");
 }
 
 int effective_ff(const ModelInitOptions& o) { return o.n_ff > 0 ? o.n_ff : ((o.n_embd * 8 / 3 + 31) / 32) * 32; }
@@ -104,10 +127,11 @@ void validate(const ModelInitOptions& o) {
   if (o.n_ctx < 16) throw OptionError("--ctx", "context length must be at least 16");
   if (!(o.init_std > 0.0f)) throw OptionError("--init-std", "must be positive");
   const ggml_type t = parse_type(o.type);
-  if (t == GGML_TYPE_Q8_0) {
-    const auto blk = ggml_blck_size(GGML_TYPE_Q8_0);
-    if (o.n_embd % blk != 0) throw OptionError("--type", "q8_0 needs width divisible by 32");
-    if (effective_ff(o) % blk != 0) throw OptionError("--type", "q8_0 needs ff width divisible by 32");
+  if (ggml_is_quantized(t)) {
+    const auto blk = ggml_blck_size(t);
+    const std::string need = o.type + " needs ";
+    if (o.n_embd % blk != 0) throw OptionError("--type", need + "width divisible by " + std::to_string(blk));
+    if (effective_ff(o) % blk != 0) throw OptionError("--type", need + "ff width divisible by " + std::to_string(blk));
   }
 }
 
@@ -132,7 +156,7 @@ ModelInitReport init_model(const ModelInitOptions& o, const std::filesystem::pat
   const std::string name = o.name.empty() ? "lrgd-random-" + o.arch : o.name;
   gguf_set_val_str(g, "general.architecture", arch.c_str());
   gguf_set_val_str(g, "general.name", name.c_str());
-  gguf_set_val_u32(g, "general.file_type", wtype == GGML_TYPE_F32 ? 0 : wtype == GGML_TYPE_F16 ? 1 : 7);
+  gguf_set_val_u32(g, "general.file_type", file_type(wtype));
   gguf_set_val_u32(g, "general.quantization_version", GGML_QNT_VERSION);
   gguf_set_val_u64(g, "lrgd.seed", o.seed);
   auto key = [&](const char* suffix) { return arch + "." + suffix; };

@@ -9,6 +9,7 @@
 
 #include "lrgd/metrics.h"
 #include "lrgd/optim.h"
+#include "lrgd/process.h"
 
 namespace lrgd::optim {
 
@@ -96,24 +97,24 @@ bool plot_collapse(std::span<const Series> series, const std::filesystem::path& 
   {
     std::ofstream g(gp);
     g << "set terminal pngcairo size 1000,420 font ',11'\n"
-      << "set output '" << png.string() << "'\n"
+      << "set output " << gnuplot_quote(png.string()) << "\n"
       << "set multiplot layout 1,2 title 'Demonstration collapse (paper Fig. 9)'\n"
       << "set xlabel 'round'\nset grid\nset key bottom right\nset xtics 1\nset datafile missing 'NaN'\n"
       << "set title 'similarity of consecutive demonstrations'\nset ylabel 'token Jaccard'\n"
       << "plot ";
     for (std::size_t i = 0; i < series.size(); ++i)
-      g << (i ? ", " : "") << "'" << dat << "' index " << i << " using 1:2 with linespoints lw 2 title '"
-        << series[i].name << "'";
+      g << (i ? ", " : "") << gnuplot_quote(dat) << " index " << i << " using 1:2 with linespoints lw 2 title "
+        << gnuplot_quote(series[i].name);
     g << "\nset title 'validation nDCG@10'\nset ylabel 'nDCG@10'\nplot ";
     for (std::size_t i = 0; i < series.size(); ++i)
-      g << (i ? ", " : "") << "'" << dat << "' index " << i << " using 1:3 with linespoints lw 2 title '"
-        << series[i].name << "'";
+      g << (i ? ", " : "") << gnuplot_quote(dat) << " index " << i << " using 1:3 with linespoints lw 2 title "
+        << gnuplot_quote(series[i].name);
     g << "\nunset multiplot\n";
   }
-  const std::string cmd = "gnuplot '" + gp + "' 2>'" + base.string() + ".gnuplot.log'";
-  const int rc = std::system(cmd.c_str());
-  if (rc != 0 || !std::filesystem::exists(png)) {
-    error = "gnuplot failed (exit " + std::to_string(rc) + "), see " + base.string() + ".gnuplot.log";
+  const auto r = run_tool({"gnuplot", gp});
+  if (!r.ok() || !std::filesystem::exists(png)) {
+    std::filesystem::remove(png);
+    error = ToolError("gnuplot", r, "plotting " + png.string()).what();
     return false;
   }
   return true;

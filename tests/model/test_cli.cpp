@@ -18,6 +18,9 @@ TEST(Cli, HelpAndVersion) {
   r = run("--version");
   EXPECT_EQ(r.code, 0);
   EXPECT_NE(r.out.find("lrgd 0."), std::string::npos);
+  EXPECT_NE(r.out.find("ggml CPU backend: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("weight buffers: CPU"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("AMX"), std::string::npos) << r.out;
   r = run("model init --help");
   EXPECT_EQ(r.code, 0);
   EXPECT_NE(r.out.find("--kv-heads"), std::string::npos);

@@ -4,6 +4,7 @@
 #include <exception>
 
 #include "lrgd/error.h"
+#include "lrgd/llama_model.h"
 #include "lrgd/version.h"
 
 namespace lrgd::cli {
@@ -11,7 +12,10 @@ namespace lrgd::cli {
 int run(int argc, char** argv) {
   CLI::App app{"lrgd: LLM in-context-learning recommendation with LRGD demonstration optimisation"};
   app.name("lrgd");
-  app.set_version_flag("--version", std::string("lrgd ") + lrgd::version());
+  // The ggml CPU features are read only when --version is asked for (callback form).
+  app.set_version_flag("--version", [] {
+    return std::string("lrgd ") + lrgd::version() + "\nggml CPU backend: " + llm::cpu_backend_info().summary();
+  });
   Action action;
   add_model_commands(app, action);
   add_generate_command(app, action);

@@ -22,6 +22,9 @@ namespace lrgd::cli {
 // The work chosen on the command line; runs after parsing. Returns the exit code.
 using Action = std::function<int()>;
 
+// A --model value: a pulled catalogue name (`lrgd model list`) becomes its cached GGUF path.
+CLI::Validator model_arg();
+
 // Exit codes: 0 success, 1 runtime error (bad input, IO), 2 usage error.
 int run(int argc, char** argv);
 

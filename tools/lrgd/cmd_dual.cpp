@@ -138,7 +138,7 @@ int run_dual_cmd(const DualCliOptions& o) {
 void add_dual_command(CLI::App& app, Action& action) {
   auto o = std::make_shared<DualCliOptions>();
   auto* cmd = app.add_subcommand("dual", "Attention as one gradient step of a dual linear model (docs/dual.md)");
-  cmd->add_option("--model,-m", o->model, "GGUF model file")->required();
+  cmd->add_option("--model,-m", o->model, "GGUF model file or pulled model name")->required()->transform(model_arg());
   cmd->add_option("--prompt-file", o->prompt_file,
                   "Raw prompt text; with --spans as token ranges, else with [[T]]..[[/T]] markers");
   cmd->add_option("--spans", o->spans, "Token spans, e.g. T:0-120,D:120-300,Q:300-600 (D and P form dW)");

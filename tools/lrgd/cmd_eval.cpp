@@ -224,7 +224,7 @@ void add_eval_commands(CLI::App& app, Action& action) {
   ev->add_option("--negatives", a->negatives, "uniform | popularity")->capture_default_str();
   ev->add_option("--candidate-file", a->candidate_file, "Fixed candidates, 'user<TAB>item item ...' per line");
   ev->add_option("--list-length", a->list_length, "Length of the ranked list")->capture_default_str();
-  ev->add_option("--model,-m", a->model, "GGUF model (embedded libllama)");
+  ev->add_option("--model,-m", a->model, "GGUF model or pulled model name (embedded libllama)")->transform(model_arg());
   ev->add_option("--endpoint", a->endpoints, "OpenAI-compatible server URL (repeat for several)");
   ev->add_option("--api-model", a->api_model, "Model name sent to the server (default: its first)");
   ev->add_option("--cache", a->cache, "Response cache file (SQLite; default for --endpoint: RUN_DIR/responses.sqlite)");

@@ -34,7 +34,7 @@ int run_generate(const GenerateOptions& o) {
 void add_generate_command(CLI::App& app, Action& action) {
   auto o = std::make_shared<GenerateOptions>();
   auto* gen = app.add_subcommand("generate", "Generate greedily from a GGUF model (embedded libllama)");
-  gen->add_option("--model,-m", o->model, "GGUF model file")->required();
+  gen->add_option("--model,-m", o->model, "GGUF model file or pulled model name")->required()->transform(model_arg());
   gen->add_option("--prompt,-p", o->prompt, "Raw prompt text")->capture_default_str();
   gen->add_option("--tokens,-n", o->n_tokens, "Tokens to generate")->capture_default_str();
   gen->add_option("--threads,-t", o->n_threads, "CPU threads (0: all)")->capture_default_str();

@@ -1,6 +1,8 @@
 #include "llama_common.h"
 
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <thread>
 
@@ -9,18 +11,76 @@
 namespace lrgd::llm {
 
 namespace {
-void quiet_log(ggml_log_level level, const char* text, void*) {
-  if (level == GGML_LOG_LEVEL_ERROR) std::fputs(text, stderr);
+
+bool g_verbose = false;
+// Set while this thread loads a model: libllama reports the weight buffers only in its log
+// ("load_tensors:   CPU_REPACK model buffer size =    12.34 MiB"), on the loading thread.
+thread_local std::vector<WeightBuffer>* t_weight_buffers = nullptr;
+
+void capture_weight_buffer(const char* text) {
+  const char* at = std::strstr(text, " model buffer size = ");
+  if (at == nullptr) return;
+  const char* colon = std::strchr(text, ':');
+  if (colon == nullptr || colon > at) return;
+  std::string type(colon + 1, at);
+  type.erase(0, type.find_first_not_of(' '));
+  double mib = 0;
+  if (std::sscanf(at + std::strlen(" model buffer size = "), "%lf", &mib) != 1) return;
+  t_weight_buffers->push_back({type, mib});
 }
+
+void log_callback(ggml_log_level level, const char* text, void*) {
+  if (g_verbose || level == GGML_LOG_LEVEL_ERROR) std::fputs(text, stderr);
+  if (t_weight_buffers != nullptr && text != nullptr) capture_weight_buffer(text);
+}
+
 }  // namespace
 
 void init_llama_once() {
   static std::once_flag once;
   std::call_once(once, [] {
     const char* verbose = std::getenv("LRGD_LLAMA_LOG");
-    if (verbose == nullptr || std::string(verbose) != "1") llama_log_set(quiet_log, nullptr);
+    g_verbose = verbose != nullptr && std::string(verbose) == "1";
+    llama_log_set(log_callback, nullptr);
     llama_backend_init();
   });
+}
+
+std::string CpuBackendInfo::summary() const {
+  std::string s;
+  for (const auto& f : features) s += (s.empty() ? "" : " ") + f;
+  s += " | weight buffers: CPU";
+  for (const auto& b : extra_buffer_types) s += " " + b;
+  return s;
+}
+
+CpuBackendInfo cpu_backend_info() {
+  init_llama_once();
+  CpuBackendInfo info;
+  ggml_backend_dev_t dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+  if (dev == nullptr) return info;
+  ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(dev);
+  using get_features_t = ggml_backend_feature* (*)(ggml_backend_reg_t);
+  if (auto get_features =
+          reinterpret_cast<get_features_t>(ggml_backend_reg_get_proc_address(reg, "ggml_backend_get_features"))) {
+    for (const ggml_backend_feature* f = get_features(reg); f != nullptr && f->name != nullptr; ++f) {
+      // Value "1" for a flag; others (e.g. SVE_CNT) carry a number worth showing.
+      const std::string value = f->value != nullptr ? f->value : "";
+      info.features.push_back(value == "1" || value.empty() ? std::string(f->name)
+                                                            : std::string(f->name) + "=" + value);
+      if (std::strncmp(f->name, "AMX", 3) == 0) info.has_amx = true;
+    }
+  }
+  using get_extra_t = ggml_backend_buffer_type_t* (*)(ggml_backend_dev_t);
+  if (auto get_extra =
+          reinterpret_cast<get_extra_t>(ggml_backend_reg_get_proc_address(reg, "ggml_backend_dev_get_extra_bufts"))) {
+    for (ggml_backend_buffer_type_t* b = get_extra(dev); b != nullptr && *b != nullptr; ++b) {
+      const std::string name = ggml_backend_buft_name(*b);
+      info.extra_buffer_types.push_back(name);
+      if (name.find("AMX") != std::string::npos) info.has_amx = true;
+    }
+  }
+  return info;
 }
 
 namespace detail {
@@ -31,12 +91,16 @@ int resolve_threads(int n_threads) {
   return hw == 0 ? 1 : static_cast<int>(hw);
 }
 
-llama_model_ptr load_model(const std::filesystem::path& path) {
+llama_model_ptr load_model(const std::filesystem::path& path, std::vector<WeightBuffer>* weight_buffers) {
   init_llama_once();
   if (!std::filesystem::is_regular_file(path)) throw IoError("model file not found: " + path.string());
   llama_model_params mp = llama_model_default_params();
   mp.n_gpu_layers = 0;
+  std::vector<WeightBuffer> buffers;
+  t_weight_buffers = &buffers;
   llama_model_ptr model(llama_model_load_from_file(path.c_str(), mp));
+  t_weight_buffers = nullptr;
+  if (weight_buffers != nullptr) *weight_buffers = std::move(buffers);
   if (!model)
     throw IoError("llama.cpp could not load model " + path.string() + " (run with LRGD_LLAMA_LOG=1 for details)");
   return model;
@@ -88,9 +152,17 @@ std::string token_to_piece(const llama_vocab* vocab, llama_token token) {
   return big;
 }
 
+const char* chat_template(const llama_model* model) {
+  if (const char* own = llama_model_chat_template(model, nullptr)) return own;
+  // Architectures whose instruction-tuned releases all share one turn format.
+  const std::string arch = model_meta(model, "general.architecture");
+  if (arch == "gemma" || arch == "gemma2" || arch == "gemma3") return "gemma";
+  return nullptr;
+}
+
 std::string apply_chat_template(const llama_model* model, const std::vector<std::string>& roles,
                                 const std::vector<std::string>& contents) {
-  const char* tmpl = llama_model_chat_template(model, nullptr);
+  const char* tmpl = chat_template(model);
   if (tmpl == nullptr) throw Error("the model has no chat template; send raw text prompts");
   std::vector<llama_chat_message> msgs;
   std::size_t total = 256;

@@ -12,7 +12,8 @@
 
 namespace lrgd::llm::detail {
 
-llama_model_ptr load_model(const std::filesystem::path& path);
+// weight_buffers (optional): filled with the buffers libllama put the weights in.
+llama_model_ptr load_model(const std::filesystem::path& path, std::vector<WeightBuffer>* weight_buffers = nullptr);
 // cb_eval (optional): libllama's graph evaluation callback (attention capture, src/analysis).
 llama_context_ptr make_context(llama_model* model, const LoadOptions& options, int n_ctx,
                                ggml_backend_sched_eval_callback cb_eval = nullptr, void* cb_eval_user_data = nullptr);
@@ -22,6 +23,9 @@ int resolve_threads(int n_threads);
 std::vector<llama_token> tokenize(const llama_vocab* vocab, const std::string& text, bool add_special,
                                   bool parse_special);
 std::string token_to_piece(const llama_vocab* vocab, llama_token token);
+// The model's chat template, or for a GGUF without one (the Gemma 3 270M file) the name of
+// libllama's built-in template of its architecture family ("gemma"); nullptr if neither.
+const char* chat_template(const llama_model* model);
 // Applies the model's own chat template (add_generation_prompt = true). Throws Error if the
 // model has none or llama.cpp does not support it.
 std::string apply_chat_template(const llama_model* model, const std::vector<std::string>& roles,

@@ -82,9 +82,9 @@ std::vector<std::int32_t> tokenize_text(const std::filesystem::path& path, const
 }
 
 ModelInfo read_model_info(const std::filesystem::path& path) {
-  auto model = detail::load_model(path);
-  const llama_model* m = model.get();
   ModelInfo info;
+  auto model = detail::load_model(path, &info.weight_buffers);
+  const llama_model* m = model.get();
   info.arch = detail::model_meta(m, "general.architecture");
   info.name = detail::model_meta(m, "general.name");
   char desc[256];
@@ -96,7 +96,7 @@ ModelInfo read_model_info(const std::filesystem::path& path) {
   info.n_embd = llama_model_n_embd(m);
   info.n_layer = llama_model_n_layer(m);
   info.has_text_vocab = detail::has_text_vocab(m);
-  const char* tmpl = llama_model_chat_template(m, nullptr);
+  const char* tmpl = detail::chat_template(m);
   if (tmpl != nullptr) info.chat_template = tmpl;
   return info;
 }
