@@ -88,6 +88,12 @@ std::vector<float> reference_logits(const std::filesystem::path& model, const st
 // Tokenises text as the embedded backend does for raw prompts (BOS where the model wants it).
 std::vector<std::int32_t> tokenize_text(const std::filesystem::path& model, const std::string& text);
 
+// Re-quantises a GGUF with libllama's quantize API (`type`: q4_0 | q4_1 | q8_0 | q4_K | f16):
+// every matrix to that type (requantising already quantised ones), written atomically to
+// `out`. Throws OptionError for an unknown type, IoError when libllama fails.
+void quantize_model(const std::filesystem::path& in, const std::filesystem::path& out, const std::string& type,
+                    int n_threads = 0);
+
 // Reads metadata of a GGUF model through libllama (vocab and weights loaded).
 ModelInfo read_model_info(const std::filesystem::path& model);
 

@@ -79,6 +79,7 @@ struct ScoreRequest {
 struct ScoreResult {
   std::vector<double> logprobs;  // sum of token log-probabilities, one per continuation
   std::vector<int> n_tokens;     // tokens in each continuation
+  int n_context_tokens = 0;      // tokens of the shared context (decoded once, or reused)
   std::string error;             // non-empty when the request failed
   bool ok() const { return error.empty(); }
 };
@@ -91,9 +92,12 @@ struct Usage {
   std::uint64_t n_prompt_tokens = 0;
   std::uint64_t n_reused_tokens = 0;
   std::uint64_t n_generated_tokens = 0;
+  std::uint64_t n_scored_tokens = 0;  // continuation tokens decoded by score()
   double prompt_ms = 0;
   double generate_ms = 0;
   Usage& operator+=(const Usage& o);
+  // What happened between two readings of a backend's usage().
+  Usage operator-(const Usage& earlier) const;
 };
 
 class Backend {

@@ -80,7 +80,8 @@ struct Ranked {
   int n_history_dropped = 0;  // oldest query-history items dropped to fit the context
   int n_demo_dropped = 0;     // oldest demonstration-history items dropped to fit the context
   int n_prompt_tokens = 0;
-  int n_generated_tokens = 0;  // generate mode; score mode: continuation tokens scored
+  int n_scored_tokens = 0;     // score mode: candidate continuation tokens decoded
+  int n_generated_tokens = 0;  // generate mode
   std::string finish;          // "stop" | "length" | "error" ("" for baselines and score mode)
   std::string error;           // the backend's error after the overflow policy gave up
 };

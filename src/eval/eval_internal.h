@@ -27,6 +27,7 @@ struct Record {
   int n_hallucinated = 0;
   int n_duplicates = 0;
   int n_prompt_tokens = 0;
+  int n_scored_tokens = 0;
   int n_generated_tokens = 0;
   int n_history_dropped = 0;
   int n_demo_dropped = 0;
@@ -80,7 +81,7 @@ struct RunStats {
   std::vector<metrics::Summary> summaries;      // per metric over the trials' means
   std::size_t n_valid = 0, n_failed = 0, n_hallucinated = 0, n_duplicates = 0;
   std::size_t n_with_hallucination = 0, n_truncated = 0, n_history_dropped = 0, n_demo_dropped = 0;
-  std::uint64_t n_prompt_tokens = 0, n_generated_tokens = 0;
+  std::uint64_t n_prompt_tokens = 0, n_scored_tokens = 0, n_generated_tokens = 0;
   double valid_output_rate() const {
     return n_records ? static_cast<double>(n_valid) / static_cast<double>(n_records) : 0;
   }

@@ -54,6 +54,8 @@ Record parse_record(std::string line, const std::string& file, std::uint64_t lin
   r.n_duplicates = get_int(j, "n_duplicates", file, line_no);
   r.n_prompt_tokens = get_int(j, "n_prompt_tokens", file, line_no);
   r.n_generated_tokens = get_int(j, "n_generated_tokens", file, line_no);
+  // Runs written before score-mode accounting have no such field: nothing was counted.
+  r.n_scored_tokens = j.contains("n_scored_tokens") ? get_int(j, "n_scored_tokens", file, line_no) : 0;
   r.n_history_dropped = get_int(j, "n_history_dropped", file, line_no);
   r.n_demo_dropped = get_int(j, "n_demo_dropped", file, line_no);
   r.line = std::move(line);

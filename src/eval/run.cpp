@@ -86,6 +86,7 @@ std::string record_line(const data::Dataset& ds, const rec::Query& q, std::size_
   for (const auto& s : specs) m[s.key()] = s.value(rank);
   j["metrics"] = std::move(m);
   j["n_prompt_tokens"] = r.n_prompt_tokens;
+  j["n_scored_tokens"] = r.n_scored_tokens;
   j["n_generated_tokens"] = r.n_generated_tokens;
   j["finish"] = r.finish;
   j["error"] = r.error;
@@ -98,6 +99,7 @@ std::string record_line(const data::Dataset& ds, const rec::Query& q, std::size_
   rec_out.n_hallucinated = r.n_hallucinated;
   rec_out.n_duplicates = r.n_duplicates;
   rec_out.n_prompt_tokens = r.n_prompt_tokens;
+  rec_out.n_scored_tokens = r.n_scored_tokens;
   rec_out.n_generated_tokens = r.n_generated_tokens;
   rec_out.n_history_dropped = r.n_history_dropped;
   rec_out.n_demo_dropped = r.n_demo_dropped;
@@ -324,12 +326,15 @@ RunResult run_eval(const EvalConfig& config, const data::Dataset& dataset, llm::
         }
         std::string extra;
         if (backend != nullptr) {
-          const auto u = backend->usage();
+          const auto u = backend->usage() - usage0;
           const double in_model = ranker->model_seconds();
           if (in_model > 0)
-            extra = fmt::format("prompt {:.0f} tok/s, gen {:.0f} tok/s",
-                                static_cast<double>(u.n_prompt_tokens - usage0.n_prompt_tokens) / in_model,
-                                static_cast<double>(u.n_generated_tokens - usage0.n_generated_tokens) / in_model);
+            extra = u.n_scored_tokens > 0 ? fmt::format("prompt {:.0f} tok/s, scored {:.0f} tok/s",
+                                                        static_cast<double>(u.n_prompt_tokens) / in_model,
+                                                        static_cast<double>(u.n_scored_tokens) / in_model)
+                                          : fmt::format("prompt {:.0f} tok/s, gen {:.0f} tok/s",
+                                                        static_cast<double>(u.n_prompt_tokens) / in_model,
+                                                        static_cast<double>(u.n_generated_tokens) / in_model);
         }
         if (result.n_resumed > 0) extra += fmt::format("{}(+{} resumed)", extra.empty() ? "" : ", ", result.n_resumed);
         progress->update(fresh.size(), extra);
@@ -367,18 +372,7 @@ RunResult run_eval(const EvalConfig& config, const data::Dataset& dataset, llm::
   result.wall_s = seconds_since(t_start);
   result.time_in_model_s = ranker->model_seconds();
   result.time_outside_model_s = std::max(0.0, result.wall_s - result.time_in_model_s);
-  llm::Usage usage;
-  if (backend != nullptr) {
-    const auto u = backend->usage();
-    usage.n_requests = u.n_requests - usage0.n_requests;
-    usage.n_failed = u.n_failed - usage0.n_failed;
-    usage.n_cache_hits = u.n_cache_hits - usage0.n_cache_hits;
-    usage.n_prompt_tokens = u.n_prompt_tokens - usage0.n_prompt_tokens;
-    usage.n_reused_tokens = u.n_reused_tokens - usage0.n_reused_tokens;
-    usage.n_generated_tokens = u.n_generated_tokens - usage0.n_generated_tokens;
-    usage.prompt_ms = u.prompt_ms - usage0.prompt_ms;
-    usage.generate_ms = u.generate_ms - usage0.generate_ms;
-  }
+  const llm::Usage usage = backend != nullptr ? backend->usage() - usage0 : llm::Usage{};
   std::string summary = detail::summary_json(config, doc, stats, result, usage, resumed.torn, options.setup_s);
   if (config.summary_extra) {
     auto j = ojson::parse(summary);

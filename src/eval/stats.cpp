@@ -28,6 +28,7 @@ RunStats compute_stats(const std::vector<Record>& records, const std::vector<met
     s.n_demo_dropped += static_cast<std::size_t>(r.n_demo_dropped);
     s.n_prompt_tokens += static_cast<std::uint64_t>(r.n_prompt_tokens);
     s.n_generated_tokens += static_cast<std::uint64_t>(r.n_generated_tokens);
+    s.n_scored_tokens += static_cast<std::uint64_t>(r.n_scored_tokens);
   }
   s.n_users = users.size();
   for (const auto& [trial, rk] : ranks) {

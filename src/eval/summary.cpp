@@ -54,7 +54,7 @@ std::string summary_json(const EvalConfig& config, const ojson& doc, const RunSt
   j["overflow"] = {{"n_records_truncated", s.n_truncated},
                    {"n_history_items_dropped", s.n_history_dropped},
                    {"n_demo_items_dropped", s.n_demo_dropped}};
-  j["tokens"] = {{"prompt", s.n_prompt_tokens}, {"generated", s.n_generated_tokens}};
+  j["tokens"] = {{"prompt", s.n_prompt_tokens}, {"scored", s.n_scored_tokens}, {"generated", s.n_generated_tokens}};
   const double prompt_s = usage.prompt_ms / 1000.0;
   const double gen_s = usage.generate_ms / 1000.0;
   j["backend"] = {
@@ -63,12 +63,14 @@ std::string summary_json(const EvalConfig& config, const ojson& doc, const RunSt
       {"n_cache_hits", usage.n_cache_hits},
       {"n_prompt_tokens", usage.n_prompt_tokens},
       {"n_reused_tokens", usage.n_reused_tokens},
+      {"n_scored_tokens", usage.n_scored_tokens},
       {"n_generated_tokens", usage.n_generated_tokens},
       {"prompt_tokens_per_s", number(prompt_s > 0 ? static_cast<double>(usage.n_prompt_tokens) / prompt_s : 0)},
       {"generated_tokens_per_s", number(gen_s > 0 ? static_cast<double>(usage.n_generated_tokens) / gen_s : 0)},
       {"tokens_per_s_in_model",
        number(r.time_in_model_s > 0
-                  ? static_cast<double>(usage.n_prompt_tokens + usage.n_generated_tokens) / r.time_in_model_s
+                  ? static_cast<double>(usage.n_prompt_tokens + usage.n_scored_tokens + usage.n_generated_tokens) /
+                        r.time_in_model_s
                   : 0)}};
   j["n_computed"] = r.n_computed;
   j["n_resumed"] = r.n_resumed;

@@ -13,19 +13,6 @@ namespace lrgd::optim {
 
 namespace {
 
-llm::Usage minus(const llm::Usage& a, const llm::Usage& b) {
-  llm::Usage d;
-  d.n_requests = a.n_requests - b.n_requests;
-  d.n_failed = a.n_failed - b.n_failed;
-  d.n_cache_hits = a.n_cache_hits - b.n_cache_hits;
-  d.n_prompt_tokens = a.n_prompt_tokens - b.n_prompt_tokens;
-  d.n_reused_tokens = a.n_reused_tokens - b.n_reused_tokens;
-  d.n_generated_tokens = a.n_generated_tokens - b.n_generated_tokens;
-  d.prompt_ms = a.prompt_ms - b.prompt_ms;
-  d.generate_ms = a.generate_ms - b.generate_ms;
-  return d;
-}
-
 std::uint64_t user_path_key(data::UserIndex user, int path) {
   return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(user)) << 8) | static_cast<std::uint64_t>(path);
 }
@@ -176,7 +163,8 @@ std::vector<memory::Entry> Optimiser::optimise(std::span<const protocol::Prepare
       cost_.generator_tokens += gens[k].n_tokens;
       if (const auto* rk = by_pending[k]) {
         e.target_rank = target_rank(*rk, s.u->valid_candidates, s.u->valid_target);
-        e.recommender_tokens = static_cast<std::uint64_t>(rk->n_prompt_tokens + rk->n_generated_tokens);
+        e.recommender_tokens =
+            static_cast<std::uint64_t>(rk->n_prompt_tokens + rk->n_scored_tokens + rk->n_generated_tokens);
         cost_.validation_tokens += e.recommender_tokens;
       }
       e.score = demonstration_quality(e.target_rank, opts_.quality);
@@ -205,7 +193,7 @@ std::vector<memory::Entry> Optimiser::optimise(std::span<const protocol::Prepare
       ++cost_.n_rounds_computed;
     }
   }
-  if (backend_ != nullptr) cost_.optimisation_usage += minus(backend_->usage(), usage0);
+  if (backend_ != nullptr) cost_.optimisation_usage += backend_->usage() - usage0;
   std::vector<memory::Entry> out;
   for (auto& s : st)
     for (auto& path : s.rows)
@@ -288,8 +276,9 @@ class LrgdRanker final : public rec::Ranker {
       for (std::size_t k = 0; k < r.size(); ++k) out[without_idx[k]] = std::move(r[k]);
     }
     Cost c = optimiser_->cost();
-    test_usage_ += minus(backend_.usage(), usage0);
-    for (const auto& r : out) test_tokens_ += static_cast<std::uint64_t>(r.n_prompt_tokens + r.n_generated_tokens);
+    test_usage_ += backend_.usage() - usage0;
+    for (const auto& r : out)
+      test_tokens_ += static_cast<std::uint64_t>(r.n_prompt_tokens + r.n_scored_tokens + r.n_generated_tokens);
     c.test_usage = test_usage_;
     c.test_tokens = test_tokens_;
     if (opts_.cost_out) *opts_.cost_out = c;
@@ -312,11 +301,9 @@ class LrgdRanker final : public rec::Ranker {
 };
 
 nlohmann::ordered_json usage_json(const llm::Usage& u) {
-  return {{"n_requests", u.n_requests},
-          {"n_cache_hits", u.n_cache_hits},
-          {"n_prompt_tokens", u.n_prompt_tokens},
-          {"n_reused_tokens", u.n_reused_tokens},
-          {"n_generated_tokens", u.n_generated_tokens}};
+  return {{"n_requests", u.n_requests},           {"n_cache_hits", u.n_cache_hits},
+          {"n_prompt_tokens", u.n_prompt_tokens}, {"n_reused_tokens", u.n_reused_tokens},
+          {"n_scored_tokens", u.n_scored_tokens}, {"n_generated_tokens", u.n_generated_tokens}};
 }
 
 }  // namespace

@@ -199,9 +199,10 @@ class LlmRanker final : public Ranker {
         continue;
       }
       std::vector<double> v = s.logprobs;
+      r.n_prompt_tokens = s.n_context_tokens;
       for (std::size_t c = 0; c < v.size(); ++c) {
         if (opts_.score_norm == ScoreNorm::Mean && s.n_tokens[c] > 0) v[c] /= s.n_tokens[c];
-        r.n_generated_tokens += s.n_tokens[c];
+        r.n_scored_tokens += s.n_tokens[c];
       }
       std::vector<int> order(v.size());
       std::iota(order.begin(), order.end(), 0);

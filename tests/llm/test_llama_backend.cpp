@@ -114,10 +114,22 @@ TEST(LlamaBackend, PrefixReuseLogitsEqualFullRecomputation) {
         ref += static_cast<double>(lg[seq[i]]) - (mx + std::log(s));
       }
       EXPECT_EQ(res[0].n_tokens[c], static_cast<int>(cont_only.size()));
+      EXPECT_EQ(res[0].n_context_tokens, static_cast<int>(ctx_tokens.size()));
       EXPECT_NEAR(res[0].logprobs[c], ref, 1e-4) << "continuation " << c << " round " << round;
     }
   }
   EXPECT_GT(b->usage().n_reused_tokens, 0u);
+  // Token accounting: the context as prompt tokens, every continuation token as scored.
+  std::uint64_t cont_tokens = 0;
+  for (const auto& c : conts) {
+    auto only = tokenize_text(model, c);
+    const auto with_bos = tokenize_text(model, "x");
+    if (!only.empty() && !with_bos.empty() && only[0] == with_bos[0]) only.erase(only.begin());
+    cont_tokens += only.size();
+  }
+  EXPECT_EQ(b->usage().n_scored_tokens, 2 * cont_tokens);
+  EXPECT_EQ(b->usage().n_prompt_tokens, 2 * tokenize_text(model, context).size());
+  EXPECT_EQ(b->usage().n_generated_tokens, 0u);
 }
 
 TEST(LlamaBackend, PrefixReuseGivesTheSameGreedyAnswers) {

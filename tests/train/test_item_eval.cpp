@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <sstream>
 
@@ -253,6 +254,16 @@ TEST(ItemModelCli, EvalDefaultsToScoreAndChecksTheData) {
   const std::string text = buf.str();
   EXPECT_NE(text.find("\"item_tokens\""), std::string::npos) << text;
   EXPECT_NE(text.find("\"score\""), std::string::npos) << text;
+  {
+    // Score mode counts what it decoded: contexts as prompt tokens, candidates as scored.
+    std::ifstream sum(dir / "icl" / "summary.json");
+    std::ostringstream sb;
+    sb << sum.rdbuf();
+    const auto s = nlohmann::json::parse(sb.str());
+    EXPECT_GT(s.at("tokens").at("prompt").get<std::uint64_t>(), 0u) << sb.str();
+    EXPECT_EQ(s.at("tokens").at("scored").get<std::uint64_t>(), 20u * 2u * 10u) << "one token per candidate item";
+    EXPECT_EQ(s.at("tokens").at("generated").get<std::uint64_t>(), 0u);
+  }
   // LRGD's ablation runs on it, without the T/D swap (an item-token prompt has no T).
   r = lrgd::test::run_cli("ablate --out " + (dir / "ablate").string() + " --variants k1,swap -- --data " + data +
                           " --model " + model + " --users 10 --trials 1 --candidates 10 --rounds 2 --threads 1" +

@@ -22,7 +22,8 @@ int run_init(const model::ModelInitOptions& o, const std::string& out) {
   return 0;
 }
 
-int run_info(const std::string& path, bool as_json) {
+int run_info(const std::string& arg, bool as_json) {
+  const std::string path = hub::resolve_model_arg(arg).string();
   const auto info = llm::read_model_info(path);
   nlohmann::json j{{"path", path},
                    {"arch", info.arch},
@@ -120,6 +121,14 @@ int run_list(const std::string& model_dir, bool as_json) {
   return 0;
 }
 
+int run_quantize(const std::string& in, const std::string& out, const std::string& type, int threads) {
+  llm::quantize_model(hub::resolve_model_arg(in), out, type, threads);
+  const auto written = llm::read_model_info(out);
+  fmt::print("wrote {} ({}, {:.1f} MiB)\n", out, written.description,
+             static_cast<double>(std::filesystem::file_size(out)) / (1024.0 * 1024.0));
+  return 0;
+}
+
 }  // namespace
 
 CLI::Validator model_arg() {
@@ -163,7 +172,7 @@ void add_model_commands(CLI::App& app, Action& action) {
   auto path = std::make_shared<std::string>();
   auto as_json = std::make_shared<bool>(false);
   auto* info = model->add_subcommand("info", "Show what libllama reads from a GGUF model");
-  info->add_option("model", *path, "GGUF file or pulled model name")->required()->transform(model_arg());
+  info->add_option("model", *path, "GGUF file or pulled model name")->required();
   info->add_flag("--json", *as_json, "Print JSON");
   info->callback([&action, path, as_json] { action = [path, as_json] { return run_info(*path, *as_json); }; });
 
@@ -185,6 +194,19 @@ void add_model_commands(CLI::App& app, Action& action) {
   list->add_flag("--json", *list_json, "Print JSON");
   list->callback(
       [&action, list_dir, list_json] { action = [list_dir, list_json] { return run_list(*list_dir, *list_json); }; });
+
+  auto q_in = std::make_shared<std::string>();
+  auto q_out = std::make_shared<std::string>();
+  auto q_type = std::make_shared<std::string>("q8_0");
+  auto q_threads = std::make_shared<int>(0);
+  auto* quant = model->add_subcommand("quantize", "Re-quantise a GGUF with libllama (e.g. Q4_1 -> Q8_0 or Q4_0)");
+  quant->add_option("model", *q_in, "GGUF file or pulled model name")->required();
+  quant->add_option("--out,-o", *q_out, "Output .gguf file")->required();
+  quant->add_option("--type", *q_type, "q4_0 | q4_1 | q8_0 | q4_K | f16")->capture_default_str();
+  quant->add_option("--threads,-t", *q_threads, "CPU threads (0: all)")->capture_default_str();
+  quant->callback([&action, q_in, q_out, q_type, q_threads] {
+    action = [q_in, q_out, q_type, q_threads] { return run_quantize(*q_in, *q_out, *q_type, *q_threads); };
+  });
 
   add_train_command(model, action);
 }

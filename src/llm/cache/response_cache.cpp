@@ -304,7 +304,8 @@ bool decode_generation(const std::string& value, std::string text, Generation& g
 }
 
 std::string encode_score(const ScoreResult& r) {
-  const nlohmann::json j = {{"logprobs", r.logprobs}, {"n_tokens", r.n_tokens}};
+  const nlohmann::json j = {
+      {"logprobs", r.logprobs}, {"n_tokens", r.n_tokens}, {"n_context_tokens", r.n_context_tokens}};
   return j.dump();
 }
 
@@ -314,6 +315,7 @@ bool decode_score(const std::string& value, std::size_t n_expected, ScoreResult&
   try {
     r.logprobs = j.at("logprobs").get<std::vector<double>>();
     r.n_tokens = j.at("n_tokens").get<std::vector<int>>();
+    r.n_context_tokens = j.value("n_context_tokens", 0);
   } catch (const nlohmann::json::exception&) {
     return false;
   }

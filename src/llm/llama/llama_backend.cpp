@@ -496,6 +496,8 @@ class LlamaBackend final : public Backend {
     }
     usage_.n_prompt_tokens += context.size();
     usage_.n_reused_tokens += reused;
+    for (const auto& c : conts) usage_.n_scored_tokens += c.size();
+    res.n_context_tokens = static_cast<int>(context.size());
     usage_.prompt_ms += ms_since(t0);
     return res;
   }

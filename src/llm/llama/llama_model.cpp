@@ -81,6 +81,39 @@ std::vector<std::int32_t> tokenize_text(const std::filesystem::path& path, const
   return detail::tokenize(llama_model_get_vocab(model.get()), text, true, true);
 }
 
+void quantize_model(const std::filesystem::path& in, const std::filesystem::path& out, const std::string& type,
+                    int n_threads) {
+  init_llama_once();
+  llama_ftype ftype;
+  if (type == "q4_0") {
+    ftype = LLAMA_FTYPE_MOSTLY_Q4_0;
+  } else if (type == "q4_1") {
+    ftype = LLAMA_FTYPE_MOSTLY_Q4_1;
+  } else if (type == "q8_0") {
+    ftype = LLAMA_FTYPE_MOSTLY_Q8_0;
+  } else if (type == "q4_K") {
+    ftype = LLAMA_FTYPE_MOSTLY_Q4_K_M;
+  } else if (type == "f16") {
+    ftype = LLAMA_FTYPE_MOSTLY_F16;
+  } else {
+    throw OptionError("--type", "unknown type '" + type + "' (q4_0, q4_1, q8_0, q4_K or f16)");
+  }
+  if (!std::filesystem::is_regular_file(in)) throw IoError("model file not found: " + in.string());
+  auto params = llama_model_quantize_default_params();
+  params.ftype = ftype;
+  params.nthread = detail::resolve_threads(n_threads);
+  params.allow_requantize = true;  // the real models ship quantised
+  std::filesystem::path tmp = out;
+  tmp += ".partial";
+  if (out.has_parent_path()) std::filesystem::create_directories(out.parent_path());
+  if (llama_model_quantize(in.c_str(), tmp.c_str(), &params) != 0) {
+    std::filesystem::remove(tmp);
+    throw IoError("llama.cpp could not quantise " + in.string() + " to " + type +
+                  " (run with LRGD_LLAMA_LOG=1 for details)");
+  }
+  std::filesystem::rename(tmp, out);
+}
+
 ModelInfo read_model_info(const std::filesystem::path& path) {
   ModelInfo info;
   auto model = detail::load_model(path, &info.weight_buffers);
