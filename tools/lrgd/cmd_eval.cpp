@@ -44,6 +44,7 @@ struct EvalArgs {
   int n_parallel = 8;
   int n_ctx = 0;
   bool kv_unified = false;
+  bool flash_attn = false;
   bool no_prefix_reuse = false;
   int max_in_flight = 4;
   // Ranking.
@@ -92,6 +93,7 @@ std::unique_ptr<llm::Backend> make_backend(const EvalArgs& a, eval::EvalConfig& 
     o.n_parallel = a.n_parallel;
     o.n_ctx_seq = a.n_ctx;
     o.kv_unified = a.kv_unified;
+    o.flash_attn = a.flash_attn;
     o.prefix_reuse = !a.no_prefix_reuse;
     backend = llm::make_llama_backend(o);
     c.model_path = a.model;
@@ -99,6 +101,7 @@ std::unique_ptr<llm::Backend> make_backend(const EvalArgs& a, eval::EvalConfig& 
     c.runtime["parallel"] = std::to_string(a.n_parallel);
     c.runtime["ctx"] = std::to_string(a.n_ctx);
     c.runtime["kv_unified"] = a.kv_unified ? "true" : "false";
+    c.runtime["flash_attn"] = a.flash_attn ? "true" : "false";
     c.runtime["prefix_reuse"] = a.no_prefix_reuse ? "false" : "true";
   } else {
     llm::OpenAiConfig o;
@@ -233,6 +236,8 @@ void add_eval_commands(CLI::App& app, Action& action) {
   ev->add_option("--parallel", a->n_parallel, "Sequences decoded together")->capture_default_str();
   ev->add_option("--ctx", a->n_ctx, "Context per sequence (0: min(model, 4096))")->capture_default_str();
   ev->add_flag("--kv-unified", a->kv_unified, "One KV buffer for all sequences");
+  ev->add_flag("--flash-attn", a->flash_attn,
+               "Fused attention (faster on long prompts; logits differ from the plain path in the last digits)");
   ev->add_flag("--no-prefix-reuse", a->no_prefix_reuse, "Decode every prompt from scratch");
   ev->add_option("--max-in-flight", a->max_in_flight, "Concurrent requests (--endpoint)")->capture_default_str();
   ev->add_option("--mode", a->mode,

