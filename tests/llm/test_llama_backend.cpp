@@ -132,6 +132,36 @@ TEST(LlamaBackend, PrefixReuseLogitsEqualFullRecomputation) {
   EXPECT_EQ(b->usage().n_generated_tokens, 0u);
 }
 
+// Many continuations of mixed lengths: more than one scoring batch (sequences and batch size
+// both overflow), scored against one shared context, equal one-at-a-time scoring.
+TEST(LlamaBackend, BatchedScoringOfManyContinuationsEqualsOneAtATime) {
+  const auto model = make_model("mistral");
+  ScoreRequest r;
+  r.context = Prompt::raw("The user played Zelda, Metroid and Portal. The next game they bought was");
+  const char* words[] = {" Halo", " Mario Kart 8 Deluxe", " The Witcher 3: Wild Hunt", " Doom", " Tetris Effect"};
+  for (int i = 0; i < 70; ++i) r.continuations.push_back(std::string(words[i % 5]) + std::string(i % 7, '!'));
+  LlamaBackendOptions fast;
+  fast.model = model;
+  fast.n_threads = 1;
+  fast.n_batch = 64;  // forces several scoring batches
+  fast.n_ctx_seq = 512;
+  fast.kv_f32 = true;
+  LlamaBackendOptions plain = fast;
+  plain.kv_unified = true;
+  plain.n_parallel = 1;  // one continuation per batch
+  plain.prefix_reuse = false;
+  const auto a = make_llama_backend(fast)->score(std::span(&r, 1));
+  const auto b = make_llama_backend(plain)->score(std::span(&r, 1));
+  ASSERT_TRUE(a[0].ok()) << a[0].error;
+  ASSERT_TRUE(b[0].ok()) << b[0].error;
+  ASSERT_EQ(a[0].logprobs.size(), 70u);
+  for (std::size_t c = 0; c < 70; ++c) {
+    EXPECT_EQ(a[0].n_tokens[c], b[0].n_tokens[c]);
+    EXPECT_NEAR(a[0].logprobs[c], b[0].logprobs[c], 1e-4) << "continuation " << c;
+  }
+  EXPECT_EQ(a[0].n_context_tokens, b[0].n_context_tokens);
+}
+
 TEST(LlamaBackend, PrefixReuseGivesTheSameGreedyAnswers) {
   const auto model = make_model("qwen2");
   auto with = backend(model, true);

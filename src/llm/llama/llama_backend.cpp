@@ -176,35 +176,69 @@ class LlamaBackend final : public Backend {
     return detail::apply_chat_template(model_.get(), roles, contents);
   }
 
+  // A context and what its prefix sequence holds: the generation context, or the scoring one.
+  struct Kv {
+    llama_context* ctx;
+    std::vector<llama_token>* prefix;
+    llama_memory_t mem() const { return llama_get_memory(ctx); }
+  };
+  Kv main_kv() { return {ctx_.get(), &prefix_}; }
   llama_memory_t mem() const { return llama_get_memory(ctx_.get()); }
 
   // Makes sequence kPrefixSeq hold exactly `prefix`, reusing what it already holds.
   // Returns the number of tokens that were already there.
-  std::size_t ensure_prefix(const std::vector<llama_token>& prefix) {
-    std::size_t keep = common_prefix(prefix_, prefix);
-    if (keep < prefix_.size()) {
-      llama_memory_seq_rm(mem(), kPrefixSeq, static_cast<llama_pos>(keep), -1);
-      prefix_.resize(keep);
+  std::size_t ensure_prefix(const std::vector<llama_token>& prefix) { return ensure_prefix(main_kv(), prefix); }
+  std::size_t ensure_prefix(Kv kv, const std::vector<llama_token>& prefix) {
+    std::size_t keep = common_prefix(*kv.prefix, prefix);
+    if (keep < kv.prefix->size()) {
+      llama_memory_seq_rm(kv.mem(), kPrefixSeq, static_cast<llama_pos>(keep), -1);
+      kv.prefix->resize(keep);
     }
     BatchGuard b(n_batch_, 1);
     for (std::size_t i = keep; i < prefix.size();) {
       b.clear();
       for (; i < prefix.size() && b.batch.n_tokens < n_batch_; ++i)
         b.add(prefix[i], static_cast<llama_pos>(i), kPrefixSeq, false);
-      decode(b.batch);
+      decode(kv, b.batch);
     }
-    prefix_ = prefix;
+    *kv.prefix = prefix;
     return keep;
   }
 
-  void decode(const llama_batch& batch) {
-    const int32_t rc = llama_decode(ctx_.get(), batch);
+  void decode(const llama_batch& batch) { decode(main_kv(), batch); }
+  void decode(Kv kv, const llama_batch& batch) {
+    const int32_t rc = llama_decode(kv.ctx, batch);
     if (rc != 0) {
       // The KV cache state is unknown now: drop everything, including the kept prefix.
-      llama_memory_clear(mem(), true);
-      prefix_.clear();
+      llama_memory_clear(kv.mem(), true);
+      kv.prefix->clear();
       throw Error("llama_decode failed (code " + std::to_string(rc) + ")");
     }
+  }
+
+  // Scoring context: one unified KV buffer, so the shared context is decoded once and every
+  // continuation's sequence points at the same cells (llama_memory_seq_cp is metadata only)
+  // and all continuations go through one batch. The generation context keeps per-sequence
+  // KV, which is faster for many long prompts. Created on the first multi-token scoring.
+  Kv score_kv(std::size_t context_tokens) {
+    if (opts_.kv_unified) return main_kv();
+    const auto need = static_cast<uint32_t>(context_tokens) + static_cast<uint32_t>(kScoreCells);
+    if (!score_ctx_ || llama_n_ctx(score_ctx_.get()) < need) {
+      score_ctx_.reset();
+      score_prefix_.clear();
+      LoadOptions lo;
+      lo.n_threads = opts_.n_threads;
+      // libllama reserves an output row per sequence within one batch: no more than n_batch.
+      score_seqs_ = std::max(1, std::min(kScoreSeqs, n_batch_ - 1));
+      lo.n_seq = score_seqs_ + 1;
+      lo.n_batch = opts_.n_batch;
+      lo.kv_f32 = opts_.kv_f32;
+      lo.flash_attn = opts_.flash_attn;
+      lo.kv_unified = true;
+      score_ctx_ =
+          detail::make_context(model_.get(), lo, static_cast<int>(std::max<uint32_t>(need, n_ctx_seq_ + kScoreCells)));
+    }
+    return {score_ctx_.get(), &score_prefix_};
   }
 
   llama_sampler_ptr make_sampler(const GenerationParams& p, const std::vector<llama_token>& prompt, Slot& slot) const {
@@ -440,21 +474,27 @@ class LlamaBackend final : public Backend {
     if (context.size() + longest > static_cast<std::size_t>(std::min(n_ctx_seq_, n_ctx_)))
       throw Error("context overflow: context of " + std::to_string(context.size()) + " tokens + continuation of " +
                   std::to_string(longest) + " exceeds " + std::to_string(std::min(n_ctx_seq_, n_ctx_)));
+    std::vector<std::size_t> multi;  // continuations of more than one token
+    for (std::size_t c = 0; c < conts.size(); ++c)
+      if (conts[c].size() > 1) multi.push_back(c);
+    // Single-token continuations (item-token models) need only the context's last logits:
+    // the generation context serves; longer ones go to the unified scoring context.
+    const Kv kv = multi.empty() ? main_kv() : score_kv(context.size());
     // The whole context goes to the prefix sequence; its last logits score first tokens.
     std::vector<llama_token> head(context.begin(), context.end() - 1);
-    const std::size_t reused = ensure_prefix(head);
+    const std::size_t reused = ensure_prefix(kv, head);
     const int32_t n_vocab = llama_vocab_n_tokens(vocab_);
     std::vector<float> last_logits;
     {
       const llama_seq_id seq = 1;
-      llama_memory_seq_rm(mem(), seq, -1, -1);
-      if (!head.empty()) llama_memory_seq_cp(mem(), kPrefixSeq, seq, -1, -1);
+      llama_memory_seq_rm(kv.mem(), seq, -1, -1);
+      if (!head.empty()) llama_memory_seq_cp(kv.mem(), kPrefixSeq, seq, -1, -1);
       BatchGuard b(1, 1);
       b.add(context.back(), static_cast<llama_pos>(head.size()), seq, true);
-      decode(b.batch);
-      const float* lg = llama_get_logits_ith(ctx_.get(), 0);
+      decode(kv, b.batch);
+      const float* lg = llama_get_logits_ith(kv.ctx, 0);
       last_logits.assign(lg, lg + n_vocab);
-      llama_memory_seq_rm(mem(), seq, -1, -1);
+      llama_memory_seq_rm(kv.mem(), seq, -1, -1);
     }
     const double first_lse = log_sum_exp(last_logits.data(), n_vocab);
     res.logprobs.assign(conts.size(), 0.0);
@@ -463,36 +503,42 @@ class LlamaBackend final : public Backend {
       res.logprobs[c] = static_cast<double>(last_logits[static_cast<std::size_t>(conts[c][0])]) - first_lse;
       res.n_tokens[c] = static_cast<int>(conts[c].size());
     }
-    // Longer continuations: all of them decoded together, each on its own copy of the context.
-    std::vector<std::size_t> multi;
-    for (std::size_t c = 0; c < conts.size(); ++c)
-      if (conts[c].size() > 1) multi.push_back(c);
+    // Longer continuations: the whole context sits once in the scoring context's prefix
+    // sequence; each continuation is a sequence sharing those cells, and as many as fit
+    // (sequences, batch size, free cells) are decoded in one batch.
     std::vector<llama_token> full = head;
     full.push_back(context.back());
-    if (!multi.empty()) ensure_prefix(full);
-    for (std::size_t start = 0; start < multi.size();) {
+    if (!multi.empty()) {
+      const int max_seqs = opts_.kv_unified ? opts_.n_parallel : score_seqs_;
+      const auto free_cells = static_cast<std::size_t>(llama_n_ctx(kv.ctx)) - full.size();
+      ensure_prefix(kv, full);
       BatchGuard b(n_batch_, 1);
-      std::vector<std::pair<std::size_t, int32_t>> outs;  // continuation, first batch index
-      std::size_t k = 0;
-      for (; start + k < multi.size() && static_cast<int>(k) < opts_.n_parallel; ++k) {
-        const auto& c = conts[multi[start + k]];
-        if (b.batch.n_tokens + static_cast<int32_t>(c.size()) - 1 > n_batch_ && k > 0) break;
-        const auto seq = static_cast<llama_seq_id>(k + 1);
-        llama_memory_seq_rm(mem(), seq, -1, -1);
-        llama_memory_seq_cp(mem(), kPrefixSeq, seq, -1, -1);
-        outs.emplace_back(multi[start + k], b.batch.n_tokens);
-        for (std::size_t i = 0; i + 1 < c.size(); ++i) b.add(c[i], static_cast<llama_pos>(full.size() + i), seq, true);
-      }
-      decode(b.batch);
-      for (auto [ci, first] : outs) {
-        const auto& c = conts[ci];
-        for (std::size_t i = 0; i + 1 < c.size(); ++i) {
-          const float* lg = llama_get_logits_ith(ctx_.get(), first + static_cast<int32_t>(i));
-          res.logprobs[ci] += static_cast<double>(lg[c[i + 1]]) - log_sum_exp(lg, n_vocab);
+      for (std::size_t start = 0; start < multi.size();) {
+        b.clear();
+        std::vector<std::pair<std::size_t, int32_t>> outs;  // continuation, first batch index
+        std::size_t k = 0, cells = 0;
+        for (; start + k < multi.size() && static_cast<int>(k) < max_seqs; ++k) {
+          const auto& c = conts[multi[start + k]];
+          const std::size_t n = c.size() - 1;
+          if (k > 0 && (b.batch.n_tokens + static_cast<int32_t>(n) > n_batch_ || cells + n > free_cells)) break;
+          const auto seq = static_cast<llama_seq_id>(k + 1);
+          llama_memory_seq_rm(kv.mem(), seq, -1, -1);
+          llama_memory_seq_cp(kv.mem(), kPrefixSeq, seq, -1, -1);
+          outs.emplace_back(multi[start + k], b.batch.n_tokens);
+          for (std::size_t i = 0; i < n; ++i) b.add(c[i], static_cast<llama_pos>(full.size() + i), seq, true);
+          cells += n;
         }
+        decode(kv, b.batch);
+        for (auto [ci, first] : outs) {
+          const auto& c = conts[ci];
+          for (std::size_t i = 0; i + 1 < c.size(); ++i) {
+            const float* lg = llama_get_logits_ith(kv.ctx, first + static_cast<int32_t>(i));
+            res.logprobs[ci] += static_cast<double>(lg[c[i + 1]]) - log_sum_exp(lg, n_vocab);
+          }
+        }
+        for (std::size_t j = 0; j < k; ++j) llama_memory_seq_rm(kv.mem(), static_cast<llama_seq_id>(j + 1), -1, -1);
+        start += k;
       }
-      for (std::size_t j = 0; j < k; ++j) llama_memory_seq_rm(mem(), static_cast<llama_seq_id>(j + 1), -1, -1);
-      start += k;
     }
     usage_.n_prompt_tokens += context.size();
     usage_.n_reused_tokens += reused;
@@ -519,7 +565,12 @@ class LlamaBackend final : public Backend {
   int n_ctx_seq_ = 0;
   int n_batch_ = 0;
   std::string id_;
-  std::vector<llama_token> prefix_;  // what kPrefixSeq holds
+  std::vector<llama_token> prefix_;         // what kPrefixSeq holds
+  static constexpr int kScoreSeqs = 64;     // continuations decoded together when scoring
+  static constexpr int kScoreCells = 4096;  // KV cells for them beside the context
+  llama_context_ptr score_ctx_;
+  int score_seqs_ = 1;                     // continuation sequences of score_ctx_
+  std::vector<llama_token> score_prefix_;  // what kPrefixSeq of score_ctx_ holds
   mutable std::mutex mu_;
   Usage usage_;
 };
