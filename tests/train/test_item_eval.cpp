@@ -298,7 +298,8 @@ TEST(ItemModelCli, DemoTrainsOnceThenReuses) {
   const auto data = write_cycle_csv(dir / "cycle.csv", "i", 120, 5);
   const std::string args = "demo --data " + data + " --workdir " + (dir / "work").string() + " --model-cache " +
                            (dir / "models").string() +
-                           " --users 12 --trials 2 --candidates 10 --epochs 1 --width 16 --layers 1 --threads 1";
+                           " --users 12 --trials 2 --candidates 10 --epochs 1 --width 16 --layers 1 --threads 1"
+                           " --real-model none";
   auto r = lrgd::test::run_cli(args);
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("model: training"), std::string::npos) << r.out;

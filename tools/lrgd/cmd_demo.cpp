@@ -18,6 +18,9 @@
 #include "lrgd/error.h"
 #include "lrgd/eval.h"
 #include "lrgd/hash.h"
+#include "lrgd/hub.h"
+#include "lrgd/llama_model.h"
+#include "lrgd/metrics.h"
 #include "lrgd/train.h"
 
 namespace lrgd::cli {
@@ -39,16 +42,17 @@ struct DemoOptions {
   int threads = 0;
   std::string methods = "zsl,icl,lrgd,random,pop,markov";
   train::TrainOptions train;
+  // The second table: a real pretrained LLM with text prompts ("none": skip).
+  std::string real_model = "smollm2-135m";
+  std::string real_type = "q8_0";  // re-quantised once for speed (docs/models.md); "" keeps the file
+  std::size_t real_users = 20;
+  std::uint32_t real_trials = 1;
+  std::string real_methods = "zsl,icl,lrgd,random,pop";
 };
 
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-fs::path default_model_cache() {
-  if (const char* c = std::getenv("LRGD_CACHE"); c != nullptr && *c != '\0') return fs::path(c) / "models";
-  if (const char* h = std::getenv("HOME"); h != nullptr && *h != '\0')
-    return fs::path(h) / ".cache" / "lrgd" / "models";
-  return fs::path(".lrgd-cache") / "models";
-}
+fs::path default_model_cache() { return hub::default_model_dir(); }
 
 // The cache key: the data and every training option that changes the weights, except the
 // thread count (a model trained on 1 or 2 threads is the same model up to rounding).
@@ -105,21 +109,99 @@ std::vector<std::string> split(const std::string& text) {
 
 bool is_model_method(const std::string& m) { return m == "zsl" || m == "icl" || m == "lrgd"; }
 
-int run_method(const std::string& method, const DemoOptions& o, const fs::path& model, const fs::path& dir) {
+// `text`: the real-model table (text prompts, constrained answers, a short LRGD loop).
+int run_method(const std::string& method, const DemoOptions& o, const fs::path& model, const fs::path& dir,
+               bool text = false) {
   std::vector<std::string> args{"lrgd",         "eval",
                                 "--data",       o.data,
                                 "--method",     method,
-                                "--users",      std::to_string(o.users),
-                                "--trials",     std::to_string(o.trials),
+                                "--users",      std::to_string(text ? o.real_users : o.users),
+                                "--trials",     std::to_string(text ? o.real_trials : o.trials),
                                 "--candidates", std::to_string(o.candidates),
                                 "--seed",       std::to_string(o.seed),
                                 "--out",        dir.string()};
   if (is_model_method(method))
     args.insert(args.end(), {"--model", model.string(), "--threads", std::to_string(o.threads), "--batch", "64"});
+  if (text && is_model_method(method)) args.insert(args.end(), {"--constrain", "--flash-attn"});
+  if (text && method == "lrgd") args.insert(args.end(), {"--paths", "2", "--rounds", "2"});
   if (fs::exists(dir / "config.json")) args.push_back("--resume");
   std::vector<char*> argv;
   for (auto& s : args) argv.push_back(s.data());
   return run(static_cast<int>(argv.size()), argv.data());
+}
+
+// nDCG@10 of a run over its (user, trial) records: mean and 95% t-interval.
+metrics::Summary ndcg10_over_records(const fs::path& dir) {
+  std::ifstream in(dir / "results.jsonl");
+  std::vector<double> v;
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.contains("metrics")) v.push_back(j["metrics"].value("ndcg@10", 0.0));
+  }
+  return metrics::summarize(v, 0.95);
+}
+
+// The real LLM: pulled (pinned, verified) and re-quantised once into the model cache.
+fs::path real_model_file(const DemoOptions& o, nlohmann::json& info) {
+  const hub::ModelEntry* e = hub::find_model(o.real_model);
+  if (e == nullptr) throw OptionError("--real-model", "unknown model '" + o.real_model + "' (lrgd model list)");
+  hub::PullOptions po;
+  po.log = [](const std::string& m) { fmt::print("[demo] pull: {}\n", m); };
+  po.verify = [](const fs::path& p) { (void)llm::read_model_info(p); };
+  const auto pulled = hub::pull(*e, po);
+  info["real_model"] = {{"name", e->name}, {"file", pulled.gguf.string()}, {"sha256", e->gguf_sha256}};
+  if (o.real_type.empty()) return pulled.gguf;
+  fs::path q = pulled.gguf;
+  q.replace_extension();
+  q += "." + o.real_type + ".gguf";
+  if (!fs::exists(q)) {
+    fmt::print("[demo] re-quantising {} to {} (once; see docs/models.md)\n", pulled.gguf.string(), o.real_type);
+    llm::quantize_model(pulled.gguf, q, o.real_type, o.threads);
+  }
+  info["real_model"]["used"] = q.string();
+  info["real_model"]["type"] = o.real_type;
+  return q;
+}
+
+// The second table: the same protocol on a real LLM with text prompts.
+std::string run_real_table(const DemoOptions& o, nlohmann::json& info) {
+  const auto methods = split(o.real_methods);
+  const fs::path model = real_model_file(o, info);
+  std::vector<fs::path> dirs;
+  for (const auto& m : methods) {
+    const auto t0 = Clock::now();
+    fmt::print("[demo] {} on {}: {} users x {} trials\n", m, o.real_model, o.real_users, o.real_trials);
+    std::fflush(stdout);
+    const auto dir = fs::path(o.workdir) / "runs-real" / m;
+    if (const int rc = run_method(m, o, model, dir, true); rc != 0)
+      throw Error("the " + m + " run on " + o.real_model + " failed (exit " + std::to_string(rc) +
+                  "); rerun the demo to resume it");
+    info["real_seconds"][m] = since(t0);
+    dirs.push_back(dir);
+  }
+  eval::ReportOptions ro;
+  const auto rep = eval::report_runs(dirs, ro);
+  std::string md = fmt::format(
+      "\n## A real LLM: {} ({}), text prompts, constrained answers\n\n"
+      "Every method against `{}` (paired t-test, * = p < 0.05):\n\n{}\n"
+      "nDCG@10 with its 95% interval over the (user, trial) records, to show what {} users allow:\n\n"
+      "| Method | nDCG@10 | 95% CI | records |\n|:--|--:|--:|--:|\n",
+      o.real_model, o.real_type.empty() ? std::string("as published") : o.real_type, methods.front(), rep.markdown,
+      o.real_users);
+  for (std::size_t i = 0; i < methods.size(); ++i) {
+    const auto s = ndcg10_over_records(dirs[i]);
+    md += fmt::format("| {} | {:.4f} | [{:.4f}, {:.4f}] | {} |\n", methods[i], s.mean, s.ci_low, s.ci_high, s.n);
+  }
+  const auto at = [&](const char* m) {
+    const auto it = std::find(methods.begin(), methods.end(), m);
+    return it == methods.end() ? fs::path() : dirs[static_cast<std::size_t>(it - methods.begin())];
+  };
+  if (!at("icl").empty() && !at("lrgd").empty() && methods.front() != "icl") {
+    const std::vector<fs::path> pair{at("icl"), at("lrgd")};
+    md += "\nLRGD against ICL on the real model:\n\n" + eval::report_runs(pair, ro).markdown;
+  }
+  info["real_report"] = nlohmann::json::parse(rep.json);
+  return md;
 }
 
 int run_demo(DemoOptions o) {
@@ -141,7 +223,9 @@ int run_demo(DemoOptions o) {
   info["data"] = o.data;
   info["data_hash"] = ds.content_hash;
   const auto t_model = Clock::now();
-  const fs::path model = o.model.empty() ? cached_model(ds, o, info) : fs::path(o.model);
+  // Only the model methods need the item-token model (`--methods random,pop` skips training).
+  const bool needs_model = std::any_of(methods.begin(), methods.end(), is_model_method);
+  const fs::path model = !needs_model ? fs::path() : o.model.empty() ? cached_model(ds, o, info) : fs::path(o.model);
   if (!o.model.empty()) info["model"] = o.model;
   info["model_s"] = since(t_model);
 
@@ -183,8 +267,10 @@ int run_demo(DemoOptions o) {
   info["trials"] = o.trials;
   info["seed"] = o.seed;
   info["threads"] = o.threads;
+  md += fmt::format("\nModel: {}. Runs: {}.\n", needs_model ? model.string() : "none", (work / "runs").string());
+  if (o.real_model != "none") md += run_real_table(o, info);
   info["total_s"] = since(t_all);
-  md += fmt::format("\nModel: {}. Runs: {}. Total {:.0f} s.\n", model.string(), (work / "runs").string(), since(t_all));
+  md += fmt::format("\nTotal {:.0f} s.\n", since(t_all));
   std::ofstream(work / "report.md") << md;
   std::ofstream(work / "report.json") << info.dump(2) << "\n";
   fmt::print("\n{}\nwrote {} and {}\n", md, (work / "report.md").string(), (work / "report.json").string());
@@ -216,6 +302,13 @@ void add_demo_command(CLI::App& app, Action& action) {
   demo->add_option("--lr", o->train.lr, "Peak learning rate of the model")->capture_default_str();
   demo->add_option("--width", o->train.n_embd, "Embedding width of the model")->capture_default_str();
   demo->add_option("--layers", o->train.n_layer, "Transformer blocks of the model")->capture_default_str();
+  demo->add_option("--real-model", o->real_model, "Real LLM of the second table (lrgd model list; none: skip)")
+      ->capture_default_str();
+  demo->add_option("--real-type", o->real_type, "Re-quantise the real LLM to this type first ('' keeps it)")
+      ->capture_default_str();
+  demo->add_option("--real-users", o->real_users, "Users of the real-LLM table")->capture_default_str();
+  demo->add_option("--real-trials", o->real_trials, "Trials of the real-LLM table")->capture_default_str();
+  demo->add_option("--real-methods", o->real_methods, "Methods of the real-LLM table")->capture_default_str();
   demo->callback([&action, o] {
     o->train.seed = o->seed;
     action = [o] { return run_demo(*o); };
