@@ -8,6 +8,7 @@
 //                   [--flash-attn] [--no-server] [--out result.json] [DATA_DIR]
 // Default model: the pulled smollm2-135m (`lrgd model pull smollm2-135m`).
 #include <fmt/core.h>
+#include <httplib.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,7 +17,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -54,10 +54,10 @@ struct Workload {
 // llama-bench on the model: {"pp512", "tg128", "pp<L>"} -> tokens/s.
 ojson llama_bench(const fs::path& model, int threads, int prompt_len, bool fa) {
   const fs::path bin = fs::path(LRGD_LLAMA_BIN_DIR) / "llama-bench";
-  const auto r = lrgd::run_tool_checked({bin.string(), "-m", model.string(), "-p", "512," + std::to_string(prompt_len),
-                                         "-n", "128", "-t", std::to_string(threads), "-fa", fa ? "1" : "0", "-r", "3",
-                                         "-o", "json"},
-                                        "on " + model.string());
+  const auto r =
+      lrgd::run_tool_checked({bin.string(), "-m", model.string(), "-p", "512," + std::to_string(prompt_len), "-n",
+                              "128", "-t", std::to_string(threads), "-fa", fa ? "1" : "0", "-r", "3", "-o", "json"},
+                             "on " + model.string());
   ojson out;
   try {
     for (const auto& t : nlohmann::json::parse(r.out)) {
@@ -111,9 +111,21 @@ struct Server {
   Server(const fs::path& model, int threads, int parallel, int ctx_per_seq, bool fa) {
     port = 18000 + static_cast<int>(::getpid() % 1000);
     const fs::path bin = fs::path(LRGD_LLAMA_BIN_DIR) / "llama-server";
-    std::vector<std::string> args{bin.string(), "-m",   model.string(), "--host", "127.0.0.1", "--port",
-                                  std::to_string(port),  "-t", std::to_string(threads), "-np", std::to_string(parallel),
-                                  "-c",  std::to_string(ctx_per_seq * parallel), "-fa", fa ? "on" : "off",
+    std::vector<std::string> args{bin.string(),
+                                  "-m",
+                                  model.string(),
+                                  "--host",
+                                  "127.0.0.1",
+                                  "--port",
+                                  std::to_string(port),
+                                  "-t",
+                                  std::to_string(threads),
+                                  "-np",
+                                  std::to_string(parallel),
+                                  "-c",
+                                  std::to_string(ctx_per_seq * parallel),
+                                  "-fa",
+                                  fa ? "on" : "off",
                                   "--no-webui"};
     pid = ::fork();
     if (pid == 0) {
@@ -180,15 +192,10 @@ int bench(const Args& a) {
       w["generated_vs_tg128"] = tg128 > 0 ? w["generated_tps"].get<double>() / tg128 : 0.0;
   }
 
-  ojson result{{"bench", "text"},
-               {"model", model.string()},
-               {"model_info", lrgd::llm::read_model_info(model).description},
-               {"threads", a.threads},
-               {"parallel", a.parallel},
-               {"flash_attn", a.flash_attn},
-               {"users", a.users},
-               {"llama_bench", lb},
-               {"embedded", embedded}};
+  ojson result{
+      {"bench", "text"},      {"model", model.string()}, {"model_info", lrgd::llm::read_model_info(model).description},
+      {"threads", a.threads}, {"parallel", a.parallel},  {"flash_attn", a.flash_attn},
+      {"users", a.users},     {"llama_bench", lb},       {"embedded", embedded}};
   if (a.server) {
     fmt::print(stderr, "llama-server peer: generate_constrained...\n");
     const int ctx_per_seq = std::max(2048, prompt_len * 2);
@@ -217,14 +224,22 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
     const std::string s = argv[i];
-    if (s == "--model") a.model = next();
-    else if (s == "--threads") a.threads = std::stoi(next());
-    else if (s == "--users") a.users = std::stoul(next());
-    else if (s == "--parallel") a.parallel = std::stoi(next());
-    else if (s == "--flash-attn") a.flash_attn = true;
-    else if (s == "--no-server") a.server = false;
-    else if (s == "--out") a.out = next();
-    else a.data = fs::path(s) / "amazon18-games";
+    if (s == "--model")
+      a.model = next();
+    else if (s == "--threads")
+      a.threads = std::stoi(next());
+    else if (s == "--users")
+      a.users = std::stoul(next());
+    else if (s == "--parallel")
+      a.parallel = std::stoi(next());
+    else if (s == "--flash-attn")
+      a.flash_attn = true;
+    else if (s == "--no-server")
+      a.server = false;
+    else if (s == "--out")
+      a.out = next();
+    else
+      a.data = fs::path(s) / "amazon18-games";
   }
   try {
     return bench(a);

@@ -73,12 +73,11 @@ TEST_P(RealModel, ScoreModeCountsContextAndCandidateTokens) {
   EXPECT_EQ(tokens.at("generated").get<std::uint64_t>(), 0u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Hub, RealModel, ::testing::Values("smollm2-135m", "gemma3-270m"),
-                         [](const auto& param_info) {
-                           std::string n = param_info.param;
-                           for (auto& c : n)
-                             if (c == '-') c = '_';
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(Hub, RealModel, ::testing::Values("smollm2-135m", "gemma3-270m"), [](const auto& param_info) {
+  std::string n = param_info.param;
+  for (auto& c : n)
+    if (c == '-') c = '_';
+  return n;
+});
 
 }  // namespace
