@@ -7,6 +7,7 @@
 // Usage: bench_text [--model GGUF|NAME] [--threads 2] [--users 16] [--parallel 8]
 //                   [--flash-attn] [--no-server] [--out result.json] [DATA_DIR]
 // Default model: the pulled smollm2-135m (`lrgd model pull smollm2-135m`).
+#include <fcntl.h>
 #include <fmt/core.h>
 #include <httplib.h>
 #include <signal.h>

@@ -52,8 +52,6 @@ struct DemoOptions {
 
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-fs::path default_model_cache() { return hub::default_model_dir(); }
-
 // The cache key: the data and every training option that changes the weights, except the
 // thread count (a model trained on 1 or 2 threads is the same model up to rounding).
 std::string model_key(const data::Dataset& ds, const train::TrainOptions& o) {
@@ -65,7 +63,7 @@ std::string model_key(const data::Dataset& ds, const train::TrainOptions& o) {
 
 // Trains into the cache unless the model is there; returns its path and what happened.
 fs::path cached_model(const data::Dataset& ds, const DemoOptions& o, nlohmann::json& info) {
-  const fs::path dir = o.model_cache.empty() ? default_model_cache() : fs::path(o.model_cache);
+  const fs::path dir = o.model_cache.empty() ? hub::default_model_dir() : fs::path(o.model_cache);
   fs::create_directories(dir);
   const std::string stem = (ds.name.empty() ? std::string("data") : ds.name) + "-items-" + model_key(ds, o.train);
   const fs::path path = dir / (stem + ".gguf");
