@@ -5,7 +5,8 @@
 //   (constrained), score; and the constrained workload through llama-server on the same file
 //   (same threads, same parallel sequences) as the peer.
 // Usage: bench_text [--model GGUF|NAME] [--threads 2] [--users 16] [--parallel 8]
-//                   [--flash-attn] [--no-server] [--out result.json] [DATA_DIR]
+//                   [--flash-attn] [--no-server] [--only WORKLOAD] [--out result.json]
+//                   [DATA_DIR]
 // Default model: the pulled smollm2-135m (`lrgd model pull smollm2-135m`).
 #include <fcntl.h>
 #include <fmt/core.h>
@@ -44,6 +45,8 @@ struct Args {
   int parallel = 8;
   bool flash_attn = false;
   bool server = true;
+  bool kv_unified = false;
+  std::string only;  // one workload (generate_free | generate_constrained | score); all if empty
 };
 
 struct Workload {
@@ -91,18 +94,26 @@ ojson run(const Args& a, const Workload& w, const lrgd::data::Dataset& ds, lrgd:
   const auto u0 = backend.usage();
   const auto r = lrgd::eval::run_eval(config(a, w), ds, &backend, ro);
   const auto u = backend.usage() - u0;
-  const double decoded = static_cast<double>(u.n_prompt_tokens + u.n_scored_tokens + u.n_generated_tokens);
-  return {{"records", r.n_records},
-          {"valid_output_rate", r.valid_output_rate},
-          {"wall_s", r.wall_s},
-          {"prompt_tokens", u.n_prompt_tokens},
-          {"reused_tokens", u.n_reused_tokens},
-          {"scored_tokens", u.n_scored_tokens},
-          {"generated_tokens", u.n_generated_tokens},
-          {"mean_prompt_tokens", r.n_records ? static_cast<double>(u.n_prompt_tokens) / r.n_records : 0.0},
-          {"prompt_tps", u.prompt_ms > 0 ? u.n_prompt_tokens / (u.prompt_ms / 1000.0) : 0.0},
-          {"generated_tps", u.generate_ms > 0 ? u.n_generated_tokens / (u.generate_ms / 1000.0) : 0.0},
-          {"decoded_tps", r.wall_s > 0 ? decoded / r.wall_s : 0.0}};
+  // Processed: every prompt token counts, a reused one too (what a user's run gets done);
+  // decoded: only what went through the model.
+  const double processed = static_cast<double>(u.n_prompt_tokens + u.n_scored_tokens + u.n_generated_tokens);
+  const double decoded = processed - static_cast<double>(u.n_reused_tokens);
+  return {
+      {"records", r.n_records},
+      {"valid_output_rate", r.valid_output_rate},
+      {"wall_s", r.wall_s},
+      {"prompt_tokens", u.n_prompt_tokens},
+      {"reused_tokens", u.n_reused_tokens},
+      {"scored_tokens", u.n_scored_tokens},
+      {"generated_tokens", u.n_generated_tokens},
+      {"mean_prompt_tokens", r.n_records ? static_cast<double>(u.n_prompt_tokens) / r.n_records : 0.0},
+      {"grammar_checks", u.n_grammar_checks},
+      {"grammar_full_masks", u.n_grammar_full_masks},
+      {"prompt_tps", u.prompt_ms > 0 ? u.n_prompt_tokens / (u.prompt_ms / 1000.0) : 0.0},
+      {"prompt_decoded_tps", u.prompt_ms > 0 ? (u.n_prompt_tokens - u.n_reused_tokens) / (u.prompt_ms / 1000.0) : 0.0},
+      {"generated_tps", u.generate_ms > 0 ? u.n_generated_tokens / (u.generate_ms / 1000.0) : 0.0},
+      {"processed_tps", r.wall_s > 0 ? processed / r.wall_s : 0.0},
+      {"decoded_tps", r.wall_s > 0 ? decoded / r.wall_s : 0.0}};
 }
 
 // llama-server on the same file, killed on destruction.
@@ -169,34 +180,47 @@ int bench(const Args& a) {
   bo.n_threads = a.threads;
   bo.n_parallel = a.parallel;
   bo.flash_attn = a.flash_attn;
+  bo.kv_unified = a.kv_unified;
   auto backend = lrgd::llm::make_llama_backend(bo);
   const std::vector<Workload> workloads{{"generate_free", lrgd::rec::RankMode::Generate, false},
                                         {"generate_constrained", lrgd::rec::RankMode::Generate, true},
                                         {"score", lrgd::rec::RankMode::Score, false}};
   ojson embedded;
   for (const auto& w : workloads) {
+    if (!a.only.empty() && w.name != a.only && !(a.server && w.name == "generate_constrained")) continue;
     fmt::print(stderr, "embedded: {} on {} users...\n", w.name, a.users);
     embedded[w.name] = run(a, w, ds, *backend, work / "embedded");
   }
   backend.reset();
-  const double mean_prompt = embedded["generate_constrained"]["mean_prompt_tokens"].get<double>();
+  if (embedded.empty()) throw lrgd::Error("no workload named " + a.only);
+  const double mean_prompt = embedded.begin().value()["mean_prompt_tokens"].get<double>();
   const int prompt_len = std::max(64, static_cast<int>(mean_prompt / 64.0 + 0.5) * 64);
   fmt::print(stderr, "llama-bench pp512, pp{}, tg128...\n", prompt_len);
   const ojson lb = llama_bench(model, a.threads, prompt_len, a.flash_attn);
   const double pp512 = lb.value("pp512", 0.0), tg128 = lb.value("tg128", 0.0);
   const double pp_matched = lb.value("pp" + std::to_string(prompt_len), 0.0);
   for (auto& [name, w] : embedded.items()) {
-    const double ptps = w["prompt_tps"].get<double>();
+    // Score mode's prompt phase is the whole request (context and continuations), so its
+    // figure of merit is every token it handled per second of wall time.
+    const double ptps = name == "score" ? w["processed_tps"].get<double>() : w["prompt_tps"].get<double>();
+    const double dtps = name == "score" ? w["decoded_tps"].get<double>() : w["prompt_decoded_tps"].get<double>();
     w["prompt_vs_pp512"] = pp512 > 0 ? ptps / pp512 : 0.0;
+    w["prompt_decoded_vs_pp512"] = pp512 > 0 ? dtps / pp512 : 0.0;
     w["prompt_vs_pp" + std::to_string(prompt_len)] = pp_matched > 0 ? ptps / pp_matched : 0.0;
     if (w["generated_tokens"].get<std::uint64_t>() > 0)
       w["generated_vs_tg128"] = tg128 > 0 ? w["generated_tps"].get<double>() / tg128 : 0.0;
   }
 
-  ojson result{
-      {"bench", "text"},      {"model", model.string()}, {"model_info", lrgd::llm::read_model_info(model).description},
-      {"threads", a.threads}, {"parallel", a.parallel},  {"flash_attn", a.flash_attn},
-      {"users", a.users},     {"llama_bench", lb},       {"embedded", embedded}};
+  ojson result{{"bench", "text"},
+               {"model", model.string()},
+               {"model_info", lrgd::llm::read_model_info(model).description},
+               {"threads", a.threads},
+               {"parallel", a.parallel},
+               {"flash_attn", a.flash_attn},
+               {"kv_unified", a.kv_unified},
+               {"users", a.users},
+               {"llama_bench", lb},
+               {"embedded", embedded}};
   if (a.server) {
     fmt::print(stderr, "llama-server peer: generate_constrained...\n");
     const int ctx_per_seq = std::max(2048, prompt_len * 2);
@@ -237,6 +261,10 @@ int main(int argc, char** argv) {
       a.flash_attn = true;
     else if (s == "--no-server")
       a.server = false;
+    else if (s == "--kv-unified")
+      a.kv_unified = true;
+    else if (s == "--only")
+      a.only = next();
     else if (s == "--out")
       a.out = next();
     else

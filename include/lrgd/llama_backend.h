@@ -22,6 +22,9 @@ struct LlamaBackendOptions {
   bool kv_f32 = false;       // exact comparisons
   bool prefix_reuse = true;  // decode the common prefix of a batch once; keep it across calls
   bool flash_attn = false;
+  // Greedy constrained decoding checks the grammar on the chosen token only and masks the
+  // whole vocabulary only when it is rejected (same tokens; off: mask every step).
+  bool lazy_grammar = true;
   // One KV buffer for all sequences (prefix copies are metadata only, but every token
   // attends over all sequences' cells) or one per sequence (copies move data, attention
   // stays per sequence: much faster for many long prompts). See bench/bench_llm.cpp.

@@ -93,6 +93,10 @@ struct Usage {
   std::uint64_t n_reused_tokens = 0;
   std::uint64_t n_generated_tokens = 0;
   std::uint64_t n_scored_tokens = 0;  // continuation tokens decoded by score()
+  // Constrained greedy tokens checked against the grammar one token at a time, and those
+  // of them that needed the whole vocabulary masked (the first choice was not allowed).
+  std::uint64_t n_grammar_checks = 0;
+  std::uint64_t n_grammar_full_masks = 0;
   double prompt_ms = 0;
   double generate_ms = 0;
   Usage& operator+=(const Usage& o);

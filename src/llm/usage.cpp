@@ -10,6 +10,8 @@ Usage& Usage::operator+=(const Usage& o) {
   n_reused_tokens += o.n_reused_tokens;
   n_generated_tokens += o.n_generated_tokens;
   n_scored_tokens += o.n_scored_tokens;
+  n_grammar_checks += o.n_grammar_checks;
+  n_grammar_full_masks += o.n_grammar_full_masks;
   prompt_ms += o.prompt_ms;
   generate_ms += o.generate_ms;
   return *this;
@@ -24,6 +26,8 @@ Usage Usage::operator-(const Usage& e) const {
   d.n_reused_tokens = n_reused_tokens - e.n_reused_tokens;
   d.n_generated_tokens = n_generated_tokens - e.n_generated_tokens;
   d.n_scored_tokens = n_scored_tokens - e.n_scored_tokens;
+  d.n_grammar_checks = n_grammar_checks - e.n_grammar_checks;
+  d.n_grammar_full_masks = n_grammar_full_masks - e.n_grammar_full_masks;
   d.prompt_ms = prompt_ms - e.prompt_ms;
   d.generate_ms = generate_ms - e.generate_ms;
   return d;

@@ -83,6 +83,36 @@ TEST_P(EachArch, BatchedGenerationEqualsOneAtATime) {
 
 INSTANTIATE_TEST_SUITE_P(Backend, EachArch, ::testing::Values("llama", "qwen2", "phi3", "mistral"));
 
+// A short shared header before long, different tails (the shape of real recommendation
+// prompts): the header is decoded once per wave, never once per prompt, and answers do not
+// change.
+TEST(LlamaBackend, ShortSharedHeaderIsReusedBeforeLongTails) {
+  const auto model = make_model("llama");
+  const std::string header = "You are a recommender system. Rank the candidates for this user. ";
+  std::vector<Prompt> prompts;
+  for (int u = 0; u < 4; ++u) {
+    std::string tail = "History:";
+    for (int i = 0; i < 40; ++i) tail += " game" + std::to_string(u * 100 + i * 7);
+    prompts.push_back(Prompt::raw(header + tail));
+  }
+  auto reuse = backend(model, /*prefix_reuse=*/true, /*n_parallel=*/4);
+  auto plain = backend(model, /*prefix_reuse=*/false, /*n_parallel=*/4);
+  GenerationParams gp;
+  gp.max_tokens = 6;
+  const auto a = reuse->generate(prompts, gp);
+  const auto b = plain->generate(prompts, gp);
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    ASSERT_TRUE(a[i].ok()) << a[i].error;
+    EXPECT_EQ(a[i].text, b[i].text) << "prompt " << i;
+  }
+  const auto header_tokens = tokenize_text(model, header).size();
+  const auto tail_tokens = tokenize_text(model, "History: game0").size();
+  ASSERT_GT(tokenize_text(model, prompts[0].text).size(), 4 * header_tokens) << "tails must dominate";
+  EXPECT_GE(reuse->usage().n_reused_tokens, 3 * (header_tokens - tail_tokens))
+      << "three of four prompts must reuse the header";
+  EXPECT_EQ(plain->usage().n_reused_tokens, 0u);
+}
+
 TEST(LlamaBackend, PrefixReuseLogitsEqualFullRecomputation) {
   const auto model = make_model("mistral");  // 32k vocabulary: quick reference decodes
   auto b = backend(model);
@@ -232,6 +262,53 @@ TEST(LlamaBackend, ConstrainedTitles) {
   EXPECT_EQ(seen.size(), 4u);
   for (const auto& l : lines)
     EXPECT_NE(std::find(gp.constraint.labels.begin(), gp.constraint.labels.end(), l), gp.constraint.labels.end()) << l;
+}
+
+// Greedy constrained decoding with the grammar applied lazily (check the chosen token,
+// mask the vocabulary only on rejection) gives exactly the tokens of masking every step,
+// for candidate lists and for a free grammar, and both paths are taken.
+TEST(LlamaBackend, LazyGrammarGivesTheSameGreedyAnswersAsFullMasking) {
+  for (const std::string arch : {"llama", "mistral"}) {
+    const auto model = make_model(arch);
+    auto make = [&](bool lazy) {
+      LlamaBackendOptions o;
+      o.model = model;
+      o.n_threads = 1;
+      o.n_parallel = 4;
+      o.n_ctx_seq = 512;
+      o.kv_f32 = true;
+      o.lazy_grammar = lazy;
+      return make_llama_backend(o);
+    };
+    auto lazy = make(true);
+    auto full = make(false);
+    std::vector<Prompt> prompts;
+    for (int s = 0; s < 5; ++s) prompts.push_back(Prompt::raw("Rank candidates 1 to 30 for user " + std::to_string(s)));
+    GenerationParams list;
+    list.max_tokens = 60;
+    list.constraint.kind = OutputConstraint::Kind::CandidateList;
+    for (int i = 1; i <= 30; ++i) list.constraint.labels.push_back(std::to_string(i));
+    list.constraint.list_length = 8;
+    GenerationParams free_grammar;
+    free_grammar.max_tokens = 24;
+    free_grammar.constraint.kind = OutputConstraint::Kind::Grammar;
+    free_grammar.constraint.grammar = "root ::= [a-z ]+ \".\"";
+    for (const auto& gp : {list, free_grammar}) {
+      const auto a = lazy->generate(prompts, gp);
+      const auto b = full->generate(prompts, gp);
+      for (std::size_t i = 0; i < prompts.size(); ++i) {
+        ASSERT_TRUE(a[i].ok()) << a[i].error;
+        ASSERT_TRUE(b[i].ok()) << b[i].error;
+        EXPECT_EQ(a[i].text, b[i].text) << arch << " prompt " << i;
+        EXPECT_EQ(a[i].n_generated_tokens, b[i].n_generated_tokens);
+      }
+    }
+    const auto u = lazy->usage();
+    EXPECT_GT(u.n_grammar_checks, 0u);
+    EXPECT_GT(u.n_grammar_full_masks, 0u) << "random weights must hit a rejected first choice";
+    EXPECT_LT(u.n_grammar_full_masks, u.n_grammar_checks);
+    EXPECT_EQ(full->usage().n_grammar_checks, 0u);
+  }
 }
 
 TEST(LlamaBackend, ContextOverflowIsAnErrorForThatPromptOnly) {

@@ -52,6 +52,9 @@ struct Slot {
   std::vector<llama_token> tokens;
   llama_pos n_past = 0;
   llama_sampler_ptr sampler;
+  // Greedy answers under a grammar: the grammar kept apart from the chain and applied
+  // lazily (see LlamaBackend::pick). Empty otherwise; the chain then holds everything.
+  llama_sampler_ptr lazy_grammar;
   // Candidate-list constraint state: labels left and lines left.
   std::vector<std::string> labels_left;
   int lines_left = 0;
@@ -245,12 +248,23 @@ class LlamaBackend final : public Backend {
     llama_sampler_chain_params cp = llama_sampler_chain_default_params();
     cp.no_perf = true;
     llama_sampler_ptr chain(llama_sampler_chain_init(cp));
+    std::string grammar;
     if (p.constraint.kind == OutputConstraint::Kind::Grammar) {
-      add_grammar(chain.get(), p.constraint.grammar);
+      grammar = p.constraint.grammar;
     } else if (p.constraint.kind == OutputConstraint::Kind::CandidateList) {
-      add_grammar(chain.get(), candidate_list_grammar(slot.labels_left, 1));
+      grammar = candidate_list_grammar(slot.labels_left, 1);
     } else if (p.constraint.kind == OutputConstraint::Kind::JsonSchema) {
       throw Error("JSON-schema constraints are supported by the OpenAI backend only; use a grammar here");
+    }
+    slot.lazy_grammar.reset();
+    if (!grammar.empty()) {
+      llama_sampler_ptr g = make_grammar(grammar);
+      // Greedy: checking only the argmax gives the same token as masking the whole
+      // vocabulary first (pick() explains why); sampling keeps the grammar in the chain.
+      if (p.temperature <= 0.0f && opts_.lazy_grammar)
+        slot.lazy_grammar = std::move(g);
+      else
+        llama_sampler_chain_add(chain.get(), g.release());
     }
     if (p.temperature <= 0.0f) {
       llama_sampler_chain_add(chain.get(), llama_sampler_init_greedy());
@@ -267,11 +281,40 @@ class LlamaBackend final : public Backend {
     return chain;
   }
 
-  void add_grammar(llama_sampler* chain, const std::string& grammar) const {
+  llama_sampler_ptr make_grammar(const std::string& grammar) const {
     if (!text_vocab_) throw Error("grammar constraints need a text vocabulary");
-    llama_sampler* g = llama_sampler_init_grammar(vocab_, grammar.c_str(), "root");
-    if (g == nullptr) throw Error("invalid GBNF grammar");
-    llama_sampler_chain_add(chain, g);
+    llama_sampler_ptr g(llama_sampler_init_grammar(vocab_, grammar.c_str(), "root"));
+    if (!g) throw Error("invalid GBNF grammar");
+    return g;
+  }
+
+  // The next token of a slot. With a lazy grammar (greedy only): take the first token of
+  // highest logit and ask the grammar about that one token; only if it is rejected, mask
+  // the whole vocabulary and take the first best allowed token, as llama.cpp's own
+  // sampler does. Same token as masking first: the unconstrained first argmax, when
+  // allowed, is the allowed token of highest logit and no allowed token before it ties.
+  llama_token pick(Slot& s, int32_t batch_index) {
+    if (!s.lazy_grammar) return llama_sampler_sample(s.sampler.get(), ctx_.get(), batch_index);
+    const float* logits = llama_get_logits_ith(ctx_.get(), batch_index);
+    const int32_t n_vocab = llama_vocab_n_tokens(vocab_);
+    llama_token best = static_cast<llama_token>(std::max_element(logits, logits + n_vocab) - logits);
+    llama_token_data one{best, logits[best], 0.0f};
+    llama_token_data_array just_one{&one, 1, -1, false};
+    llama_sampler_apply(s.lazy_grammar.get(), &just_one);
+    if (one.logit == -INFINITY) {
+      ++usage_.n_grammar_full_masks;
+      candidates_.resize(static_cast<std::size_t>(n_vocab));
+      for (int32_t t = 0; t < n_vocab; ++t) candidates_[static_cast<std::size_t>(t)] = {t, logits[t], 0.0f};
+      llama_token_data_array all{candidates_.data(), candidates_.size(), -1, false};
+      llama_sampler_apply(s.lazy_grammar.get(), &all);
+      std::size_t at = 0;
+      for (std::size_t i = 1; i < all.size; ++i)
+        if (all.data[i].logit > all.data[at].logit) at = i;
+      best = all.data[at].id;
+    }
+    ++usage_.n_grammar_checks;
+    llama_sampler_accept(s.lazy_grammar.get(), best);
+    return best;
   }
 
   // After a token is accepted: for candidate lists, re-arm the grammar with the labels
@@ -297,7 +340,8 @@ class LlamaBackend final : public Backend {
                 std::span<const Prompt> prompts, const GenerationParams& params, std::vector<Generation>& results) {
     (void)prompts;
     const auto t0 = Clock::now();
-    const std::vector<llama_token> prefix = opts_.prefix_reuse ? choose_prefix(wave, toks) : std::vector<llama_token>{};
+    const std::vector<llama_token> prefix =
+        opts_.prefix_reuse ? choose_prefix(wave, toks, prefix_) : std::vector<llama_token>{};
     std::vector<Slot> slots(wave.size());
     std::size_t reused_before = 0;
     bool first_sharer = true;
@@ -351,10 +395,13 @@ class LlamaBackend final : public Backend {
   }
 
   // The prefix that saves most decoding in a wave: some prompt's first L tokens, shared by
-  // the k prompts whose common prefix with it is at least L, maximising k * L. Prompts that
-  // do not share it are decoded from scratch. Each sharer keeps at least one own token.
+  // the k prompts whose common prefix with it is at least L. Decoding it once instead of k
+  // times saves (k - 1) * L tokens within the wave (the anchor alone saves nothing, so a
+  // long prompt cannot win by sharing with itself); the prefix kept from the previous wave
+  // counts as one more sharer. Each sharer keeps at least one own token.
   static std::vector<llama_token> choose_prefix(const std::vector<std::size_t>& wave,
-                                                const std::vector<std::vector<llama_token>>& toks) {
+                                                const std::vector<std::vector<llama_token>>& toks,
+                                                const std::vector<llama_token>& kept) {
     std::size_t best_gain = 0, best_anchor = 0, best_len = 0;
     for (std::size_t a = 0; a < wave.size(); ++a) {
       const auto& anchor = toks[wave[a]];
@@ -363,9 +410,10 @@ class LlamaBackend final : public Backend {
         const auto& other = toks[wave[j]];
         lcps.push_back(std::min(common_prefix(anchor, other), std::min(anchor.size(), other.size()) - 1));
       }
+      lcps.push_back(std::min(common_prefix(anchor, kept), anchor.size() - 1));
       std::sort(lcps.rbegin(), lcps.rend());
-      for (std::size_t k = 0; k < lcps.size(); ++k) {
-        const std::size_t gain = (k + 1) * lcps[k];
+      for (std::size_t k = 1; k < lcps.size(); ++k) {
+        const std::size_t gain = k * lcps[k];
         if (gain > best_gain) {
           best_gain = gain;
           best_anchor = a;
@@ -429,7 +477,7 @@ class LlamaBackend final : public Backend {
       s.out.finish = FinishReason::Length;
       return;
     }
-    const llama_token tok = llama_sampler_sample(s.sampler.get(), ctx_.get(), batch_index);
+    const llama_token tok = pick(s, batch_index);
     s.out.n_generated_tokens++;
     if (llama_vocab_is_eog(vocab_, tok)) {
       s.done = true;
@@ -569,8 +617,9 @@ class LlamaBackend final : public Backend {
   static constexpr int kScoreSeqs = 64;     // continuations decoded together when scoring
   static constexpr int kScoreCells = 4096;  // KV cells for them beside the context
   llama_context_ptr score_ctx_;
-  int score_seqs_ = 1;                     // continuation sequences of score_ctx_
-  std::vector<llama_token> score_prefix_;  // what kPrefixSeq of score_ctx_ holds
+  int score_seqs_ = 1;                        // continuation sequences of score_ctx_
+  std::vector<llama_token> score_prefix_;     // what kPrefixSeq of score_ctx_ holds
+  std::vector<llama_token_data> candidates_;  // the whole vocabulary, for a full grammar mask
   mutable std::mutex mu_;
   Usage usage_;
 };
