@@ -79,6 +79,15 @@ struct UserPromptOptions {
   // Non-empty: the demonstration is taken from this user instead (a "bad" demonstration
   // for the good/bad comparison); "random": a user drawn with the seed.
   std::string demo_user;
+  // Set: this demonstration (dataset item ids, e.g. a row of an LRGD memory) instead of the
+  // user's validation window. Unknown ids throw OptionError("--demos-from").
+  struct Demo {
+    std::vector<std::string> history;
+    std::string target;
+    std::string explanation;
+    std::string label;  // how it is named in the output ("LRGD best, S = 1.00")
+  };
+  std::optional<Demo> demo;
 };
 struct UserPrompt {
   ChatInput chat;
@@ -242,7 +251,8 @@ struct Timing {
 };
 
 struct DualReport {
-  std::string label;  // e.g. "good" / "bad"
+  std::string label;          // e.g. "good" / "bad"
+  std::string demonstration;  // where the prompt's demonstration came from (--data runs)
   std::string model;
   std::string arch;
   int n_layer = 0, n_head = 0, n_head_kv = 0, head_dim = 0;

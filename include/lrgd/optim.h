@@ -61,15 +61,27 @@ struct GenerationRequest {
   const protocol::PreparedUser* user = nullptr;
   int path = 0;
   int round = 0;
-  std::uint64_t seed = 0;          // Rng::derive(seed, "lrgd/generate/<round>", user << 8 | path)
-  std::vector<Demo> path_memory;   // this path's effective demonstrations so far, best first
-  const Demo* previous = nullptr;  // this path's demonstration of the previous round
+  std::uint64_t seed = 0;                  // Rng::derive(seed, "lrgd/generate/<round>", user << 8 | path)
+  std::vector<Demo> path_memory;           // this path's effective demonstrations so far, best first
+  std::vector<double> path_memory_scores;  // their S, same order
+  const Demo* previous = nullptr;          // this path's demonstration of the previous round
+  double previous_score = 0;               // its S
+  const Demo* perturbation = nullptr;      // after a collapse: P, another path's demonstration
 };
 
 struct GeneratedDemo {
-  Demo demo;
+  Demo demo;                   // empty when the generator gave up (see error)
   std::uint64_t n_tokens = 0;  // LLM prompt + generated tokens (0 for the template generator)
+  int n_attempts = 0;          // LLM answers asked for (0 for the template generator)
+  int n_invalid = 0;           // of them, rejected by validation
+  std::string error;           // why the last rejected answer was rejected
 };
+
+// Parses and validates a stage-1 answer against the user's history `items` (oldest first,
+// numbered from 1): "History: 3, 4, 5\nNext: 6\nReason: ...". The numbers must exist,
+// the history must be distinct and oldest first, the next item must come after all of
+// them, and the reason must contain a word (letters). Returns false with `why` otherwise.
+bool parse_generated_demo(std::string_view answer, const std::vector<ItemIndex>& items, Demo& out, std::string& why);
 
 class Generator {
  public:
@@ -83,11 +95,26 @@ class Generator {
 // the validation target, recency or diversity selection, a category (or brand, or title
 // keyword) summary, or a variation of the path's best effective demonstration. Seeded.
 std::unique_ptr<Generator> make_template_generator(const data::Dataset& ds);
-// An instruction-following model writes the preference statement for a seeded window from
-// the history, the profile and the path's memory. `template_text` has the slots {history}
-// {profile} {memory} {example_history} {example_target} (prompts/generator.txt by default).
+// Stage 1 as the paper has it: an instruction-following model sees the user's history
+// (numbered), a profile, the path's memory of effective demonstrations with their S, the
+// path's previous demonstration with its S and, after a collapse, the perturbation P; it
+// writes a whole demonstration (which history items, the next item, the reason) under a
+// grammar over the history's numbers. Answers are validated (parse_generated_demo); an
+// invalid one is counted and asked again with the reason, up to `max_attempts`, then the
+// demonstration is left empty and its strategy says why (never replaced by a template).
+// `template_text` has the slots {history} {profile} {memory} {previous} {perturbation}
+// {max_items} (prompts/generator.txt by default).
+struct LlmGeneratorOptions {
+  std::string template_text;  // empty: prompts/generator.txt
+  int max_tokens = 160;
+  int max_attempts = 3;
+  int min_items = 3;         // fewest history items (fewer when the history is shorter)
+  int max_items = 12;        // most history items in one demonstration
+  float temperature = 0.8f;  // K paths from one prompt need different samples
+  std::uint64_t seed = 42;   // the optimisation's seed
+};
 std::unique_ptr<Generator> make_llm_generator(const data::Dataset& ds, llm::Backend& backend,
-                                              std::string template_text = "", int max_tokens = 96);
+                                              LlmGeneratorOptions options = {});
 
 struct Options {
   int paths = 3;   // K
@@ -110,6 +137,9 @@ struct Cost {
   std::size_t n_collapses = 0;
   std::size_t n_perturbed = 0;  // rows evaluated with a P
   std::uint64_t generator_tokens = 0;
+  std::uint64_t generator_attempts = 0;  // LLM generator answers asked for
+  std::uint64_t generator_invalid = 0;   // of them, rejected by validation
+  std::uint64_t generator_failed = 0;    // demonstrations given up after every attempt
   std::uint64_t validation_tokens = 0;
   std::uint64_t test_tokens = 0;
   llm::Usage optimisation_usage;  // backend usage deltas in stage 1 + 2

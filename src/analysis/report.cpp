@@ -122,6 +122,7 @@ json summary_json(const DualReport& r) {
 json report_json(const DualReport& r) {
   json j;
   j["label"] = r.label;
+  if (!r.demonstration.empty()) j["demonstration"] = r.demonstration;
   j["model"] = r.model;
   j["arch"] = r.arch;
   j["n_layer"] = r.n_layer;

@@ -76,6 +76,19 @@ UserPrompt build_user_prompt(const std::filesystem::path& data_dir, const std::s
   query.target = loo.test_target;
   query.demo_history = demo_loo.valid_history;
   query.demo_target = demo_loo.valid_target;
+  if (o.demo) {
+    const auto ids = data::index_item_ids(ds);
+    const auto item = [&](const std::string& id) {
+      const auto i = ids.find(id);
+      if (i < 0) throw OptionError("--demos-from", "item '" + id + "' is not in " + data_dir.string());
+      return static_cast<data::ItemIndex>(i);
+    };
+    query.demo_history.clear();
+    for (const auto& id : o.demo->history) query.demo_history.push_back(item(id));
+    query.demo_target = item(o.demo->target);
+    query.demo_explanation = o.demo->explanation;
+    up.demo_user_id = up.user_id + " (" + o.demo->label + ")";
+  }
   const auto in = rec::build_inputs(ds, query, /*with_demo=*/true, o.list_length, /*regularisation=*/"");
   const auto rendered = prompt::Template::builtin(o.template_name).render(in);
 

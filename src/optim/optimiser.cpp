@@ -109,14 +109,22 @@ std::vector<memory::Entry> Optimiser::optimise(std::span<const protocol::Prepare
         std::stable_sort(eff.begin(), eff.end(), [&](int a, int b) {
           return s.rows[pu][static_cast<std::size_t>(a)]->score > s.rows[pu][static_cast<std::size_t>(b)]->score;
         });
-        for (int q : eff) g.path_memory.push_back(s.demos[pu][static_cast<std::size_t>(q)]);
-        if (r > 0) g.previous = &s.demos[pu][ru - 1];
+        for (int q : eff) {
+          g.path_memory.push_back(s.demos[pu][static_cast<std::size_t>(q)]);
+          g.path_memory_scores.push_back(s.rows[pu][static_cast<std::size_t>(q)]->score);
+        }
+        if (r > 0) {
+          g.previous = &s.demos[pu][ru - 1];
+          g.previous_score = s.rows[pu][ru - 1]->score;
+        }
         Pending pe{ui, p};
         if (opts_.perturbation && K > 1 && r > 0 && s.rows[pu][ru - 1]->collapsed) {
           auto rng = Rng::derive(opts_.seed, "lrgd/perturb/" + std::to_string(r), user_path_key(s.u->user, p));
           int j = static_cast<int>(rng.uniform(static_cast<std::uint64_t>(K - 1)));
           if (j >= p) ++j;
           pe.pert_path = j;
+          // P reaches stage 1 too (the generator sees it), not only the validation prompt.
+          g.perturbation = &s.demos[static_cast<std::size_t>(j)][ru - 1];
         }
         pending.push_back(pe);
         reqs.push_back(std::move(g));
@@ -161,6 +169,9 @@ std::vector<memory::Entry> Optimiser::optimise(std::span<const protocol::Prepare
       e.model = model_id_;
       e.generator_tokens = gens[k].n_tokens;
       cost_.generator_tokens += gens[k].n_tokens;
+      cost_.generator_attempts += static_cast<std::uint64_t>(gens[k].n_attempts);
+      cost_.generator_invalid += static_cast<std::uint64_t>(gens[k].n_invalid);
+      if (gens[k].n_attempts > 0 && gens[k].demo.empty()) ++cost_.generator_failed;
       if (const auto* rk = by_pending[k]) {
         e.target_rank = target_rank(*rk, s.u->valid_candidates, s.u->valid_target);
         e.recommender_tokens =
@@ -218,7 +229,7 @@ class LrgdRanker final : public rec::Ranker {
     if (o.optim.generator == "template")
       generator_ = make_template_generator(ds);
     else if (o.optim.generator == "llm")
-      generator_ = make_llm_generator(ds, backend, o.generator_template);
+      generator_ = make_llm_generator(ds, backend, {.template_text = o.generator_template, .seed = o.optim.seed});
     else
       throw OptionError("--generator", "unknown generator '" + o.optim.generator + "' (template, llm)");
     protocol::ProtocolOptions po = protocol;
@@ -323,6 +334,8 @@ std::string cost_json(const Cost& c) {
   j["n_rounds_resumed"] = c.n_rounds_resumed;
   j["n_collapses"] = c.n_collapses;
   j["n_perturbed"] = c.n_perturbed;
+  j["generator_answers"] = {
+      {"attempts", c.generator_attempts}, {"invalid", c.generator_invalid}, {"failed", c.generator_failed}};
   j["tokens"] = {{"generator", c.generator_tokens}, {"validation", c.validation_tokens}, {"test", c.test_tokens}};
   j["tokens_per_user"] = {{"generator", static_cast<double>(c.generator_tokens) / n},
                           {"validation", static_cast<double>(c.validation_tokens) / n},

@@ -52,8 +52,12 @@ std::vector<Entry> entries_from_lines(const std::vector<Line>& lines) {
   for (const auto& l : lines) {
     if (l.lead == Lead::Numbered) numbered.push_back(l.lead_number);
   }
-  bool ordinals = !numbered.empty();
-  for (std::size_t i = 0; i < numbered.size(); ++i) ordinals = ordinals && numbered[i] == static_cast<int>(i) + 1;
+  // Positions: runs that count 1, 2, 3, ... A model that restarts its list ("Your top 10:"
+  // and the list again) starts a new run at 1; any other jump means the leads are
+  // candidate numbers.
+  bool ordinals = !numbered.empty() && numbered.front() == 1;
+  for (std::size_t i = 1; i < numbered.size(); ++i)
+    ordinals = ordinals && (numbered[i] == 1 || numbered[i] == numbered[i - 1] + 1);
   std::vector<Entry> entries;
   for (const auto& l : lines) {
     Entry e;

@@ -1,6 +1,7 @@
 // `lrgd eval --method lrgd`, `lrgd memory`, `lrgd ablate` with a tiny random GGUF on the
 // Games data (child processes); kill -9 during the optimisation, then --resume.
 #include <fcntl.h>
+#include <fmt/core.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -69,6 +70,45 @@ TEST(OptimCli, GamesRunWritesEveryTableAndPlot) {
   EXPECT_NE(test::slurp(run / "table.md").find("LRGD"), std::string::npos);
   for (const char* what : {"list", "best", "export"})
     EXPECT_EQ(wait_exit(spawn({LRGD_CLI, "memory", what, "--memory", (run / "memory.sqlite").string()})), 0) << what;
+
+  // The dual analysis of good against bad demonstrations from this memory: the user's
+  // highest-S demonstration against its lowest, both recorded in dual.json.
+  const auto rows = memory::Store(run / "memory.sqlite").list();
+  const std::string user = rows.front().user;
+  double hi = -1, lo = 2;
+  for (const auto& e : rows)
+    if (e.user == user) {
+      hi = std::max(hi, e.score);
+      lo = std::min(lo, e.score);
+    }
+  const auto dual = dir / "dual.json";
+  ASSERT_EQ(wait_exit(spawn({LRGD_CLI,           "dual",
+                             "--data",           kGames.string(),
+                             "--model",          model.string(),
+                             "--user",           user,
+                             "--demos-from",     (run / "memory.sqlite").string(),
+                             "--features",       "16",
+                             "--round-features", "16",
+                             "--generate",       "1",
+                             "--threads",        "1",
+                             "--no-plots",       "--out",
+                             dual.string()})),
+            0);
+  const auto dj = json::parse(test::slurp(dual));
+  ASSERT_EQ(dj["reports"].size(), 2u);
+  EXPECT_EQ(dj["reports"][0]["label"], "good");
+  EXPECT_EQ(dj["reports"][1]["label"], "bad");
+  const auto good_src = dj["reports"][0]["demonstration"].get<std::string>();
+  const auto bad_src = dj["reports"][1]["demonstration"].get<std::string>();
+  EXPECT_NE(good_src.find(user + " (LRGD best"), std::string::npos) << good_src;
+  EXPECT_NE(good_src.find(fmt::format("S = {:.3f}", hi)), std::string::npos) << good_src;
+  EXPECT_NE(bad_src.find(user + " (LRGD worst"), std::string::npos) << bad_src;
+  EXPECT_NE(bad_src.find(fmt::format("S = {:.3f}", lo)), std::string::npos) << bad_src;
+  // A memory without this user is a clear error, not a silent fallback.
+  EXPECT_EQ(wait_exit(spawn({LRGD_CLI, "dual", "--data", kGames.string(), "--model", model.string(), "--user",
+                             "no-such-user", "--demos-from", (run / "memory.sqlite").string(), "--no-plots", "--out",
+                             (dir / "x.json").string()})),
+            2);
 
   // Table 5 and Fig. 9 in one command.
   const auto ab = dir / "ablate";

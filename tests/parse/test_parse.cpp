@@ -41,6 +41,15 @@ TEST(Parse, OrdinalsVersusCandidateNumbers) {
   EXPECT_EQ(ranking("1. 5\n2. 1\n3. 4"), (std::vector<int>{4, 0, 3}));    // 1,2,3 are positions
   EXPECT_EQ(ranking("5. Celeste\n1. Halo 3"), (std::vector<int>{4, 0}));  // 5,1 are numbers
   EXPECT_EQ(ranking("1. Celeste"), (std::vector<int>{4}));                // lone "1." is a position
+  // A list written twice (a real SmolLM2 answer's shape) is still positions: the unknown
+  // titles are hallucinations, not candidates 1, 2, 3.
+  const auto r = p::parse_ranking(
+      "1. Star Wars Galaxy\n2. Celeste\n3. Zork\n\nYour top 3:\n1. Star Wars Galaxy\n2. Celeste", kTitles);
+  EXPECT_EQ(r.ranking, (std::vector<int>{4}));
+  EXPECT_EQ(r.n_hallucinated, 3);
+  EXPECT_EQ(r.n_duplicates, 1);
+  EXPECT_EQ(ranking("1. 5\n2. 1\n1. 2"), (std::vector<int>{4, 0, 1}));
+  EXPECT_EQ(ranking("1. zz\n3. yy"), (std::vector<int>{0, 2}));  // a jump: candidate numbers
 }
 
 TEST(Parse, ConflictRule) {

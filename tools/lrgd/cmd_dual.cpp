@@ -4,12 +4,15 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "cli.h"
 #include "lrgd/dual.h"
 #include "lrgd/error.h"
 #include "lrgd/llama_model.h"
+#include "lrgd/memory.h"
 
 namespace lrgd::cli {
 
@@ -23,6 +26,7 @@ struct DualCliOptions {
   std::string data;
   std::string user;
   std::string bad_demo_user = "random";
+  std::string demos_from;  // an LRGD memory: good = the user's highest-S row, bad = lowest
   std::string template_name = "icl";
   std::size_t max_history = 20;
   std::size_t n_candidates = 50;
@@ -49,6 +53,43 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+// The rows of `user` in an LRGD memory with a demonstration: the highest S (ties: earlier
+// round, lower path, as LRGD picks) and the lowest S (ties: later round, higher path).
+std::pair<analysis::UserPromptOptions::Demo, analysis::UserPromptOptions::Demo> memory_extremes(
+    const std::string& path, const std::string& user) {
+  if (!std::filesystem::is_regular_file(path)) throw IoError("--demos-from: no memory file " + path);
+  memory::Store store(path);
+  memory::Filter f;
+  f.user = user;
+  std::vector<memory::Entry> rows;
+  for (auto& e : store.list(f)) {
+    // A row whose generator gave up has an empty demonstration: not a candidate.
+    if (e.demo.find("\"target\":\"\"") == std::string::npos) rows.push_back(std::move(e));
+  }
+  if (rows.size() < 2)
+    throw OptionError("--demos-from", path + " has " + std::to_string(rows.size()) + " demonstration(s) for user " +
+                                          user + "; two are needed (run lrgd eval --method lrgd first)");
+  const auto before = [](const memory::Entry& a, const memory::Entry& b) {
+    if (a.score != b.score) return a.score > b.score;
+    if (a.round != b.round) return a.round < b.round;
+    return a.path < b.path;
+  };
+  std::stable_sort(rows.begin(), rows.end(), before);
+  const auto demo_of = [](const memory::Entry& e, const std::string& what) {
+    const auto j = nlohmann::json::parse(e.demo);
+    analysis::UserPromptOptions::Demo d;
+    d.history = j.at("history").get<std::vector<std::string>>();
+    d.target = j.at("target").get<std::string>();
+    d.explanation = j.at("explanation").get<std::string>();
+    d.label = fmt::format("LRGD {}, path {} round {}, S = {:.3f}", what, e.path, e.round, e.score);
+    return d;
+  };
+  if (rows.front().score == rows.back().score)
+    fmt::print("note: every demonstration of user {} has S = {:.3f}; good and bad differ only by round\n", user,
+               rows.front().score);
+  return {demo_of(rows.front(), "best"), demo_of(rows.back(), "worst")};
+}
+
 int run_dual_cmd(const DualCliOptions& o) {
   using namespace analysis;
   const std::filesystem::path model = o.model;
@@ -68,6 +109,7 @@ int run_dual_cmd(const DualCliOptions& o) {
   ro.lambda = o.lambda;
 
   std::vector<std::pair<std::string, TokenizedPrompt>> prompts;  // label, prompt
+  std::vector<std::string> sources;  // with --data: where each prompt's demonstration came from
   std::string target = o.target;
   if (!o.data.empty()) {
     if (o.user.empty()) throw OptionError("--user", "--data needs --user");
@@ -79,6 +121,14 @@ int run_dual_cmd(const DualCliOptions& o) {
     uo.kcore = o.kcore;
     // An item-token model (`lrgd model train`) reads the query as item tokens, not as text.
     const bool items = llm::read_item_model_meta(model).layout != 0;
+    // With an LRGD memory: the demonstration LRGD scored highest for this user against the
+    // one it scored lowest (the same user's own windows), instead of another user's.
+    std::optional<UserPromptOptions::Demo> worst;
+    if (!o.demos_from.empty()) {
+      auto [best, low] = memory_extremes(o.demos_from, o.user);
+      uo.demo = std::move(best);
+      worst = std::move(low);
+    }
     const UserPrompt good = build_user_prompt(o.data, o.user, uo);
     if (items) {
       if (!o.target.empty()) throw OptionError("--target", "an item-token model's target is the test item's token");
@@ -88,13 +138,21 @@ int run_dual_cmd(const DualCliOptions& o) {
     }
     fmt::print("user {}: target '{}' (candidate {}), demonstration from user {}\n", good.user_id, good.target_title,
                good.target_number, good.demo_user_id);
-    prompts.emplace_back(o.bad_demo_user == "none" ? "main" : "good",
-                         items ? good.item_prompt : tokenize_chat(model, good.chat));
-    if (o.bad_demo_user != "none") {
+    const bool compare = worst.has_value() || o.bad_demo_user != "none";
+    prompts.emplace_back(compare ? "good" : "main", items ? good.item_prompt : tokenize_chat(model, good.chat));
+    sources.push_back("demonstration from user " + good.demo_user_id);
+    if (worst) {
+      uo.demo = std::move(worst);
+      const UserPrompt bad = build_user_prompt(o.data, o.user, uo);
+      fmt::print("bad demonstration: {}\n", bad.demo_user_id);
+      prompts.emplace_back("bad", items ? bad.item_prompt : tokenize_chat(model, bad.chat));
+      sources.push_back("demonstration from user " + bad.demo_user_id);
+    } else if (o.bad_demo_user != "none") {
       uo.demo_user = o.bad_demo_user;
       const UserPrompt bad = build_user_prompt(o.data, o.user, uo);
       fmt::print("bad demonstration from user {}\n", bad.demo_user_id);
       prompts.emplace_back("bad", items ? bad.item_prompt : tokenize_chat(model, bad.chat));
+      sources.push_back("demonstration from user " + bad.demo_user_id);
     }
   } else if (!o.prompt_text.empty()) {
     prompts.emplace_back("main", tokenize_marked_text(model, o.prompt_text));
@@ -120,6 +178,7 @@ int run_dual_cmd(const DualCliOptions& o) {
   for (const auto& [label, prompt] : prompts) {
     fmt::print("[{}] {} tokens, spans {}\n", label, prompt.tokens.size(), format_spans(prompt.spans));
     reports.push_back(run_dual(model, prompt, ro, label));
+    if (reports.size() <= sources.size()) reports.back().demonstration = sources[reports.size() - 1];
     fmt::print("{}\n", summary_table(reports.back()));
   }
   write_json(reports, o.out);
@@ -148,6 +207,9 @@ void add_dual_command(CLI::App& app, Action& action) {
   cmd->add_option("--bad-demo-user", o->bad_demo_user,
                   "Second run with the demonstration of this user ('random': seeded draw; 'none': skip)")
       ->capture_default_str();
+  cmd->add_option("--demos-from", o->demos_from,
+                  "LRGD memory (memory.sqlite of an lrgd eval run): good = the user's highest-S demonstration, "
+                  "bad = its lowest (replaces --bad-demo-user)");
   cmd->add_option("--template", o->template_name, "Prompt template (built-in name or file)")->capture_default_str();
   cmd->add_option("--max-history", o->max_history, "History items in the prompt")->capture_default_str();
   cmd->add_option("--candidates", o->n_candidates, "Candidate set size")->capture_default_str();
