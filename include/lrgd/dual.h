@@ -8,6 +8,7 @@
 // No llama.h here: the capture lives in src/analysis/capture.cpp.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -149,6 +150,9 @@ struct Capture {
   std::vector<std::vector<float>> target_v;  // [layer] n_head_kv * head_dim_v; empty: no target
   std::int32_t target_token = -1;
   double kq_scale = 0;  // 1/sqrt(head_dim), the scale every supported arch uses
+  // [layer] sliding-window attention: how many keys back a query sees (itself included);
+  // 0: all (Gemma 2/3 attend over a window in all but every p-th layer).
+  std::vector<int> window;
   double load_ms = 0, prompt_ms = 0, generate_ms = 0;
 
   int n_keys() const { return static_cast<int>(tokens.size()); }
@@ -163,6 +167,11 @@ struct Capture {
                static_cast<std::size_t>(head_dim_v);
   }
   int kv_head_of(int head) const { return head / (n_head / n_head_kv); }  // ggml's GQA broadcast
+  // The first key a query at `pos` attends to in `layer`.
+  int first_key(int layer, int pos) const {
+    const int w = window.empty() ? 0 : window[static_cast<std::size_t>(layer)];
+    return w > 0 ? std::max(0, pos - w + 1) : 0;
+  }
 };
 
 // Runs the model (flash attention off, f32 KV cache) on `tokens`, generating greedily.

@@ -235,6 +235,26 @@ TokenizedPrompt tokenize_with_ranges(const llama_vocab* vocab, std::string text,
   return p;
 }
 
+// Which layers use sliding-window attention, as libllama sets them up (set_swa_pattern):
+// with a window n_swa > 0 and period p, layer il is windowed when il % p < p - 1.
+std::vector<int> sliding_windows(const llama_model* model, const std::string& arch, int n_layer) {
+  std::vector<int> w(static_cast<std::size_t>(n_layer), 0);
+  const int n_swa = llama_model_n_swa(model);
+  if (n_swa <= 0) return w;
+  int period = 0;
+  if (arch == "gemma3") period = 6;
+  if (arch == "gemma2") period = 2;
+  const std::string key = llm::detail::model_meta(model, (arch + ".attention.sliding_window_pattern").c_str());
+  if (!key.empty() && std::all_of(key.begin(), key.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+    period = std::stoi(key);
+  if (period <= 0)
+    throw Error("the " + arch + " model has sliding-window attention (" + std::to_string(n_swa) +
+                " tokens) of a layout the analyser does not know");
+  for (int il = 0; il < n_layer; ++il)
+    if (il % period < period - 1) w[static_cast<std::size_t>(il)] = n_swa;
+  return w;
+}
+
 }  // namespace
 
 Capture capture_attention(const std::filesystem::path& path, const std::vector<std::int32_t>& tokens,
@@ -250,6 +270,7 @@ Capture capture_attention(const std::filesystem::path& path, const std::vector<s
   c.n_layer = llama_model_n_layer(model.get());
   c.n_head = llama_model_n_head(model.get());
   c.n_head_kv = llama_model_n_head_kv(model.get());
+  c.window = sliding_windows(model.get(), c.arch, c.n_layer);
   c.n_prompt = static_cast<int>(tokens.size());
   c.tokens = tokens;
   c.k.resize(static_cast<std::size_t>(c.n_layer));

@@ -95,17 +95,18 @@ class Block {
   }
 
   // Adds key j (with its value v_j of kv head g, times `vscale`) to group T or D.
-  void add_key(int g, int j, bool demo, const Capture& values) {
+  // `sign` -1 takes a key out again (it left a sliding window).
+  void add_key(int g, int j, bool demo, const Capture& values, float sign = 1.0f) {
     const float* row = a_.data() + static_cast<std::size_t>(j) * M_;
     const float* v = values.value(layer_, j, g);
     auto& w = demo ? wD_ : wT_;
     auto& z = demo ? zD_ : zT_;
     for (std::size_t cc = 0; cc < dv_; ++cc) {
-      const float vc = v[cc];
+      const float vc = sign * v[cc];
       float* wr = w.data() + cc * M_;
       for (std::size_t i = 0; i < M_; ++i) wr[i] += vc * row[i];
     }
-    for (std::size_t i = 0; i < M_; ++i) z[i] += row[i];
+    for (std::size_t i = 0; i < M_; ++i) z[i] += static_cast<double>(sign) * row[i];
   }
 
   // b = exp(w_i.q' - c_q) for query head h of a step.
@@ -180,15 +181,16 @@ Exact exact_head(const Capture& c, const CapturedStep& st, int layer, int head, 
   const auto d = static_cast<std::size_t>(c.head_dim);
   const int g = c.kv_head_of(head);
   const int n = st.pos + 1;
+  const int first = c.first_key(layer, st.pos);  // keys before it are outside the window
   const float* p = st.probs[L].data() + static_cast<std::size_t>(head) * static_cast<std::size_t>(n);
   const float* q = st.q[L].data() + static_cast<std::size_t>(head) * d;
   Exact e;
   e.o_t.assign(dv, 0.0);
   e.o_d.assign(dv, 0.0);
   e.ref.assign(dv, 0.0);
-  std::vector<double> logit(static_cast<std::size_t>(n));
+  std::vector<double> logit(static_cast<std::size_t>(n), 0.0);
   double lmax = -std::numeric_limits<double>::infinity();
-  for (int j = 0; j < n; ++j) {
+  for (int j = first; j < n; ++j) {
     const float* k = c.key(layer, j, g);
     double s = 0;
     for (std::size_t t = 0; t < d; ++t) s += static_cast<double>(q[t]) * k[t];
@@ -196,7 +198,8 @@ Exact exact_head(const Capture& c, const CapturedStep& st, int layer, int head, 
     lmax = std::max(lmax, logit[static_cast<std::size_t>(j)]);
   }
   double zsum = 0;
-  for (double& x : logit) {
+  for (int j = first; j < n; ++j) {
+    double& x = logit[static_cast<std::size_t>(j)];
     x = std::exp(x - lmax);
     zsum += x;
   }
@@ -317,7 +320,8 @@ DualReport analyse(const Capture& c, const std::vector<TokenSpan>& spans, const 
     pt.features += ms_since(t0);
     t0 = Clock::now();
     block.reset_w();
-    for (int j = 0; j <= c.steps[0].pos; ++j) block.add_key(g, j, demo[static_cast<std::size_t>(j)] != 0, c);
+    for (int j = c.first_key(layer, c.steps[0].pos); j <= c.steps[0].pos; ++j)
+      block.add_key(g, j, demo[static_cast<std::size_t>(j)] != 0, c);
     pt.dual += ms_since(t0);
     const std::size_t toff = static_cast<std::size_t>(g) * dv;
     for (std::size_t s = 0; s < c.steps.size(); ++s) {
@@ -325,6 +329,9 @@ DualReport analyse(const Capture& c, const std::vector<TokenSpan>& spans, const 
       if (s > 0) {  // the fed generated token joins T (T_gen grows): a new W0
         t0 = Clock::now();
         block.add_key(g, st.pos, false, c);
+        // In a windowed layer the oldest keys leave as new ones come.
+        for (int j = c.first_key(layer, c.steps[s - 1].pos); j < c.first_key(layer, st.pos); ++j)
+          block.add_key(g, j, demo[static_cast<std::size_t>(j)] != 0, c, -1.0f);
         pt.dual += ms_since(t0);
       }
       for (int h = g * group; h < (g + 1) * group; ++h) {
@@ -413,7 +420,8 @@ KnobResult analyse_knobs(const Capture& base, const Capture& scaled, const std::
     Block block(scaled, layer, rf);
     block.key_features(g);
     block.reset_w();
-    for (int j = 0; j <= st.pos; ++j) block.add_key(g, j, demo[static_cast<std::size_t>(j)] != 0, scaled);
+    for (int j = scaled.first_key(layer, st.pos); j <= st.pos; ++j)
+      block.add_key(g, j, demo[static_cast<std::size_t>(j)] != 0, scaled);
     for (int h = g * group; h < (g + 1) * group; ++h) {
       auto& kh = kr.heads[li * static_cast<std::size_t>(scaled.n_head) + static_cast<std::size_t>(h)];
       kh.layer = layer;

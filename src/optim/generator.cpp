@@ -337,18 +337,44 @@ class LlmGenerator final : public Generator {
     return std::clamp(static_cast<int>(last - first), 1, std::max(1, std::min(opts_.min_items, opts_.max_items)));
   }
 
-  // The three lines; the reason starts with a letter (a small model otherwise copies list
-  // numbers into it) and ends at the line's end.
+  // The three lines, with the order in the grammar itself: history numbers strictly
+  // increasing, min_items to max_items of them, the next number above the last; a reason
+  // that starts with a letter (a small model otherwise copies list numbers into it).
+  // State h<k>-<c>: the last number written is k, the c-th; only states from which a valid
+  // end is still reachable are generated.
   std::string grammar(std::size_t first, std::size_t last, int min_items) const {
-    std::string num;
-    for (std::size_t i = first; i <= last; ++i) num += (i == first ? "\"" : " | \"") + std::to_string(i) + "\"";
-    return "root ::= \"History: \" num (\", \" num){" + std::to_string(min_items - 1) + "," +
-           std::to_string(std::max(min_items, opts_.max_items) - 1) +
-           "} \"\\nNext: \" num \"\\nReason: \" reason \"\\n\"\n"
-           "num ::= " +
-           num +
-           "\n"
-           "reason ::= [A-Za-z] [^\\n\\r]*\n";
+    const auto m = static_cast<std::size_t>(min_items);
+    const auto most = static_cast<std::size_t>(std::max(min_items, opts_.max_items));
+    const auto q = [](std::size_t v) { return "\"" + std::to_string(v) + "\""; };
+    const auto feasible = [&](std::size_t k, std::size_t c) {
+      return last > k && last - k >= (c >= m ? 0 : m - c) + 1;
+    };
+    const auto state = [](std::size_t k, std::size_t c) { return "h" + std::to_string(k) + "-" + std::to_string(c); };
+    std::string g = "root ::= \"History: \" (";
+    bool any = false;
+    for (std::size_t j = first; j <= last; ++j)
+      if (feasible(j, 1)) {
+        g += std::string(any ? " | " : " ") + q(j) + " " + state(j, 1);
+        any = true;
+      }
+    g += " )\n";
+    for (std::size_t k = first; k <= last; ++k)
+      for (std::size_t c = 1; c <= most; ++c) {
+        if (!feasible(k, c)) continue;
+        std::string alts;
+        const std::size_t nc = c + 1;
+        for (std::size_t j = k + 1; j <= last && nc <= most; ++j)
+          if (feasible(j, nc)) alts += std::string(alts.empty() ? "\", \" (" : " | ") + q(j) + " " + state(j, nc);
+        if (!alts.empty()) alts += " )";
+        if (c >= m) {
+          std::string next;
+          for (std::size_t j = k + 1; j <= last; ++j) next += (next.empty() ? "" : " | ") + q(j);
+          alts += std::string(alts.empty() ? "" : " | ") + "\"\\nNext: \" (" + next + ") tail";
+        }
+        g += state(k, c) + " ::= " + alts + "\n";
+      }
+    g += "tail ::= \"\\nReason: \" [A-Za-z] [^\\n\\r]* \"\\n\"\n";
+    return g;
   }
 
   std::string prompt_for(const GenerationRequest& r) const {

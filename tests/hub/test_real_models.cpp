@@ -73,6 +73,35 @@ TEST_P(RealModel, ScoreModeCountsContextAndCandidateTokens) {
   EXPECT_EQ(tokens.at("generated").get<std::uint64_t>(), 0u);
 }
 
+// LRGD's stage 1 written by the real model: every answer a valid demonstration of the
+// user's own items (the grammar carries the order), none given up.
+TEST_P(RealModel, LlmGeneratorWritesValidDemonstrations) {
+  const auto r = eval("lrgd", "--constrain --generator llm --paths 2 --rounds 1", "lrgd");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto summary = read_json(out_ / "lrgd" / "summary.json");
+  const auto& answers = summary.at("method_summary").at("generator_answers");
+  EXPECT_EQ(answers.at("attempts").get<std::uint64_t>(), 4u) << summary.dump();
+  EXPECT_EQ(answers.at("invalid").get<std::uint64_t>(), 0u) << summary.dump();
+  EXPECT_EQ(answers.at("failed").get<std::uint64_t>(), 0u);
+  EXPECT_GT(summary.at("method_summary").at("tokens").at("generator").get<std::uint64_t>(), 4u * 300u);
+}
+
+// The dual analyser reproduces the real model's attention in every layer and head, Gemma
+// 3's sliding-window layers included (the Games prompt is longer than its 512-token window).
+TEST_P(RealModel, DualReproducesEveryHeadsAttention) {
+  const auto json_path = out_ / "dual.json";
+  fs::create_directories(out_);
+  const auto r = lrgd::test::run_cli("dual -m " + GetParam() + " --data " + lrgd::test::kGames.string() +
+                                     " --user 27092 --features 16 --round-features 16 --generate 1 --alpha 1 "
+                                     "--lambda 0 --bad-demo-user none --threads 2 --no-plots --out " +
+                                     json_path.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = read_json(json_path);
+  const auto& s = j.at("reports").at(0).at("summary");
+  EXPECT_LT(s.at("ref_out_rel_err_max").get<double>(), 1e-4) << s.dump();
+  EXPECT_GT(j.at("reports").at(0).at("n_prompt").get<int>(), 600);
+}
+
 INSTANTIATE_TEST_SUITE_P(Hub, RealModel, ::testing::Values("smollm2-135m", "gemma3-270m"), [](const auto& param_info) {
   std::string n = param_info.param;
   for (auto& c : n)
