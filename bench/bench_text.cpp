@@ -1,9 +1,9 @@
-// The text path on a real model, against the engine's own tools in the same run:
-//   llama-bench pp512 / tg128 and pp<L> (L = the workload's mean prompt length, the depth the
-//   eval really runs at), then lrgd eval's three text workloads on Games prompts (ZSL, the
-//   protocol's 50 candidates) through the embedded engine: generate (free), generate
-//   (constrained), score; and the constrained workload through llama-server on the same file
-//   (same threads, same parallel sequences) as the peer.
+// The text path on a real model, against the engine's own tools in the same run: lrgd
+//   eval's three text workloads on Games prompts (ZSL, the protocol's 50 candidates) through
+//   the embedded engine: generate (free), generate (constrained), score; each followed by
+//   llama-bench pp512 / tg128 and pp<L> (L = the workload's mean prompt length, the depth
+//   the eval really runs at) as its baseline; and the constrained workload through
+//   llama-server on the same file (same threads, same parallel sequences) as the peer.
 // Usage: bench_text [--model GGUF|NAME] [--threads 2] [--users 16] [--parallel 8]
 //                   [--flash-attn] [--no-server] [--only WORKLOAD] [--out result.json]
 //                   [DATA_DIR]
@@ -185,31 +185,39 @@ int bench(const Args& a) {
   const std::vector<Workload> workloads{{"generate_free", lrgd::rec::RankMode::Generate, false},
                                         {"generate_constrained", lrgd::rec::RankMode::Generate, true},
                                         {"score", lrgd::rec::RankMode::Score, false}};
-  ojson embedded;
+  // llama-bench runs right after each workload, on the same file and threads: this VM's
+  // speed drifts by 10-20% over minutes, so each ratio uses the baseline measured next to it.
+  ojson embedded, baselines = ojson::array();
+  int prompt_len = 0;
   for (const auto& w : workloads) {
     if (!a.only.empty() && w.name != a.only && !(a.server && w.name == "generate_constrained")) continue;
     fmt::print(stderr, "embedded: {} on {} users...\n", w.name, a.users);
-    embedded[w.name] = run(a, w, ds, *backend, work / "embedded");
+    ojson r = run(a, w, ds, *backend, work / "embedded");
+    prompt_len = std::max(64, static_cast<int>(r["mean_prompt_tokens"].get<double>() / 64.0 + 0.5) * 64);
+    fmt::print(stderr, "llama-bench pp512, pp{}, tg128...\n", prompt_len);
+    const ojson lb = llama_bench(model, a.threads, prompt_len, a.flash_attn);
+    const double pp512 = lb.value("pp512", 0.0), tg128 = lb.value("tg128", 0.0);
+    const double pp_matched = lb.value("pp" + std::to_string(prompt_len), 0.0);
+    // Score mode's prompt phase is the whole request (context and continuations), so its
+    // figure of merit is every token it handled per second of wall time.
+    const bool score = w.name == "score";
+    const double ptps = score ? r["processed_tps"].get<double>() : r["prompt_tps"].get<double>();
+    const double dtps = score ? r["decoded_tps"].get<double>() : r["prompt_decoded_tps"].get<double>();
+    r["llama_bench"] = lb;
+    r["prompt_vs_pp512"] = pp512 > 0 ? ptps / pp512 : 0.0;
+    r["prompt_decoded_vs_pp512"] = pp512 > 0 ? dtps / pp512 : 0.0;
+    r["prompt_vs_pp" + std::to_string(prompt_len)] = pp_matched > 0 ? ptps / pp_matched : 0.0;
+    if (r["generated_tokens"].get<std::uint64_t>() > 0)
+      r["generated_vs_tg128"] = tg128 > 0 ? r["generated_tps"].get<double>() / tg128 : 0.0;
+    embedded[w.name] = std::move(r);
+    baselines.push_back(lb);
   }
   backend.reset();
   if (embedded.empty()) throw lrgd::Error("no workload named " + a.only);
-  const double mean_prompt = embedded.begin().value()["mean_prompt_tokens"].get<double>();
-  const int prompt_len = std::max(64, static_cast<int>(mean_prompt / 64.0 + 0.5) * 64);
-  fmt::print(stderr, "llama-bench pp512, pp{}, tg128...\n", prompt_len);
-  const ojson lb = llama_bench(model, a.threads, prompt_len, a.flash_attn);
-  const double pp512 = lb.value("pp512", 0.0), tg128 = lb.value("tg128", 0.0);
-  const double pp_matched = lb.value("pp" + std::to_string(prompt_len), 0.0);
-  for (auto& [name, w] : embedded.items()) {
-    // Score mode's prompt phase is the whole request (context and continuations), so its
-    // figure of merit is every token it handled per second of wall time.
-    const double ptps = name == "score" ? w["processed_tps"].get<double>() : w["prompt_tps"].get<double>();
-    const double dtps = name == "score" ? w["decoded_tps"].get<double>() : w["prompt_decoded_tps"].get<double>();
-    w["prompt_vs_pp512"] = pp512 > 0 ? ptps / pp512 : 0.0;
-    w["prompt_decoded_vs_pp512"] = pp512 > 0 ? dtps / pp512 : 0.0;
-    w["prompt_vs_pp" + std::to_string(prompt_len)] = pp_matched > 0 ? ptps / pp_matched : 0.0;
-    if (w["generated_tokens"].get<std::uint64_t>() > 0)
-      w["generated_vs_tg128"] = tg128 > 0 ? w["generated_tps"].get<double>() / tg128 : 0.0;
-  }
+  ojson lb = ojson::object();  // the mean of the baselines, for the summary
+  for (const auto& b : baselines)
+    for (const auto& [k, v] : b.items())
+      lb[k] = lb.value(k, 0.0) + v.get<double>() / static_cast<double>(baselines.size());
 
   ojson result{{"bench", "text"},
                {"model", model.string()},
