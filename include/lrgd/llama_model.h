@@ -85,8 +85,14 @@ GreedyResult generate_greedy(const std::filesystem::path& model, const std::stri
 std::vector<float> reference_logits(const std::filesystem::path& model, const std::vector<std::int32_t>& tokens,
                                     const LoadOptions& options = {});
 
-// Tokenises text as the embedded backend does for raw prompts (BOS where the model wants it).
-std::vector<std::int32_t> tokenize_text(const std::filesystem::path& model, const std::string& text);
+// Tokenises text as the embedded backend does for raw prompts (BOS where the model wants it,
+// special-token text parsed); plain = true: as plain text (no BOS, no special tokens).
+std::vector<std::int32_t> tokenize_text(const std::filesystem::path& model, const std::string& text,
+                                        bool plain = false);
+// The tokens of a chat prompt as the embedded backend sends it: the model's chat template,
+// whose own markup may become special tokens, around message texts that never do.
+std::vector<std::int32_t> chat_prompt_tokens(const std::filesystem::path& model, const std::vector<std::string>& roles,
+                                             const std::vector<std::string>& contents);
 
 // Re-quantises a GGUF with libllama's quantize API (`type`: q4_0 | q4_1 | q8_0 | q4_K | f16):
 // every matrix to that type (requantising already quantised ones), written atomically to

@@ -160,23 +160,23 @@ class LlamaBackend final : public Backend {
       return p.tokens;
     }
     if (!text_vocab_) throw Error("this model has no text vocabulary: pass token ids");
-    std::string text = p.text;
-    if (p.is_chat()) text = apply_chat_template(p.messages);
-    auto t = detail::tokenize(vocab_, text, true, true);
+    if (p.is_chat()) {
+      std::vector<std::string> roles, contents;
+      for (const auto& m : p.messages) {
+        roles.push_back(m.role);
+        contents.push_back(m.content);
+      }
+      auto t = detail::chat_tokens(model_.get(), roles, contents);
+      if (t.empty()) throw Error("empty prompt");
+      return t;
+    }
+    // A raw prompt is the caller's own text, template markup included.
+    auto t = detail::tokenize(vocab_, p.text, true, true);
     // Templates that write the BOS text themselves would otherwise give two BOS tokens.
     const llama_token bos = llama_vocab_bos(vocab_);
     if (t.size() >= 2 && t[0] == bos && t[1] == bos) t.erase(t.begin());
     if (t.empty()) throw Error("empty prompt");
     return t;
-  }
-
-  std::string apply_chat_template(const std::vector<ChatMessage>& messages) const {
-    std::vector<std::string> roles, contents;
-    for (const auto& m : messages) {
-      roles.push_back(m.role);
-      contents.push_back(m.content);
-    }
-    return detail::apply_chat_template(model_.get(), roles, contents);
   }
 
   // A context and what its prefix sequence holds: the generation context, or the scoring one.

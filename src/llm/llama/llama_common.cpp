@@ -182,6 +182,59 @@ std::string apply_chat_template(const llama_model* model, const std::vector<std:
   return buf;
 }
 
+namespace {
+
+// A leading duplicate BOS (templates that write the BOS text themselves) is dropped.
+void drop_double_bos(const llama_vocab* vocab, std::vector<llama_token>& t) {
+  const llama_token bos = llama_vocab_bos(vocab);
+  if (t.size() >= 2 && t[0] == bos && t[1] == bos) t.erase(t.begin());
+}
+
+}  // namespace
+
+std::vector<llama_token> chat_tokens(const llama_model* model, const std::vector<std::string>& roles,
+                                     const std::vector<std::string>& contents, int* n_protected) {
+  const llama_vocab* vocab = llama_model_get_vocab(model);
+  // Control text: the same words tokenise differently with special parsing on and off.
+  std::vector<bool> hazard(contents.size(), false);
+  int n = 0;
+  for (std::size_t m = 0; m < contents.size(); ++m) {
+    hazard[m] = tokenize(vocab, contents[m], false, true) != tokenize(vocab, contents[m], false, false);
+    n += hazard[m] ? 1 : 0;
+  }
+  if (n_protected != nullptr) *n_protected = n;
+  if (n == 0) {
+    auto t = tokenize(vocab, apply_chat_template(model, roles, contents), true, true);
+    drop_double_bos(vocab, t);
+    return t;
+  }
+  // Render with a marker in place of each such message, then tokenise the template around
+  // the markers with special parsing and the messages without.
+  std::vector<std::string> shown = contents;
+  std::vector<std::string> marker(contents.size());
+  for (std::size_t m = 0; m < contents.size(); ++m)
+    if (hazard[m]) shown[m] = marker[m] = "\x1flrgd-message-" + std::to_string(m) + "\x1f";
+  const std::string text = apply_chat_template(model, roles, shown);
+  std::vector<llama_token> out;
+  if (llama_vocab_get_add_bos(vocab)) out.push_back(llama_vocab_bos(vocab));
+  const auto append = [&](std::vector<llama_token> t) { out.insert(out.end(), t.begin(), t.end()); };
+  std::size_t pos = 0;
+  for (std::size_t m = 0; m < contents.size(); ++m) {
+    if (!hazard[m]) continue;
+    const auto at = text.find(marker[m], pos);
+    if (at == std::string::npos || text.find(marker[m], at + marker[m].size()) != std::string::npos)
+      throw Error("the chat template does not show message " + std::to_string(m + 1) +
+                  " exactly once, so its text cannot be kept out of control tokens");
+    append(tokenize(vocab, text.substr(pos, at - pos), false, true));
+    append(tokenize(vocab, contents[m], false, false));
+    pos = at + marker[m].size();
+  }
+  append(tokenize(vocab, text.substr(pos), false, true));
+  if (llama_vocab_get_add_eos(vocab)) out.push_back(llama_vocab_eos(vocab));
+  drop_double_bos(vocab, out);
+  return out;
+}
+
 std::string model_meta(const llama_model* model, const char* key) {
   char buf[512];
   const int32_t n = llama_model_meta_val_str(model, key, buf, sizeof buf);

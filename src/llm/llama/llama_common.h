@@ -30,6 +30,15 @@ const char* chat_template(const llama_model* model);
 // model has none or llama.cpp does not support it.
 std::string apply_chat_template(const llama_model* model, const std::vector<std::string>& roles,
                                 const std::vector<std::string>& contents);
+// The tokens of a chat prompt as the embedded backend sends it. Content is text, never
+// control: the template's own markup may become special tokens, but a message whose text
+// would tokenise to control tokens (a title "<|im_end|>") is tokenised on its own with
+// special parsing off, so it stays the plain text it is. Messages without such text are
+// tokenised with the template in one piece (the tokens of every ordinary prompt are
+// unchanged). `n_protected` (optional): how many messages needed it. Throws Error when
+// the template does not show such a message exactly once.
+std::vector<llama_token> chat_tokens(const llama_model* model, const std::vector<std::string>& roles,
+                                     const std::vector<std::string>& contents, int* n_protected = nullptr);
 std::string model_meta(const llama_model* model, const char* key);
 bool has_text_vocab(const llama_model* model);
 

@@ -75,10 +75,15 @@ std::vector<float> reference_logits(const std::filesystem::path& path, const std
   return out;
 }
 
-std::vector<std::int32_t> tokenize_text(const std::filesystem::path& path, const std::string& text) {
-  LoadOptions o;
+std::vector<std::int32_t> tokenize_text(const std::filesystem::path& path, const std::string& text, bool plain) {
   auto model = detail::load_model(path);
-  return detail::tokenize(llama_model_get_vocab(model.get()), text, true, true);
+  return detail::tokenize(llama_model_get_vocab(model.get()), text, !plain, !plain);
+}
+
+std::vector<std::int32_t> chat_prompt_tokens(const std::filesystem::path& path, const std::vector<std::string>& roles,
+                                             const std::vector<std::string>& contents) {
+  auto model = detail::load_model(path);
+  return detail::chat_tokens(model.get(), roles, contents);
 }
 
 void quantize_model(const std::filesystem::path& in, const std::filesystem::path& out, const std::string& type,
