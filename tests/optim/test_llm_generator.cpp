@@ -12,9 +12,9 @@
 
 #include "lrgd/llama_backend.h"
 #include "lrgd/memory.h"
-#include "lrgd/model_init.h"
 #include "lrgd/optim.h"
 #include "optim_test_util.h"
+#include "tiny_model.h"
 
 namespace {
 
@@ -315,19 +315,8 @@ TEST(LlmGenerator, InTheLoopAttemptsFailuresAndPerturbationAreAccounted) {
 // The grammar is valid GBNF and holds on a real libllama model: every answer of a tiny
 // random-weight model is a valid demonstration at the first attempt.
 TEST(LlmGenerator, GrammarHoldsOnAnEmbeddedModel) {
-  const auto model = std::filesystem::temp_directory_path() / "lrgd_test_llmgen_llama.gguf";
-  if (!std::filesystem::exists(model)) {
-    model::ModelInitOptions mo;
-    mo.arch = "llama";
-    mo.n_layer = 2;
-    mo.n_embd = 64;
-    mo.n_head = 4;
-    mo.n_head_kv = 2;
-    mo.n_ctx = 2048;
-    mo.init_std = 0.4f;
-    mo.seed = 5;
-    model::init_model(mo, model);
-  }
+  test::TempDir dir("llmgen-grammar");
+  const auto model = test::tiny_model(dir.path());
   llm::LlamaBackendOptions bo;
   bo.model = model;
   bo.n_threads = 1;
