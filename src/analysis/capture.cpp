@@ -196,20 +196,13 @@ void check_step(const Capture& c, const CapturedStep& st) {
   }
 }
 
-// Drops a duplicated BOS (templates that write the BOS text themselves), as the embedded
-// backend does.
-void drop_double_bos(const llama_vocab* vocab, std::vector<llama_token>& t) {
-  const llama_token bos = llama_vocab_bos(vocab);
-  if (t.size() >= 2 && t[0] == bos && t[1] == bos) t.erase(t.begin());
-}
-
 // Token index of a character boundary: the tokens of text[0, c) that agree with the full
 // tokenisation (longest common prefix). A token that straddles the boundary belongs to
 // the span that starts there.
 int token_boundary(const llama_vocab* vocab, const std::string& text, std::size_t c,
                    const std::vector<llama_token>& full) {
   auto pre = llm::detail::tokenize(vocab, text.substr(0, c), true, true);
-  drop_double_bos(vocab, pre);
+  llm::detail::drop_double_bos(vocab, pre);
   std::size_t n = 0;
   while (n < pre.size() && n < full.size() && pre[n] == full[n]) ++n;
   return static_cast<int>(n);
@@ -224,7 +217,7 @@ TokenizedPrompt tokenize_with_ranges(const llama_vocab* vocab, std::string text,
                                      const std::vector<LabelledRange>& ranges) {
   TokenizedPrompt p;
   p.tokens = llm::detail::tokenize(vocab, text, true, true);
-  drop_double_bos(vocab, p.tokens);
+  llm::detail::drop_double_bos(vocab, p.tokens);
   if (p.tokens.empty()) throw Error("empty prompt after tokenisation");
   for (const auto& r : ranges) {
     TokenSpan s{r.label, token_boundary(vocab, text, r.begin, p.tokens), token_boundary(vocab, text, r.end, p.tokens)};

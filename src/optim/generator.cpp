@@ -1,4 +1,6 @@
 // Stage 1: demonstration generators (template and LLM).
+#include <fmt/core.h>
+
 #include <algorithm>
 #include <cctype>
 #include <map>
@@ -217,19 +219,12 @@ std::string numbered_demo(const data::Dataset& ds, const std::vector<ItemIndex>&
          " / Reason: " + d.explanation;
 }
 
-std::string fixed(double x) {
-  std::ostringstream o;
-  o.precision(2);
-  o << std::fixed << x;
-  return o.str();
-}
-
 class LlmGenerator final : public Generator {
  public:
   LlmGenerator(const data::Dataset& ds, llm::Backend& backend, LlmGeneratorOptions o)
       : ds_(ds), backend_(backend), opts_(std::move(o)) {
-    if (opts_.max_attempts < 1) throw OptionError("--generator-attempts", "must be at least 1");
-    if (opts_.max_items < 1) throw OptionError("--generator-max-items", "must be at least 1");
+    if (opts_.max_attempts < 1) throw OptionError("LlmGeneratorOptions::max_attempts", "must be at least 1");
+    if (opts_.max_items < 1) throw OptionError("LlmGeneratorOptions::max_items", "must be at least 1");
     text_ =
         opts_.template_text.empty() ? std::string(prompt::Template::builtin_text("generator")) : opts_.template_text;
     // Lines at the top that start with '#' are comments.
@@ -271,8 +266,6 @@ class LlmGenerator final : public Generator {
       gp.temperature = opts_.temperature;
       gp.seed = Rng::derive(opts_.seed, "lrgd/generator/attempt", static_cast<std::uint64_t>(attempt)).next_u64();
       gp.constraint.kind = llm::OutputConstraint::Kind::Grammar;
-      std::vector<llm::Generation> gens;
-      gens.reserve(todo.size());
       // The grammar depends on the user's history length: group by it.
       std::map<std::size_t, std::vector<std::size_t>> by_len;
       for (std::size_t t = 0; t < todo.size(); ++t) by_len[shown(requests[todo[t]]).second].push_back(t);
@@ -386,12 +379,12 @@ class LlmGenerator final : public Generator {
     std::string memory;
     for (std::size_t m = 0; m < r.path_memory.size() && m < 3; ++m) {
       const double sc = m < r.path_memory_scores.size() ? r.path_memory_scores[m] : 0.0;
-      memory += "- " + numbered_demo(ds_, vh, r.path_memory[m]) + " (S = " + fixed(sc) + ")\n";
+      memory += "- " + numbered_demo(ds_, vh, r.path_memory[m]) + " (S = " + fmt::format("{:.2f}", sc) + ")\n";
     }
     if (memory.empty()) memory = "(none yet)\n";
     std::string previous = "(this is the first round)";
     if (r.previous != nullptr && !r.previous->empty())
-      previous = numbered_demo(ds_, vh, *r.previous) + " (S = " + fixed(r.previous_score) + ")";
+      previous = numbered_demo(ds_, vh, *r.previous) + " (S = " + fmt::format("{:.2f}", r.previous_score) + ")";
     std::string perturbation;
     if (r.perturbation != nullptr && !r.perturbation->empty())
       perturbation = "Your recent demonstrations have become too similar. For contrast, another search tried:\n" +

@@ -1,6 +1,7 @@
 // lrgd dual: the dual-model analyser (docs/dual.md).
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -13,6 +14,7 @@
 #include "lrgd/error.h"
 #include "lrgd/llama_model.h"
 #include "lrgd/memory.h"
+#include "lrgd/optim.h"
 
 namespace lrgd::cli {
 
@@ -53,8 +55,9 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-// The rows of `user` in an LRGD memory with a demonstration: the highest S (ties: earlier
-// round, lower path, as LRGD picks) and the lowest S (ties: later round, higher path).
+// The rows of `user` in an LRGD memory with a demonstration: the one LRGD uses at test time
+// (optim::best_entry: highest S, ties by earlier round, lower path) and the lowest S (ties:
+// later round, higher path).
 std::pair<analysis::UserPromptOptions::Demo, analysis::UserPromptOptions::Demo> memory_extremes(
     const std::string& path, const std::string& user) {
   if (!std::filesystem::is_regular_file(path)) throw IoError("--demos-from: no memory file " + path);
@@ -62,32 +65,37 @@ std::pair<analysis::UserPromptOptions::Demo, analysis::UserPromptOptions::Demo> 
   memory::Filter f;
   f.user = user;
   std::vector<memory::Entry> rows;
+  std::vector<analysis::UserPromptOptions::Demo> demos;
   for (auto& e : store.list(f)) {
-    // A row whose generator gave up has an empty demonstration: not a candidate.
-    if (e.demo.find("\"target\":\"\"") == std::string::npos) rows.push_back(std::move(e));
+    const auto j = nlohmann::json::parse(e.demo);
+    analysis::UserPromptOptions::Demo d;
+    d.target = j.at("target").get<std::string>();
+    if (d.target.empty()) continue;  // the generator gave up on this row: no demonstration
+    d.history = j.at("history").get<std::vector<std::string>>();
+    d.explanation = j.at("explanation").get<std::string>();
+    rows.push_back(std::move(e));
+    demos.push_back(std::move(d));
   }
   if (rows.size() < 2)
     throw OptionError("--demos-from", path + " has " + std::to_string(rows.size()) + " demonstration(s) for user " +
                                           user + "; two are needed (run lrgd eval --method lrgd first)");
-  const auto before = [](const memory::Entry& a, const memory::Entry& b) {
-    if (a.score != b.score) return a.score > b.score;
-    if (a.round != b.round) return a.round < b.round;
-    return a.path < b.path;
-  };
-  std::stable_sort(rows.begin(), rows.end(), before);
-  const auto demo_of = [](const memory::Entry& e, const std::string& what) {
-    const auto j = nlohmann::json::parse(e.demo);
-    analysis::UserPromptOptions::Demo d;
-    d.history = j.at("history").get<std::vector<std::string>>();
-    d.target = j.at("target").get<std::string>();
-    d.explanation = j.at("explanation").get<std::string>();
-    d.label = fmt::format("LRGD {}, path {} round {}, S = {:.3f}", what, e.path, e.round, e.score);
+  const auto best = static_cast<std::size_t>(optim::best_entry(rows) - rows.data());
+  const auto worst = static_cast<std::size_t>(std::min_element(rows.begin(), rows.end(),
+                                                               [](const memory::Entry& a, const memory::Entry& b) {
+                                                                 if (a.score != b.score) return a.score < b.score;
+                                                                 if (a.round != b.round) return a.round > b.round;
+                                                                 return a.path > b.path;
+                                                               }) -
+                                              rows.begin());
+  const auto label = [&](std::size_t i, const char* what) {
+    auto d = demos[i];
+    d.label = fmt::format("LRGD {}, path {} round {}, S = {:.3f}", what, rows[i].path, rows[i].round, rows[i].score);
     return d;
   };
-  if (rows.front().score == rows.back().score)
+  if (rows[best].score == rows[worst].score)
     fmt::print("note: every demonstration of user {} has S = {:.3f}; good and bad differ only by round\n", user,
-               rows.front().score);
-  return {demo_of(rows.front(), "best"), demo_of(rows.back(), "worst")};
+               rows[best].score);
+  return {label(best, "best"), label(worst, "worst")};
 }
 
 int run_dual_cmd(const DualCliOptions& o) {

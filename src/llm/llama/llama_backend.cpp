@@ -172,9 +172,7 @@ class LlamaBackend final : public Backend {
     }
     // A raw prompt is the caller's own text, template markup included.
     auto t = detail::tokenize(vocab_, p.text, true, true);
-    // Templates that write the BOS text themselves would otherwise give two BOS tokens.
-    const llama_token bos = llama_vocab_bos(vocab_);
-    if (t.size() >= 2 && t[0] == bos && t[1] == bos) t.erase(t.begin());
+    detail::drop_double_bos(vocab_, t);
     if (t.empty()) throw Error("empty prompt");
     return t;
   }

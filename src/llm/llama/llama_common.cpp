@@ -182,18 +182,13 @@ std::string apply_chat_template(const llama_model* model, const std::vector<std:
   return buf;
 }
 
-namespace {
-
-// A leading duplicate BOS (templates that write the BOS text themselves) is dropped.
 void drop_double_bos(const llama_vocab* vocab, std::vector<llama_token>& t) {
   const llama_token bos = llama_vocab_bos(vocab);
   if (t.size() >= 2 && t[0] == bos && t[1] == bos) t.erase(t.begin());
 }
 
-}  // namespace
-
 std::vector<llama_token> chat_tokens(const llama_model* model, const std::vector<std::string>& roles,
-                                     const std::vector<std::string>& contents, int* n_protected) {
+                                     const std::vector<std::string>& contents) {
   const llama_vocab* vocab = llama_model_get_vocab(model);
   // Control text: the same words tokenise differently with special parsing on and off.
   std::vector<bool> hazard(contents.size(), false);
@@ -202,7 +197,6 @@ std::vector<llama_token> chat_tokens(const llama_model* model, const std::vector
     hazard[m] = tokenize(vocab, contents[m], false, true) != tokenize(vocab, contents[m], false, false);
     n += hazard[m] ? 1 : 0;
   }
-  if (n_protected != nullptr) *n_protected = n;
   if (n == 0) {
     auto t = tokenize(vocab, apply_chat_template(model, roles, contents), true, true);
     drop_double_bos(vocab, t);

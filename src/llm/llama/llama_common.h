@@ -35,10 +35,11 @@ std::string apply_chat_template(const llama_model* model, const std::vector<std:
 // would tokenise to control tokens (a title "<|im_end|>") is tokenised on its own with
 // special parsing off, so it stays the plain text it is. Messages without such text are
 // tokenised with the template in one piece (the tokens of every ordinary prompt are
-// unchanged). `n_protected` (optional): how many messages needed it. Throws Error when
-// the template does not show such a message exactly once.
+// unchanged). Throws Error when the template does not show such a message exactly once.
 std::vector<llama_token> chat_tokens(const llama_model* model, const std::vector<std::string>& roles,
-                                     const std::vector<std::string>& contents, int* n_protected = nullptr);
+                                     const std::vector<std::string>& contents);
+// Drops a leading duplicate BOS (templates that write the BOS text themselves).
+void drop_double_bos(const llama_vocab* vocab, std::vector<llama_token>& tokens);
 std::string model_meta(const llama_model* model, const char* key);
 bool has_text_vocab(const llama_model* model);
 
