@@ -144,6 +144,39 @@ TEST_P(EachArch, CaptureMatchesReferenceAndDualConverges) {
 
 INSTANTIATE_TEST_SUITE_P(Archs, EachArch, ::testing::Values("llama", "qwen2", "phi3", "mistral"));
 
+// Sliding-window layers (Gemma 2/3): as generation moves on, keys that leave the window
+// are taken out of the dual's W0/dW again. Updating them step by step must give the dual a
+// fresh accumulation over the last step's window gives, and the window must matter.
+TEST(Dual, KeysLeaveTheDualAsTheyLeaveASlidingWindow) {
+  const auto model = make_model("llama");
+  const auto prompt = tokenize_marked_text(model, kMarked);
+  CaptureOptions co;
+  co.n_generate = 4;
+  co.n_threads = 1;
+  const Capture full = capture_attention(model, prompt.tokens, co);
+  ASSERT_GE(full.steps.size(), 3u);  // windows move on over several generated tokens
+  Capture windowed = full;
+  windowed.window.assign(static_cast<std::size_t>(full.n_layer), 6);  // smaller than the prompt
+  EXPECT_EQ(windowed.first_key(0, 20), 15);
+  EXPECT_EQ(windowed.first_key(0, 3), 0);
+  Capture last_only = windowed;
+  last_only.steps = {windowed.steps.back()};
+  DualOptions o;
+  o.features = {64};
+  o.round_features = 64;
+  o.n_threads = 1;
+  const auto stepwise = analyse(windowed, prompt.spans, o).steps.back().heads;
+  const auto fresh = analyse(last_only, prompt.spans, o).steps.front().heads;
+  const auto unwindowed = analyse(full, prompt.spans, o).steps.back().heads;
+  ASSERT_EQ(stepwise.size(), fresh.size());
+  double differs = 0;
+  for (std::size_t h = 0; h < stepwise.size(); ++h) {
+    EXPECT_NEAR(stepwise[h].dual_rel_err_round, fresh[h].dual_rel_err_round, 1e-4) << "head " << h;
+    differs = std::max(differs, std::abs(stepwise[h].dual_rel_err_round - unwindowed[h].dual_rel_err_round));
+  }
+  EXPECT_GT(differs, 1e-3) << "the window must change the dual";
+}
+
 TEST(Dual, KnobsScaleTheAttentionOutputAsTheTheorySays) {
   const auto model = make_model("llama");
   const auto prompt = tokenize_marked_text(model, kMarked);
