@@ -5,7 +5,7 @@
 //   the eval really runs at) as its baseline; and the constrained workload through
 //   llama-server on the same file (same threads, same parallel sequences) as the peer.
 // Usage: bench_text [--model GGUF|NAME] [--threads 2] [--users 16] [--parallel 8]
-//                   [--flash-attn] [--no-server] [--only WORKLOAD] [--out result.json]
+//                   [--flash-attn] [--kv-unified] [--kv-f32] [--no-server] [--only WORKLOAD] [--out result.json]
 //                   [DATA_DIR]
 // Default model: the pulled smollm2-135m (`lrgd model pull smollm2-135m`).
 #include <fcntl.h>
@@ -46,6 +46,7 @@ struct Args {
   bool flash_attn = false;
   bool server = true;
   bool kv_unified = false;
+  bool kv_f32 = false;
   std::string only;  // one workload (generate_free | generate_constrained | score); all if empty
 };
 
@@ -56,17 +57,25 @@ struct Workload {
 };
 
 // llama-bench on the model: {"pp512", "tg128", "pp<L>"} -> tokens/s.
-ojson llama_bench(const fs::path& model, int threads, int prompt_len, bool fa) {
+// depth > 0: pp512 with that many tokens already in the KV cache ("pp512@d<depth>"), the
+// work of a scored continuation, which attends to the whole context before it.
+ojson llama_bench(const fs::path& model, int threads, int prompt_len, bool fa, int depth = 0) {
   const fs::path bin = fs::path(LRGD_LLAMA_BIN_DIR) / "llama-bench";
-  const auto r =
-      lrgd::run_tool_checked({bin.string(), "-m", model.string(), "-p", "512," + std::to_string(prompt_len), "-n",
-                              "128", "-t", std::to_string(threads), "-fa", fa ? "1" : "0", "-r", "3", "-o", "json"},
-                             "on " + model.string());
+  std::vector<std::string> cmd{bin.string(), "-m",           model.string(), "-t", std::to_string(threads),
+                               "-fa",        fa ? "1" : "0", "-r",           "3",  "-o",
+                               "json"};
+  const std::vector<std::string> tests =
+      depth > 0 ? std::vector<std::string>{"-p", "512", "-n", "0", "-d", std::to_string(depth)}
+                : std::vector<std::string>{"-p", "512," + std::to_string(prompt_len), "-n", "128"};
+  cmd.insert(cmd.end(), tests.begin(), tests.end());
+  const auto r = lrgd::run_tool_checked(cmd, "on " + model.string());
   ojson out;
   try {
     for (const auto& t : nlohmann::json::parse(r.out)) {
       const int np = t.at("n_prompt").get<int>(), ng = t.at("n_gen").get<int>();
-      const std::string key = np > 0 ? "pp" + std::to_string(np) : "tg" + std::to_string(ng);
+      const int nd = t.value("n_depth", 0);
+      std::string key = np > 0 ? "pp" + std::to_string(np) : "tg" + std::to_string(ng);
+      if (nd > 0) key += "@d" + std::to_string(nd);
       out[key] = t.at("avg_ts").get<double>();
     }
   } catch (const nlohmann::json::exception& e) {
@@ -181,6 +190,7 @@ int bench(const Args& a) {
   bo.n_parallel = a.parallel;
   bo.flash_attn = a.flash_attn;
   bo.kv_unified = a.kv_unified;
+  bo.kv_f32 = a.kv_f32;
   auto backend = lrgd::llm::make_llama_backend(bo);
   const std::vector<Workload> workloads{{"generate_free", lrgd::rec::RankMode::Generate, false},
                                         {"generate_constrained", lrgd::rec::RankMode::Generate, true},
@@ -203,6 +213,17 @@ int bench(const Args& a) {
     const bool score = w.name == "score";
     const double ptps = score ? r["processed_tps"].get<double>() : r["prompt_tps"].get<double>();
     const double dtps = score ? r["decoded_tps"].get<double>() : r["prompt_decoded_tps"].get<double>();
+    if (score) {
+      // The same work at llama-bench's own rates: the context's decoded tokens at pp<len>,
+      // each scored continuation token at pp512 with the context already in the cache.
+      const ojson deep = llama_bench(model, a.threads, prompt_len, a.flash_attn, prompt_len);
+      const double pp_deep = deep.value("pp512@d" + std::to_string(prompt_len), 0.0);
+      r["llama_bench_at_depth"] = deep;
+      const auto decoded_prompt = r["prompt_tokens"].get<double>() - r["reused_tokens"].get<double>();
+      if (pp_matched > 0 && pp_deep > 0)
+        r["work_matched_vs_llama_bench"] =
+            (decoded_prompt / pp_matched + r["scored_tokens"].get<double>() / pp_deep) / r["wall_s"].get<double>();
+    }
     r["llama_bench"] = lb;
     r["prompt_vs_pp512"] = pp512 > 0 ? ptps / pp512 : 0.0;
     r["prompt_decoded_vs_pp512"] = pp512 > 0 ? dtps / pp512 : 0.0;
@@ -226,6 +247,7 @@ int bench(const Args& a) {
                {"parallel", a.parallel},
                {"flash_attn", a.flash_attn},
                {"kv_unified", a.kv_unified},
+               {"kv_f32", a.kv_f32},
                {"users", a.users},
                {"llama_bench", lb},
                {"embedded", embedded}};
@@ -271,6 +293,8 @@ int main(int argc, char** argv) {
       a.server = false;
     else if (s == "--kv-unified")
       a.kv_unified = true;
+    else if (s == "--kv-f32")
+      a.kv_f32 = true;
     else if (s == "--only")
       a.only = next();
     else if (s == "--out")

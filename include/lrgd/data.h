@@ -100,6 +100,10 @@ class IdIndex {
 // An IdIndex of the dataset's item ids (Item::id).
 IdIndex index_item_ids(const Dataset& dataset);
 
+// The user with this id: the dataset's internal id (user_ids) or, where the files give one,
+// its own id (user_alt_ids, e.g. an Amazon reviewer id). -1 if neither matches.
+std::int32_t find_user(const Dataset& dataset, std::string_view id);
+
 // The paper's Table 1 for one dataset.
 struct DatasetStats {
   std::size_t n_users = 0;

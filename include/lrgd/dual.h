@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "lrgd/dataset.h"
 #include "lrgd/rng.h"
 
 namespace lrgd::analysis {
@@ -101,8 +102,12 @@ struct UserPrompt {
   TokenizedPrompt item_prompt;
   std::int32_t item_target_token = -1;
 };
-// Throws IoError / InputError from loading, OptionError("--user") for an unknown user.
+// `user_id`: the dataset's internal id or its own (data::find_user); UserPrompt::user_id is
+// the internal one. Throws IoError / InputError from loading, OptionError("--user") for an
+// unknown user.
 UserPrompt build_user_prompt(const std::filesystem::path& data_dir, const std::string& user_id,
+                             const UserPromptOptions& options);
+UserPrompt build_user_prompt(const data::Dataset& dataset, const std::string& user_id,
                              const UserPromptOptions& options);
 
 // Tokens of `text`. prompt == false: no BOS, special tokens not parsed (the target item);

@@ -157,6 +157,8 @@ class Optimiser {
   // of these users, ordered by user (as given), path, round.
   std::vector<memory::Entry> optimise(std::span<const protocol::PreparedUser* const> users);
   const Cost& cost() const { return cost_; }
+  // true: a line on stderr after each round (rows, mean S, effective, collapses, time).
+  void set_progress(bool on) { progress_ = on; }
 
  private:
   const data::Dataset& ds_;
@@ -169,6 +171,7 @@ class Optimiser {
   data::IdIndex item_ids_;
   std::set<std::string> seen_users_;
   Cost cost_;
+  bool progress_ = false;
 };
 
 // The best row of one user's rows (highest S, ties by earlier round, then lower path).
@@ -187,6 +190,7 @@ struct LrgdRankerOptions {
   std::string variant;             // memory key of these settings
   std::string generator_template;  // llm generator: template text (empty: built-in)
   std::shared_ptr<Cost> cost_out;  // filled as the ranker works (for summary.json)
+  bool progress = false;           // Optimiser::set_progress
 };
 std::unique_ptr<rec::Ranker> make_lrgd_ranker(const data::Dataset& ds, llm::Backend& backend,
                                               const rec::LlmRankerOptions& icl,

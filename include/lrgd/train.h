@@ -126,7 +126,7 @@ struct ItemEvalOptions {
 struct RankerScores {
   std::string name;
   double ndcg10 = 0;
-  double hr10 = 0;
+  double recall10 = 0;
   double ndcg1 = 0;
   double mrr10 = 0;
 };

@@ -260,8 +260,12 @@ std::string summary_table(const DualReport& r) {
       be.add(h.dist_before_exact);
       ae.add(h.dist_after_exact);
     }
-    s += fmt::format("{:>5} {:>5} {:>8} {:>10.4f} {:>10.4f} {:>10.4f} {:>11.4f} {:>11.4f}\n", st.n_gen, st.pos,
-                     st.next_token, e.mean(), b.mean(), a.mean(), be.mean(), ae.mean());
+    // Without a target the distances do not exist: "-" rather than nan.
+    const auto dist = [&](const Agg& x, int width) {
+      return r.target_token < 0 ? fmt::format("{:>{}}", "-", width) : fmt::format("{:>{}.4f}", x.mean(), width);
+    };
+    s += fmt::format("{:>5} {:>5} {:>8} {:>10.4f} {} {} {} {}\n", st.n_gen, st.pos, st.next_token, e.mean(),
+                     dist(b, 10), dist(a, 10), dist(be, 11), dist(ae, 11));
   }
   if (r.knob) {
     Agg ex, du, ch;
@@ -301,14 +305,18 @@ std::vector<std::filesystem::path> write_plots(const std::vector<DualReport>& re
   const fs::path err_png = dir / (stem + "_error_vs_m" + ext);
   const fs::path dist_png = dir / (stem + "_distances" + ext);
   const fs::path script = dir / (stem + "_plots.gp");
+  const bool distances =
+      std::any_of(reports.begin(), reports.end(), [](const DualReport& r) { return r.target_token >= 0; });
   {
-    std::ofstream e(err_dat), d(dist_dat);
+    std::ofstream e(err_dat), d;
+    if (distances) d.open(dist_dat);
     for (const auto& r : reports) {
       e << "# " << r.label << "\n# M mean max\n";
       const auto a = sweep_aggregate(r);
       for (std::size_t k = 0; k < a.size(); ++k)
         e << r.options.features[k] << " " << a[k].mean() << " " << a[k].max << "\n";
       e << "\n\n";
+      if (!distances) continue;
       d << "# " << r.label << "\n# n_gen dist_W0 dist_W1 exact_T exact_all\n";
       for (const auto& st : r.steps) {
         Agg b, af, be, ae;
@@ -322,7 +330,7 @@ std::vector<std::filesystem::path> write_plots(const std::vector<DualReport>& re
       }
       d << "\n\n";
     }
-    if (!e || !d) throw IoError("cannot write plot data next to " + json_path.string());
+    if (!e || (distances && !d)) throw IoError("cannot write plot data next to " + json_path.string());
   }
   std::ofstream gp(script);
   gp << "set terminal " << term << "\n";
@@ -335,6 +343,20 @@ std::vector<std::filesystem::path> write_plots(const std::vector<DualReport>& re
        << gnuplot_quote(reports[i].label + " mean") << ", " << gnuplot_quote(err_dat.string()) << " index " << i
        << " using 1:3 with lines dashtype 2 title " << gnuplot_quote(reports[i].label + " max");
   gp << ", 1/sqrt(x) with lines lc rgb 'gray' title 'M^{-1/2}'\n";
+  // Runs the script; a failed plot leaves no empty image behind.
+  const auto draw = [&](std::vector<fs::path> images) -> std::vector<fs::path> {
+    gp.close();
+    if (!gp) throw IoError("cannot write " + script.string());
+    const auto r = run_tool({"gnuplot", script.string()});
+    if (!r.ok()) {
+      for (const auto& f : images) fs::remove(f);
+      warning = std::string(ToolError("gnuplot", r, "on " + script.string()).what()) + ": plots skipped";
+      return {};
+    }
+    images.push_back(script);
+    return images;
+  };
+  if (!distances) return draw({err_png});  // no target item: no distances to plot
   gp << "unset logscale\nset output " << gnuplot_quote(dist_png.string()) << "\n";
   gp << "set xlabel 'generated tokens in T (round)'\nset ylabel '|F(q) - v_{target}| / |v_{target}|'\n";
   gp << "set title 'Distance to the target item representation before (W0) and after (W1) the step'\n";
@@ -345,17 +367,7 @@ std::vector<std::filesystem::path> write_plots(const std::vector<DualReport>& re
        << gnuplot_quote(dist_dat.string()) << " index " << i << " using 1:3 with linespoints title "
        << gnuplot_quote(reports[i].label + " W1 (after)");
   gp << "\n";
-  gp.close();
-  if (!gp) throw IoError("cannot write " + script.string());
-  const auto r = run_tool({"gnuplot", script.string()});
-  if (!r.ok()) {
-    // A failed plot leaves no empty image behind.
-    fs::remove(err_png);
-    fs::remove(dist_png);
-    warning = std::string(ToolError("gnuplot", r, "on " + script.string()).what()) + ": plots skipped";
-    return {};
-  }
-  return {err_png, dist_png, script};
+  return draw({err_png, dist_png});
 }
 
 }  // namespace lrgd::analysis

@@ -16,9 +16,13 @@ namespace lrgd::analysis {
 namespace {
 
 data::UserIndex find_user(const data::Dataset& ds, const std::string& id, const char* option) {
-  const auto it = std::find(ds.user_ids.begin(), ds.user_ids.end(), id);
-  if (it == ds.user_ids.end()) throw OptionError(option, "user '" + id + "' is not in the dataset");
-  return static_cast<data::UserIndex>(it - ds.user_ids.begin());
+  const std::int32_t u = data::find_user(ds, id);
+  if (u < 0)
+    throw OptionError(option, "user '" + id + "' is not in the dataset (give its id in the data files, e.g. '" +
+                                  (ds.user_ids.empty() ? std::string() : ds.user_ids.front()) +
+                                  (ds.user_alt_ids.empty() ? std::string() : "' or '" + ds.user_alt_ids.front()) +
+                                  "')");
+  return static_cast<data::UserIndex>(u);
 }
 
 std::string part_label(prompt::SpanKind kind) {
@@ -44,13 +48,16 @@ UserPrompt build_user_prompt(const std::filesystem::path& data_dir, const std::s
                              const UserPromptOptions& o) {
   data::LoadOptions lo;
   lo.kcore = o.kcore;
-  const data::Dataset ds = data::load_dataset(data_dir, lo);
+  return build_user_prompt(data::load_dataset(data_dir, lo), user_id, o);
+}
+
+UserPrompt build_user_prompt(const data::Dataset& ds, const std::string& user_id, const UserPromptOptions& o) {
   const data::UserIndex user = find_user(ds, user_id, "--user");
   const auto& seq = ds.sequences[static_cast<std::size_t>(user)];
   const auto loo = protocol::split_leave_one_out(seq, o.max_history);
 
   UserPrompt up;
-  up.user_id = user_id;
+  up.user_id = ds.user_ids[static_cast<std::size_t>(user)];
   data::UserIndex demo_user = user;
   if (o.demo_user == "random") {
     if (ds.n_users() < 2) throw OptionError("--bad-demo-user", "the dataset has a single user");
@@ -80,7 +87,7 @@ UserPrompt build_user_prompt(const std::filesystem::path& data_dir, const std::s
     const auto ids = data::index_item_ids(ds);
     const auto item = [&](const std::string& id) {
       const auto i = ids.find(id);
-      if (i < 0) throw OptionError("--demos-from", "item '" + id + "' is not in " + data_dir.string());
+      if (i < 0) throw OptionError("--demos-from", "item '" + id + "' is not in dataset " + ds.name);
       return static_cast<data::ItemIndex>(i);
     };
     query.demo_history.clear();

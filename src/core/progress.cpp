@@ -1,6 +1,7 @@
 #include "lrgd/progress.h"
 
 #include <fmt/core.h>
+#include <unistd.h>
 
 #include <cstdio>
 
@@ -14,12 +15,22 @@ std::string format_duration(double seconds) {
   return fmt::format("{}h{:02}m", s / 3600, (s % 3600) / 60);
 }
 
+std::string count_of(std::uint64_t n, const std::string& noun) {
+  return fmt::format("{} {}{}", n, noun, n == 1 ? "" : "s");
+}
+
 Progress::Progress(std::string label, std::uint64_t total, bool enabled)
     : label_(std::move(label)),
       total_(total),
       enabled_(enabled),
       start_(std::chrono::steady_clock::now()),
-      last_(start_) {}
+      last_(start_),
+      terminal_(::isatty(::fileno(stderr)) != 0),
+      interval_s_(terminal_ ? 0.5 : 10.0) {}
+
+Progress::~Progress() {
+  if (line_open_) std::fputc('\n', stderr);
+}
 
 double Progress::elapsed_s() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -42,13 +53,20 @@ void Progress::update(std::uint64_t done, const std::string& extra) {
     line = fmt::format("{} {} {:.1f}/s elapsed {}", label_, done, rate, format_duration(t));
   }
   if (!extra.empty()) line += " " + extra;
-  std::fprintf(stderr, "%s\n", line.c_str());
+  if (terminal_) {
+    std::fprintf(stderr, "\r%s\x1b[K", line.c_str());  // rewrite the line, clear what is left of the last
+    line_open_ = true;
+  } else {
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
 }
 
 void Progress::finish(const std::string& extra) {
   if (!enabled_) return;
   interval_s_ = 0;
   update(total_, extra);
+  if (line_open_) std::fputc('\n', stderr);
+  line_open_ = false;
 }
 
 }  // namespace lrgd

@@ -61,6 +61,14 @@ IdIndex index_item_ids(const Dataset& dataset) {
   return index;
 }
 
+std::int32_t find_user(const Dataset& dataset, std::string_view id) {
+  for (const auto* ids : {&dataset.user_ids, &dataset.user_alt_ids}) {
+    const auto it = std::find(ids->begin(), ids->end(), id);
+    if (it != ids->end()) return static_cast<std::int32_t>(it - ids->begin());
+  }
+  return -1;
+}
+
 }  // namespace lrgd::data
 
 namespace lrgd::data::detail {

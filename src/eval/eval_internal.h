@@ -65,8 +65,6 @@ class Appender {
 };
 
 // Writes `content` to `path` through `path`.tmp + fsync + rename. Throws IoError.
-void write_atomic(const std::filesystem::path& path, const std::string& content);
-std::string read_file(const std::filesystem::path& path);  // throws IoError
 
 // The config document (full) and the hash of its result-determining part.
 ojson config_document(const EvalConfig& config, const data::Dataset& dataset, const std::string& model_id);

@@ -10,6 +10,7 @@
 
 #include "eval_internal.h"
 #include "lrgd/error.h"
+#include "lrgd/file.h"
 
 namespace lrgd::eval::detail {
 
@@ -118,35 +119,6 @@ void Appender::append(const std::string& bytes) {
 
 void Appender::sync() {
   if (::fsync(fd_) != 0) throw IoError("fsync failed on " + path_.string() + ": " + errno_text());
-}
-
-void write_atomic(const std::filesystem::path& path, const std::string& content) {
-  std::filesystem::path tmp = path;
-  tmp += ".tmp";
-  {
-    Appender a(tmp, 0);
-    a.append(content);
-    a.sync();
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) throw IoError("cannot rename " + tmp.string() + " to " + path.string() + ": " + ec.message());
-  // Make the rename itself durable.
-  const auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    (void)::fsync(fd);
-    ::close(fd);
-  }
-}
-
-std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError("cannot read " + path.string());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw IoError("read error on " + path.string());
-  return ss.str();
 }
 
 }  // namespace lrgd::eval::detail

@@ -5,6 +5,8 @@
 
 #include "eval_internal.h"
 #include "lrgd/error.h"
+#include "lrgd/file.h"
+#include "lrgd/progress.h"
 
 namespace lrgd::eval {
 
@@ -26,7 +28,7 @@ LoadedRun load_run(const std::filesystem::path& dir, const ReportOptions& o) {
   r.dir = dir;
   const auto cfg = dir / "config.json";
   try {
-    r.config = ojson::parse(detail::read_file(cfg));
+    r.config = ojson::parse(read_file(cfg));
   } catch (const nlohmann::json::exception& e) {
     throw InputError(cfg.string(), 0, "", std::string("not JSON: ") + e.what());
   }
@@ -141,9 +143,10 @@ Report report_runs(std::span<const std::filesystem::path> dirs, const ReportOpti
       fmt::format("\nMean ± std over trials. * p < {} vs {} (first row), {} over (user, trial) pairs, two-sided.",
                   o.alpha, base.label, o.test == SignificanceTest::T ? "paired t-test" : "Wilcoxon signed-rank");
   for (const auto& run : runs)
-    rep.markdown += fmt::format("\n{}: {} users x {} trials, valid-output rate {:.2f}%{}.", run.label,
-                                run.stats.n_users, run.stats.trials.size(), 100.0 * run.stats.valid_output_rate(),
-                                run.torn ? " (incomplete: torn last line ignored)" : "");
+    rep.markdown +=
+        fmt::format("\n{}: {} x {}, valid-output rate {:.2f}%{}.", run.label, count_of(run.stats.n_users, "user"),
+                    count_of(run.stats.trials.size(), "trial"), 100.0 * run.stats.valid_output_rate(),
+                    run.torn ? " (incomplete: torn last line ignored)" : "");
   rep.markdown += notes + "\n";
   rep.json = j.dump(2, ' ', false, ojson::error_handler_t::replace) + "\n";
   return rep;

@@ -7,6 +7,7 @@
 
 #include "eval_internal.h"
 #include "lrgd/error.h"
+#include "lrgd/file.h"
 #include "lrgd/hash.h"
 #include "lrgd/progress.h"
 #include "lrgd/prompt.h"
@@ -230,7 +231,7 @@ RunResult run_eval(const EvalConfig& config, const data::Dataset& dataset, llm::
   if (options.resume && std::filesystem::exists(config_path)) {
     ojson before;
     try {
-      before = ojson::parse(detail::read_file(config_path));
+      before = ojson::parse(read_file(config_path));
     } catch (const nlohmann::json::exception& e) {
       throw InputError(config_path.string(), 0, "", std::string("not JSON: ") + e.what());
     }
@@ -243,7 +244,7 @@ RunResult run_eval(const EvalConfig& config, const data::Dataset& dataset, llm::
   for (const char* f : {"summary.json", "table.md"}) std::filesystem::remove(out / f);
   detail::ResultsFile resumed;
   if (options.resume) resumed = detail::read_results(results_path);
-  detail::write_atomic(config_path, doc.dump(2, ' ', false, ojson::error_handler_t::replace) + "\n");
+  write_file_atomic(config_path, doc.dump(2, ' ', false, ojson::error_handler_t::replace) + "\n");
 
   std::unique_ptr<rec::Ranker> ranker;
   if (llm_method && config.ranker_factory) {
@@ -280,7 +281,9 @@ RunResult run_eval(const EvalConfig& config, const data::Dataset& dataset, llm::
       const auto split = protocol::prepare_split(dataset, po);
       if (!progress) {
         n_planned = split.users.size() * config.n_trials;
-        progress = std::make_unique<Progress>("users", n_planned - std::min(n_planned, done.size()), options.progress);
+        // One record is one (user, trial) pair.
+        progress = std::make_unique<Progress>(config.n_trials > 1 ? "user-trials" : "users",
+                                              n_planned - std::min(n_planned, done.size()), options.progress);
       }
       std::vector<std::size_t> todo;
       for (std::size_t d = 0; d < split.users.size(); ++d) {
@@ -328,15 +331,17 @@ RunResult run_eval(const EvalConfig& config, const data::Dataset& dataset, llm::
         if (backend != nullptr) {
           const auto u = backend->usage() - usage0;
           const double in_model = ranker->model_seconds();
-          if (in_model > 0)
-            extra = u.n_scored_tokens > 0 ? fmt::format("prompt {:.0f} tok/s, scored {:.0f} tok/s",
-                                                        static_cast<double>(u.n_prompt_tokens) / in_model,
-                                                        static_cast<double>(u.n_scored_tokens) / in_model)
-                                          : fmt::format("prompt {:.0f} tok/s, gen {:.0f} tok/s",
-                                                        static_cast<double>(u.n_prompt_tokens) / in_model,
-                                                        static_cast<double>(u.n_generated_tokens) / in_model);
+          // The rates of what this mode does; none that is zero (a cached answer decodes nothing).
+          const auto rate = [&](const char* what, std::uint64_t n) {
+            if (in_model <= 0 || n == 0) return;
+            extra +=
+                fmt::format("{}{} {:.0f} tok/s", extra.empty() ? "" : ", ", what, static_cast<double>(n) / in_model);
+          };
+          rate("prompt", u.n_prompt_tokens);
+          rate(config.llm.mode == rec::RankMode::Score ? "scored" : "generated",
+               config.llm.mode == rec::RankMode::Score ? u.n_scored_tokens : u.n_generated_tokens);
         }
-        if (result.n_resumed > 0) extra += fmt::format("{}(+{} resumed)", extra.empty() ? "" : ", ", result.n_resumed);
+        if (result.n_resumed > 0) extra += fmt::format("{}(+{} resumed)", extra.empty() ? "" : " ", result.n_resumed);
         progress->update(fresh.size(), extra);
       }
     }
@@ -362,7 +367,7 @@ RunResult run_eval(const EvalConfig& config, const data::Dataset& dataset, llm::
     text += '\n';
     sorted.push_back(*r);
   }
-  detail::write_atomic(results_path, text);
+  write_file_atomic(results_path, text);
 
   const auto stats = detail::compute_stats(sorted, config.metrics, config.confidence);
   result.n_records = sorted.size();
@@ -379,8 +384,8 @@ RunResult run_eval(const EvalConfig& config, const data::Dataset& dataset, llm::
     j["method_summary"] = ojson::parse(config.summary_extra());
     summary = j.dump(2, ' ', false, ojson::error_handler_t::replace) + "\n";
   }
-  detail::write_atomic(out / "summary.json", summary);
-  detail::write_atomic(out / "table.md", detail::run_table(doc, stats));
+  write_file_atomic(out / "summary.json", summary);
+  write_file_atomic(out / "table.md", detail::run_table(doc, stats));
   return result;
 }
 

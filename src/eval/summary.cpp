@@ -2,6 +2,7 @@
 #include <fmt/core.h>
 
 #include "eval_internal.h"
+#include "lrgd/progress.h"
 
 namespace lrgd::eval::detail {
 
@@ -90,10 +91,10 @@ std::string run_table(const ojson& doc, const RunStats& s) {
   std::string out = fmt::format("# {}: {}\n\n", doc["dataset"]["name"].get<std::string>(), run_label(doc));
   out += markdown_table(s.metrics, {run_label(doc)}, {cells});
   out += fmt::format(
-      "\n{} users x {} trials (seed {}), mean ± std over trials. Valid-output rate {:.2f}% (invalid answers count as "
+      "\n{} x {} (seed {}), mean ± std over trials. Valid-output rate {:.2f}% (invalid answers count as "
       "misses); hallucinated entries {} in {} answers; prompts shortened to fit the context: {}.\n",
-      s.n_users, s.trials.size(), doc["protocol"]["seed"].get<std::uint64_t>(), 100.0 * s.valid_output_rate(),
-      s.n_hallucinated, s.n_with_hallucination, s.n_truncated);
+      count_of(s.n_users, "user"), count_of(s.trials.size(), "trial"), doc["protocol"]["seed"].get<std::uint64_t>(),
+      100.0 * s.valid_output_rate(), s.n_hallucinated, s.n_with_hallucination, s.n_truncated);
   return out;
 }
 

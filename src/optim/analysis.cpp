@@ -96,7 +96,7 @@ bool plot_collapse(std::span<const Series> series, const std::filesystem::path& 
   }
   {
     std::ofstream g(gp);
-    g << "set terminal pngcairo size 1000,420 font ',11'\n"
+    g << "set terminal pngcairo noenhanced size 1000,420 font ',11'\n"  // '@' in nDCG@10 is markup otherwise
       << "set output " << gnuplot_quote(png.string()) << "\n"
       << "set multiplot layout 1,2 title 'Demonstration collapse (paper Fig. 9)'\n"
       << "set xlabel 'round'\nset grid\nset key bottom right\nset xtics 1\nset datafile missing 'NaN'\n"

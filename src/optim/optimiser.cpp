@@ -1,5 +1,8 @@
 // Stage 2 and the K-path loop (Optimiser), the `--method lrgd` ranker and its cost report.
+#include <fmt/core.h>
+
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -59,6 +62,7 @@ std::vector<memory::Entry> Optimiser::optimise(std::span<const protocol::Prepare
   const int K = opts_.paths;
   const int R = opts_.rounds;
   const auto usage0 = backend_ != nullptr ? backend_->usage() : llm::Usage{};
+  const auto t0 = std::chrono::steady_clock::now();
   struct State {
     const protocol::PreparedUser* u = nullptr;
     std::vector<std::vector<std::optional<memory::Entry>>> rows;  // [path][round]
@@ -198,6 +202,20 @@ std::vector<memory::Entry> Optimiser::optimise(std::span<const protocol::Prepare
       s.demos[pu][ru] = gens[k].demo;
     }
     store_.put(fresh);  // one transaction per round: a kill loses at most this round
+    if (progress_) {
+      double sum_s = 0;
+      std::size_t n_effective = 0, n_collapsed = 0;
+      for (const auto& e : fresh) {
+        sum_s += e.score;
+        n_effective += e.effective ? 1 : 0;
+        n_collapsed += e.collapsed ? 1 : 0;
+      }
+      fmt::print(stderr,
+                 "lrgd: round {}/{}: {} demonstrations ({} users x {} paths), mean S {:.3f}, effective {}, "
+                 "collapsed {}, {:.1f}s\n",
+                 r + 1, R, fresh.size(), st.size(), K, sum_s / static_cast<double>(fresh.size()), n_effective,
+                 n_collapsed, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
     for (std::size_t k = 0; k < pending.size(); ++k) {
       auto& s = st[pending[k].ui];
       s.rows[static_cast<std::size_t>(pending[k].path)][static_cast<std::size_t>(r)] = std::move(fresh[k]);
@@ -238,6 +256,7 @@ class LrgdRanker final : public rec::Ranker {
     for (std::size_t i = 0; i < split_.users.size(); ++i) by_user_[split_.users[i].user] = i;
     optimiser_ = std::make_unique<Optimiser>(ds, *ranker_, *generator_, store_, o.optim, dataset_key(ds), o.variant,
                                              backend.model_id(), &backend);
+    optimiser_->set_progress(o.progress);
   }
 
   double model_seconds() const override { return ranker_->model_seconds() + zsl_->model_seconds(); }

@@ -3,8 +3,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <ostream>
+#include <sstream>
 
 #include "lrgd/error.h"
+#include "lrgd/file.h"
 #include "lrgd/protocol.h"
 
 namespace lrgd::protocol {
@@ -126,18 +128,9 @@ void write_prepared_split(const PreparedSplit& split, std::ostream& os) {
 }
 
 void write_prepared_split(const PreparedSplit& split, const std::filesystem::path& path) {
-  std::filesystem::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw IoError("cannot write " + tmp.string());
-    write_prepared_split(split, out);
-    out.flush();
-    if (!out) throw IoError("write error on " + tmp.string());
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) throw IoError("cannot rename " + tmp.string() + " to " + path.string() + ": " + ec.message());
+  std::ostringstream out;
+  write_prepared_split(split, out);
+  write_file_atomic(path, out.str());
 }
 
 namespace {

@@ -18,16 +18,16 @@ namespace {
 
 struct Acc {
   std::string name;
-  double ndcg10 = 0, hr10 = 0, ndcg1 = 0, mrr10 = 0;
+  double ndcg10 = 0, recall10 = 0, ndcg1 = 0, mrr10 = 0;
   void add(int rank) {
     ndcg10 += metrics::ndcg_at(rank, 10);
-    hr10 += metrics::recall_at(rank, 10);
+    recall10 += metrics::recall_at(rank, 10);
     ndcg1 += metrics::ndcg_at(rank, 1);
     mrr10 += metrics::mrr_at(rank, 10);
   }
   RankerScores done(std::size_t n) const {
     const double d = n > 0 ? static_cast<double>(n) : 1.0;
-    return RankerScores{name, ndcg10 / d, hr10 / d, ndcg1 / d, mrr10 / d};
+    return RankerScores{name, ndcg10 / d, recall10 / d, ndcg1 / d, mrr10 / d};
   }
 };
 

@@ -205,6 +205,21 @@ TEST(Dual, KnobsScaleTheAttentionOutputAsTheTheorySays) {
   EXPECT_EQ(j["reports"][0]["label"], "knob");
   EXPECT_EQ(j["reports"][0]["steps"][0]["heads"].size(), 8u);
   EXPECT_NE(summary_table(r).find("knobs alpha=0.5"), std::string::npos);
+  // No target item: the distance columns say "-" (not nan) and only the error plot is drawn.
+  ASSERT_LT(r.target_token, 0);
+  const auto table = summary_table(r);
+  EXPECT_EQ(table.find("nan"), std::string::npos) << table;
+  EXPECT_NE(table.find("          -"), std::string::npos) << table;
+  for (const char* f : {"dual_distances.png", "dual_distances.dat"}) fs::remove(json_path.parent_path() / f);
+  std::string warning;
+  const auto files = write_plots({r}, json_path, warning);
+  if (warning.find("gnuplot not found") == std::string::npos) {
+    EXPECT_TRUE(warning.empty()) << warning;
+    ASSERT_EQ(files.size(), 2u) << "the error plot and the script";
+    EXPECT_GT(fs::file_size(files[0]), 0u);
+    EXPECT_FALSE(fs::exists(json_path.parent_path() / "dual_distances.png"));
+    EXPECT_FALSE(fs::exists(json_path.parent_path() / "dual_distances.dat"));
+  }
 }
 
 TEST(Dual, LongPromptSpansSeveralUbatches) {

@@ -56,6 +56,18 @@ TEST(CliData, PrepareWritesAReadableSplit) {
                 .code,
             0);
   EXPECT_EQ(lrgd::test::read_file(out), first) << "same content, same seed: same bytes from another format";
+  // Into a folder that does not exist yet: it is made, as eval, dual and model init do.
+  const auto nested = dir / "new" / "folder" / "split.jsonl";
+  ASSERT_EQ(run("data prepare --kcore 0 --data " + fixture("lcrec").string() + " --out " + nested.string() +
+                " --users 2 --candidates 4 --seed 7 --max-history 1")
+                .code,
+            0);
+  EXPECT_EQ(lrgd::test::read_file(nested), first);
+  // A folder that cannot be made: the error names it and the system's reason.
+  const auto blocked = run("data prepare --kcore 0 --data " + fixture("lcrec").string() + " --out " +
+                           (dir / "split.jsonl" / "x.jsonl").string() + " --users 2 --candidates 4");
+  EXPECT_EQ(blocked.code, 1) << blocked.out;
+  EXPECT_NE(blocked.out.find("cannot create the folder " + out.string()), std::string::npos) << blocked.out;
 }
 
 TEST(CliData, ExitCodes) {

@@ -48,7 +48,8 @@ struct FakeState {
   int n_in_flight = 0;
   int max_in_flight = 0;
   double hang_s = 2.0;
-  std::string required_key;  // non-empty: answer 401 without "Bearer <key>"
+  std::string required_key;                 // non-empty: answer 401 without "Bearer <key>"
+  std::string served_model = "fake-model";  // what /v1/models lists
 };
 
 std::string prompt_text(const json& body) {
@@ -157,7 +158,13 @@ class FakeServer {
     } leave{*state_};
 
     if (req.path == "/v1/models") {
-      res.set_content(R"({"object":"list","data":[{"id":"fake-model","object":"model"}]})", "application/json");
+      std::string model;
+      {
+        std::lock_guard lock(state_->mutex);
+        model = state_->served_model;
+      }
+      res.set_content(json{{"object", "list"}, {"data", json::array({{{"id", model}, {"object", "model"}}})}}.dump(),
+                      "application/json");
       return;
     }
     if (req.path == "/props") {
@@ -580,6 +587,13 @@ TEST_F(OpenAiFaults, ModelIsDiscoveredWhenNotNamed) {
   EXPECT_EQ(backend->model_id(), "openai:fake-model");
   cfg.model_id = "gguf:abc";
   EXPECT_EQ(make_openai_backend(cfg)->model_id(), "gguf:abc");
+  // llama-server lists its -m path: the run records the file name, not the server's disk.
+  {
+    std::lock_guard lock(state_->mutex);
+    state_->served_model = "/srv/models/SmolLM2-135M.Q8_0.gguf";
+  }
+  cfg.model_id.clear();
+  EXPECT_EQ(make_openai_backend(cfg)->model_id(), "openai:SmolLM2-135M.Q8_0.gguf");
 
   auto dead = fast_config({"http://127.0.0.1:" + std::to_string(dead_port())});
   dead.model.clear();

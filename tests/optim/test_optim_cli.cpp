@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "../eval/eval_test_util.h"
+#include "lrgd/data.h"
 #include "lrgd/memory.h"
 #include "lrgd/model_init.h"
 #include "process.h"
@@ -70,6 +71,16 @@ TEST(OptimCli, GamesRunWritesEveryTableAndPlot) {
   EXPECT_NE(test::slurp(run / "table.md").find("LRGD"), std::string::npos);
   for (const char* what : {"list", "best", "export"})
     EXPECT_EQ(wait_exit(spawn({LRGD_CLI, "memory", what, "--memory", (run / "memory.sqlite").string()})), 0) << what;
+  {
+    // A dataset's bare name matches its rows (the key is name:hash); a wrong one says what is there.
+    const auto by_name =
+        lrgd::test::run_cli("memory export --dataset Games --memory " + (run / "memory.sqlite").string());
+    ASSERT_EQ(by_name.code, 0) << by_name.out;
+    EXPECT_NE(by_name.out.find("40 rows exported"), std::string::npos) << by_name.out;
+    const auto wrong = lrgd::test::run_cli("memory list --dataset Gamez --memory " + (run / "memory.sqlite").string());
+    EXPECT_NE(wrong.out.find("no row matches"), std::string::npos) << wrong.out;
+    EXPECT_NE(wrong.out.find("Games:"), std::string::npos) << wrong.out;
+  }
 
   // The dual analysis of good against bad demonstrations from this memory: the user's
   // highest-S demonstration against its lowest, both recorded in dual.json.
@@ -81,11 +92,17 @@ TEST(OptimCli, GamesRunWritesEveryTableAndPlot) {
       hi = std::max(hi, e.score);
       lo = std::min(lo, e.score);
     }
+  // The user by the dataset's own id (the reviewer id): the memory's rows (internal ids) are found.
+  const auto games = lrgd::data::load_dataset(kGames);
+  const auto u = lrgd::data::find_user(games, user);
+  ASSERT_GE(u, 0);
+  const std::string reviewer = games.user_alt_ids.at(static_cast<std::size_t>(u));
+  ASSERT_EQ(lrgd::data::find_user(games, reviewer), u);
   const auto dual = dir / "dual.json";
   ASSERT_EQ(wait_exit(spawn({LRGD_CLI,           "dual",
                              "--data",           kGames.string(),
                              "--model",          model.string(),
-                             "--user",           user,
+                             "--user",           reviewer,
                              "--demos-from",     (run / "memory.sqlite").string(),
                              "--features",       "16",
                              "--round-features", "16",
@@ -122,6 +139,19 @@ TEST(OptimCli, GamesRunWritesEveryTableAndPlot) {
   const auto c = test::slurp(ab / "collapse.md");
   EXPECT_NE(c.find("with P"), std::string::npos);
   EXPECT_NE(c.find("without P"), std::string::npos);
+
+  // The README's form: eval options right after ablate's own, no "--"; --overwrite starts the
+  // variants and their shared memory over; each variant's table is headed by its name.
+  std::string readme_form = "ablate --overwrite --out " + ab.string() + " --variants k1 --no-collapse";
+  for (const auto& a : common(model, 2)) readme_form += " " + a;
+  const auto again = lrgd::test::run_cli(readme_form + " --rounds 2");
+  ASSERT_EQ(again.code, 0) << again.out;
+  EXPECT_NE(again.out.find("## Variant k1 (1-PDO)"), std::string::npos) << again.out;
+  EXPECT_EQ(memory::Store(ab / "memory.sqlite").count(), 2u * 1u * 2u) << "the memory was started over";
+  // ablate's own options after an eval option are named, not passed on silently.
+  const auto late = lrgd::test::run_cli("ablate --out " + ab.string() + " --data " + kGames.string() + " --resume");
+  EXPECT_EQ(late.code, 2) << late.out;
+  EXPECT_NE(late.out.find("--resume is an option of ablate"), std::string::npos) << late.out;
 }
 
 TEST(OptimCli, KillNineDuringOptimisationThenResume) {

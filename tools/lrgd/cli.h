@@ -49,6 +49,6 @@ void configure_item_model(const std::string& model, const data::Dataset& dataset
 void add_lrgd_commands(CLI::App& app, Action& action);
 void add_lrgd_eval_options(CLI::App* eval);
 std::function<void()> configure_lrgd_eval(eval::EvalConfig& config, const data::Dataset& dataset, llm::Backend& backend,
-                                          const std::string& out);
+                                          const std::string& out, bool progress);
 
 }  // namespace lrgd::cli

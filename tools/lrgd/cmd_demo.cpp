@@ -21,6 +21,7 @@
 #include "lrgd/hub.h"
 #include "lrgd/llama_model.h"
 #include "lrgd/metrics.h"
+#include "lrgd/progress.h"
 #include "lrgd/train.h"
 
 namespace lrgd::cli {
@@ -168,7 +169,8 @@ std::string run_real_table(const DemoOptions& o, nlohmann::json& info) {
   std::vector<fs::path> dirs;
   for (const auto& m : methods) {
     const auto t0 = Clock::now();
-    fmt::print("[demo] {} on {}: {} users x {} trials\n", m, o.real_model, o.real_users, o.real_trials);
+    fmt::print("[demo] {} on {}: {} x {}\n", m, o.real_model, count_of(o.real_users, "user"),
+               count_of(o.real_trials, "trial"));
     std::fflush(stdout);
     const auto dir = fs::path(o.workdir) / "runs-real" / m;
     if (const int rc = run_method(m, o, model, dir, true); rc != 0)
@@ -232,7 +234,7 @@ int run_demo(DemoOptions o) {
   std::vector<fs::path> dirs;
   for (const auto& m : methods) {
     const auto t0 = Clock::now();
-    fmt::print("[demo] {}: {} users x {} trials\n", m, o.users, o.trials);
+    fmt::print("[demo] {}: {} x {}\n", m, count_of(o.users, "user"), count_of(o.trials, "trial"));
     std::fflush(stdout);
     const auto dir = work / "runs" / m;
     if (const int rc = run_method(m, o, model, dir); rc != 0) {

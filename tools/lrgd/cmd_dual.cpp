@@ -10,8 +10,10 @@
 #include <sstream>
 
 #include "cli.h"
+#include "lrgd/data.h"
 #include "lrgd/dual.h"
 #include "lrgd/error.h"
+#include "lrgd/file.h"
 #include "lrgd/llama_model.h"
 #include "lrgd/memory.h"
 #include "lrgd/optim.h"
@@ -46,14 +48,6 @@ struct DualCliOptions {
   std::string out = "dual.json";
   bool no_plots = false;
 };
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError("cannot read " + path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // The rows of `user` in an LRGD memory with a demonstration: the one LRGD uses at test time
 // (optim::best_entry: highest S, ties by earlier round, lower path) and the lowest S (ties:
@@ -129,15 +123,21 @@ int run_dual_cmd(const DualCliOptions& o) {
     uo.kcore = o.kcore;
     // An item-token model (`lrgd model train`) reads the query as item tokens, not as text.
     const bool items = llm::read_item_model_meta(model).layout != 0;
+    data::LoadOptions lo;
+    lo.kcore = o.kcore;
+    const data::Dataset ds = data::load_dataset(o.data, lo);
+    // The user by either id; the memory keys rows by the internal one.
+    const std::int32_t u = data::find_user(ds, o.user);
+    const std::string user = u < 0 ? o.user : ds.user_ids[static_cast<std::size_t>(u)];
     // With an LRGD memory: the demonstration LRGD scored highest for this user against the
     // one it scored lowest (the same user's own windows), instead of another user's.
     std::optional<UserPromptOptions::Demo> worst;
     if (!o.demos_from.empty()) {
-      auto [best, low] = memory_extremes(o.demos_from, o.user);
+      auto [best, low] = memory_extremes(o.demos_from, user);
       uo.demo = std::move(best);
       worst = std::move(low);
     }
-    const UserPrompt good = build_user_prompt(o.data, o.user, uo);
+    const UserPrompt good = build_user_prompt(ds, user, uo);
     if (items) {
       if (!o.target.empty()) throw OptionError("--target", "an item-token model's target is the test item's token");
       ro.capture.target_tokens = {good.item_target_token};
@@ -151,13 +151,13 @@ int run_dual_cmd(const DualCliOptions& o) {
     sources.push_back("demonstration from user " + good.demo_user_id);
     if (worst) {
       uo.demo = std::move(worst);
-      const UserPrompt bad = build_user_prompt(o.data, o.user, uo);
+      const UserPrompt bad = build_user_prompt(ds, user, uo);
       fmt::print("bad demonstration: {}\n", bad.demo_user_id);
       prompts.emplace_back("bad", items ? bad.item_prompt : tokenize_chat(model, bad.chat));
       sources.push_back("demonstration from user " + bad.demo_user_id);
     } else if (o.bad_demo_user != "none") {
       uo.demo_user = o.bad_demo_user;
-      const UserPrompt bad = build_user_prompt(o.data, o.user, uo);
+      const UserPrompt bad = build_user_prompt(ds, user, uo);
       fmt::print("bad demonstration from user {}\n", bad.demo_user_id);
       prompts.emplace_back("bad", items ? bad.item_prompt : tokenize_chat(model, bad.chat));
       sources.push_back("demonstration from user " + bad.demo_user_id);
@@ -180,11 +180,15 @@ int run_dual_cmd(const DualCliOptions& o) {
   if (!target.empty()) {
     ro.capture.target_tokens = tokenize_plain(model, target);
     if (ro.capture.target_tokens.empty()) throw OptionError("--target", "the target text has no tokens");
+  } else if (ro.capture.target_tokens.empty()) {
+    fmt::print(stderr,
+               "lrgd: note: no --target: the distances to the target item (dist_* columns, the distance plot) are "
+               "not computed; give the item's text with --target TEXT\n");
   }
 
   std::vector<DualReport> reports;
   for (const auto& [label, prompt] : prompts) {
-    fmt::print("[{}] {} tokens, spans {}\n", label, prompt.tokens.size(), format_spans(prompt.spans));
+    fmt::print(stderr, "[{}] analysing {} tokens...\n", label, prompt.tokens.size());
     reports.push_back(run_dual(model, prompt, ro, label));
     if (reports.size() <= sources.size()) reports.back().demonstration = sources[reports.size() - 1];
     fmt::print("{}\n", summary_table(reports.back()));

@@ -38,6 +38,7 @@ struct EvalArgs {
   std::string model;
   std::vector<std::string> endpoints;
   std::string api_model;
+  std::string model_id;
   std::string cache;
   bool no_cache = false;
   int n_threads = 0;
@@ -109,6 +110,10 @@ std::unique_ptr<llm::Backend> make_backend(const EvalArgs& a, eval::EvalConfig& 
     o.model = a.api_model;
     o.max_in_flight = a.max_in_flight;
     o.seed = a.seed;
+    o.model_id = a.model_id;
+    // --constrain promises distinct candidate numbers: over a server that takes one grammar
+    // per answer line (docs/backends.md).
+    o.distinct_candidates = a.constrain;
     backend = llm::make_openai_backend(o);
     for (const auto& e : a.endpoints) c.endpoint += (c.endpoint.empty() ? "" : ",") + e;
     c.runtime["max_in_flight"] = std::to_string(a.max_in_flight);
@@ -167,7 +172,7 @@ int run_eval_command(const EvalArgs& a) {
   std::unique_ptr<llm::Backend> backend;
   if (llm_method) backend = make_backend(a, c);
   std::function<void()> after;  // --method lrgd: the optimiser's hook (cmd_lrgd.cpp)
-  if (c.method == rec::Method::Lrgd) after = configure_lrgd_eval(c, ds, *backend, a.out);
+  if (c.method == rec::Method::Lrgd) after = configure_lrgd_eval(c, ds, *backend, a.out, !a.no_progress);
 
   eval::RunOptions ro;
   ro.out = a.out;
@@ -239,6 +244,9 @@ void add_eval_commands(CLI::App& app, Action& action) {
   ev->add_flag("--flash-attn", a->flash_attn,
                "Fused attention (faster on long prompts; logits differ from the plain path in the last digits)");
   ev->add_flag("--no-prefix-reuse", a->no_prefix_reuse, "Decode every prompt from scratch");
+  ev->add_option("--model-id", a->model_id,
+                 "--endpoint: the model's name in config.json and the response cache (default: openai:<served "
+                 "model's file name>)");
   ev->add_option("--max-in-flight", a->max_in_flight, "Concurrent requests (--endpoint)")->capture_default_str();
   ev->add_option("--mode", a->mode,
                  "generate (the model writes the list) | score (log-likelihood per candidate); default: score for an "

@@ -1,6 +1,7 @@
 // `lrgd eval --method lrgd` options, `lrgd memory` (list, best, export) and `lrgd ablate`
 // (paper Table 5 and Fig. 9). docs/lrgd.md.
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 
 #include <fstream>
 #include <iostream>
@@ -11,10 +12,12 @@
 #include "cli.h"
 #include "lrgd/error.h"
 #include "lrgd/eval.h"
+#include "lrgd/file.h"
 #include "lrgd/hash.h"
 #include "lrgd/llama_model.h"
 #include "lrgd/memory.h"
 #include "lrgd/optim.h"
+#include "lrgd/progress.h"
 #include "lrgd/prompt.h"
 
 namespace lrgd::cli {
@@ -44,14 +47,6 @@ std::shared_ptr<LrgdArgs>& current_args() {
   return args;
 }
 
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw IoError("cannot read " + p.string());
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
   std::size_t b = 0;
@@ -61,7 +56,7 @@ std::string trim(std::string s) {
 
 // R from the regularisation template ({n}: the list length).
 std::string regularisation_text(const std::string& file, int list_length) {
-  std::string t = file.empty() ? std::string(prompt::Template::builtin_text("regularisation")) : slurp(file);
+  std::string t = file.empty() ? std::string(prompt::Template::builtin_text("regularisation")) : read_file(file);
   const std::string key = "{n}";
   for (auto p = t.find(key); p != std::string::npos; p = t.find(key))
     t.replace(p, key.size(), std::to_string(list_length));
@@ -92,14 +87,8 @@ std::vector<memory::Entry> run_rows(const std::filesystem::path& memory_path, co
   return out;
 }
 
-void write_text(const std::filesystem::path& p, const std::string& text) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out << text;
-  if (!out) throw IoError("cannot write " + p.string());
-}
-
 void write_collapse(std::span<const optim::Series> series, const std::filesystem::path& dir, bool plot) {
-  write_text(dir / "collapse.md", optim::collapse_markdown(series));
+  write_file_atomic(dir / "collapse.md", optim::collapse_markdown(series));
   if (!plot) return;
   std::string error;
   if (!optim::plot_collapse(series, dir / "collapse.png", error))
@@ -138,7 +127,7 @@ void add_lrgd_eval_options(CLI::App* ev) {
 }
 
 std::function<void()> configure_lrgd_eval(eval::EvalConfig& c, const data::Dataset& ds, llm::Backend& backend,
-                                          const std::string& out) {
+                                          const std::string& out, bool progress) {
   const auto a = current_args();
   if (!a) throw Error("lrgd options were not registered");
   optim::Options o;
@@ -168,7 +157,7 @@ std::function<void()> configure_lrgd_eval(eval::EvalConfig& c, const data::Datas
   auto mc = ojson::parse(optim::options_json(o));
   if (o.generator == "llm") {
     gen_template = a->generator_template.empty() ? std::string(prompt::Template::builtin_text("generator"))
-                                                 : slurp(a->generator_template);
+                                                 : read_file(a->generator_template);
     mc["generator_template_sha256"] = sha256_hex(gen_template);
   }
   c.method_config = mc.dump();
@@ -191,6 +180,7 @@ std::function<void()> configure_lrgd_eval(eval::EvalConfig& c, const data::Datas
   lo.variant = variant;
   lo.generator_template = gen_template;
   lo.cost_out = cost;
+  lo.progress = progress;
   const auto protocol = c.protocol;
   c.ranker_factory = [lo, protocol](const data::Dataset& d, llm::Backend& b, const rec::LlmRankerOptions& icl) {
     return optim::make_lrgd_ranker(d, b, icl, protocol, lo);
@@ -225,13 +215,23 @@ int run_memory(const std::string& what, const MemoryArgs& a) {
   memory::Store store(a.memory);
   memory::Filter f{a.dataset, a.variant, a.user, a.effective};
   const auto rows = what == "best" ? store.best_per_user(f) : store.list(f);
+  if (rows.empty() && (!a.dataset.empty() || !a.variant.empty() || !a.user.empty())) {
+    // Say what the filter could have matched.
+    std::set<std::string> datasets, variants;
+    for (const auto& e : store.list({})) {
+      datasets.insert(e.dataset);
+      variants.insert(e.variant);
+    }
+    fmt::print(stderr, "lrgd: no row matches; {} holds datasets {{{}}} and variants {{{}}}\n", a.memory,
+               fmt::join(datasets, ", "), fmt::join(variants, ", "));
+  }
   if (what == "export") {
     std::string text;
     for (const auto& e : rows) text += memory::to_json(e) + "\n";
     if (a.out.empty())
       fmt::print("{}", text);
     else
-      write_text(a.out, text);
+      write_file_atomic(a.out, text);
     fmt::print(stderr, "lrgd: {} rows exported\n", rows.size());
     return 0;
   }
@@ -261,7 +261,7 @@ struct AblateArgs {
   bool no_collapse = false;
   bool resume = false;
   bool no_plot = false;
-  std::vector<std::string> eval_args;
+  bool overwrite = false;
 };
 
 struct Variant {
@@ -291,17 +291,25 @@ int run_variant(const Variant& v, const AblateArgs& a, const std::vector<std::st
   args.insert(args.end(), {"--out", dir.string(), "--memory", (std::filesystem::path(a.out) / "memory.sqlite").string(),
                            "--no-plot"});
   if (a.resume && std::filesystem::exists(dir / "config.json")) args.push_back("--resume");
+  if (a.overwrite) args.push_back("--overwrite");
   fmt::print(stderr, "lrgd ablate: {} ({})\n", v.name, v.column);
+  // Each variant's eval prints its own table: say on stdout which column it is.
+  fmt::print("\n## Variant {} ({})\n\n", v.name, v.column);
+  std::fflush(stdout);
   std::vector<char*> argv;
   for (auto& s : args) argv.push_back(s.data());
   return run(static_cast<int>(argv.size()), argv.data());
 }
 
 int run_ablate(const AblateArgs& a, std::vector<std::string> extras) {
-  if (!extras.empty() && extras.front() == "--") extras.erase(extras.begin());
-  for (const auto& e : extras)
+  std::erase(extras, std::string("--"));
+  for (const auto& e : extras) {
     if (e == "--out" || e == "-o" || e == "--method" || e == "--memory" || e == "--paths")
       throw OptionError("ablate", e + " is set by ablate itself");
+    if (e == "--resume" || e == "--overwrite")
+      throw OptionError("ablate", e + " is an option of ablate: lrgd ablate " + e);
+  }
+  if (a.resume && a.overwrite) throw OptionError("ablate", "--resume and --overwrite exclude each other");
   std::vector<Variant> chosen;
   {
     std::istringstream in(a.variants);
@@ -315,8 +323,13 @@ int run_ablate(const AblateArgs& a, std::vector<std::string> extras) {
     }
   }
   // An item-token model has no text instruction: the T/D swap does not exist for it.
-  for (std::size_t i = 0; i + 1 < extras.size(); ++i) {
-    if ((extras[i] == "--model" || extras[i] == "-m") && llm::read_item_model_meta(extras[i + 1]).layout != 0) {
+  for (std::size_t i = 0; i < extras.size(); ++i) {
+    std::string model;
+    if ((extras[i] == "--model" || extras[i] == "-m") && i + 1 < extras.size())
+      model = extras[i + 1];
+    else if (extras[i].starts_with("--model="))
+      model = extras[i].substr(8);
+    if (!model.empty() && std::filesystem::is_regular_file(model) && llm::read_item_model_meta(model).layout != 0) {
       const auto n = chosen.size();
       std::erase_if(chosen, [](const Variant& v) { return v.name == "swap"; });
       if (chosen.size() != n) fmt::print(stderr, "lrgd ablate: skipping swap (an item-token prompt has no T)\n");
@@ -331,6 +344,10 @@ int run_ablate(const AblateArgs& a, std::vector<std::string> extras) {
     }
   }
   std::filesystem::create_directories(a.out);
+  // The variants share one memory: starting over means starting it over too.
+  if (a.overwrite)
+    for (const char* f : {"memory.sqlite", "memory.sqlite-wal", "memory.sqlite-shm"})
+      std::filesystem::remove(std::filesystem::path(a.out) / f);
   for (const auto& v : chosen) {
     const int rc = run_variant(v, a, extras);
     if (rc != 0) return rc;
@@ -348,7 +365,7 @@ int run_ablate(const AblateArgs& a, std::vector<std::string> extras) {
     const auto it = std::find_if(chosen.begin(), chosen.end(), [&](const Variant& x) { return x.name == name; });
     if (it == chosen.end()) continue;  // skipped above
     const auto& v = *it;
-    summaries.emplace_back(v, ojson::parse(slurp(std::filesystem::path(a.out) / v.name / "summary.json")));
+    summaries.emplace_back(v, ojson::parse(read_file(std::filesystem::path(a.out) / v.name / "summary.json")));
     md += " " + v.column + " |";
     sep += "--:|";
   }
@@ -367,20 +384,21 @@ int run_ablate(const AblateArgs& a, std::vector<std::string> extras) {
   }
   if (!summaries.empty()) {
     const auto& s0 = summaries.front().second;
-    md += fmt::format("\n{} users x {} trials, dataset {}, model {}. Columns: run directories {}/<variant>.\n",
-                      s0["n_users"].get<std::size_t>(), s0["n_trials"].get<std::size_t>(),
-                      s0["dataset"].get<std::string>(), s0["model_id"].get<std::string>(), a.out);
+    md += fmt::format("\n{} x {}, dataset {}, model {}. Columns: run directories {}/<variant>.\n",
+                      count_of(s0["n_users"].get<std::size_t>(), "user"),
+                      count_of(s0["n_trials"].get<std::size_t>(), "trial"), s0["dataset"].get<std::string>(),
+                      s0["model_id"].get<std::string>(), a.out);
   }
-  write_text(std::filesystem::path(a.out) / "table5.md", md);
-  write_text(std::filesystem::path(a.out) / "table5.json", js.dump(2) + "\n");
+  write_file_atomic(std::filesystem::path(a.out) / "table5.md", md);
+  write_file_atomic(std::filesystem::path(a.out) / "table5.json", js.dump(2) + "\n");
   fmt::print("{}", md);
   if (collapse) {
     std::vector<optim::Series> series;
     for (const auto& [n, label] :
          std::vector<std::pair<std::string, std::string>>{{"lrgd", "with P"}, {"no_p", "without P"}}) {
       const auto dir = std::filesystem::path(a.out) / n;
-      const auto s = ojson::parse(slurp(dir / "summary.json"));
-      const auto cfg = ojson::parse(slurp(dir / "config.json"));
+      const auto s = ojson::parse(read_file(dir / "summary.json"));
+      const auto cfg = ojson::parse(read_file(dir / "config.json"));
       const std::string dkey =
           cfg["dataset"]["name"].get<std::string>() + ":" + cfg["dataset"]["hash"].get<std::string>().substr(0, 12);
       const auto rows = run_rows(s["method_summary"]["memory"].get<std::string>(), dkey,
@@ -388,7 +406,7 @@ int run_ablate(const AblateArgs& a, std::vector<std::string> extras) {
       series.push_back({label, optim::round_stats(rows)});
     }
     write_collapse(series, a.out, !a.no_plot);
-    fmt::print("\n{}", slurp(std::filesystem::path(a.out) / "collapse.md"));
+    fmt::print("\n{}", read_file(std::filesystem::path(a.out) / "collapse.md"));
   }
   return 0;
 }
@@ -405,7 +423,7 @@ void add_lrgd_commands(CLI::App& app, Action& action) {
                                          : w == "best" ? "The best demonstration per user (highest S)"
                                                        : "Rows as JSON lines");
     sc->add_option("--memory", a->memory, "Memory database (RUN_DIR/memory.sqlite)")->required();
-    sc->add_option("--dataset", a->dataset, "Only this dataset key (name:hash)");
+    sc->add_option("--dataset", a->dataset, "Only this dataset: its name (every version) or a key name:hash");
     sc->add_option("--variant", a->variant, "Only this variant");
     sc->add_option("--user", a->user, "Only this user id");
     sc->add_flag("--effective", a->effective, "Only demonstrations that recovered the validation target");
@@ -415,15 +433,23 @@ void add_lrgd_commands(CLI::App& app, Action& action) {
 
   auto ab = std::make_shared<AblateArgs>();
   auto* abl = app.add_subcommand(
-      "ablate", "LRGD ablations (paper Table 5) and collapse analysis (Fig. 9): lrgd ablate --out DIR -- EVAL OPTIONS");
+      "ablate",
+      "LRGD ablations (paper Table 5) and collapse analysis (Fig. 9): lrgd ablate --out DIR [--] EVAL OPTIONS; every "
+      "option ablate does not know itself goes to each variant's lrgd eval");
   abl->add_option("--out,-o", ab->out, "Ablation directory (one run directory per variant)")->required();
   abl->add_option("--variants", ab->variants, "Table 5 columns: lrgd,k2,k1,no_pr,swap (and no_p)")
       ->capture_default_str();
   abl->add_flag("--no-collapse", ab->no_collapse, "Skip the collapse analysis (and its no_p run)");
   abl->add_flag("--resume", ab->resume, "Resume variants already started");
+  abl->add_flag("--overwrite", ab->overwrite, "Start every variant (and the shared memory) over");
   abl->add_flag("--no-plot", ab->no_plot, "No collapse.png");
-  abl->add_option("eval_args", ab->eval_args, "After --: the lrgd eval options shared by every variant");
-  abl->callback([&action, ab] { action = [ab] { return run_ablate(*ab, ab->eval_args); }; });
+  // From the first option ablate does not know (or "--"), the rest are the lrgd eval options
+  // shared by every variant, in order.
+  abl->prefix_command();
+  abl->callback([&action, ab, abl] {
+    std::vector<std::string> extras = abl->remaining();
+    action = [ab, extras] { return run_ablate(*ab, extras); };
+  });
 }
 
 }  // namespace lrgd::cli

@@ -83,7 +83,7 @@ int run_eval_items(const EvalArgs& a) {
                    {"seed", o.seed},
                    {"seconds", r.seconds}};
   for (const auto& s : r.rankers)
-    j["rankers"][s.name] = {{"ndcg@10", s.ndcg10}, {"hr@10", s.hr10}, {"ndcg@1", s.ndcg1}, {"mrr@10", s.mrr10}};
+    j["rankers"][s.name] = {{"ndcg@10", s.ndcg10}, {"recall@10", s.recall10}, {"ndcg@1", s.ndcg1}, {"mrr@10", s.mrr10}};
   fmt::print("{}\n", j.dump(2));
   return 0;
 }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
@@ -124,7 +125,12 @@ class OpenAiBackend final : public Backend {
               config.max_in_flight) {
     model_ = cfg_.model;
     if (model_.empty()) model_ = discover_model();
-    model_id_ = cfg_.model_id.empty() ? "openai:" + model_ + (distinct_mode() ? "+distinct" : "") : cfg_.model_id;
+    // llama-server lists its -m path as the model: a run records the file's name, not where
+    // it sits on the server's disk (which also differs between machines serving one file).
+    std::string name = model_;
+    if (cfg_.model.empty() && name.find('/') != std::string::npos && name.ends_with(".gguf"))
+      name = std::filesystem::path(name).filename().string();
+    model_id_ = cfg_.model_id.empty() ? "openai:" + name + (distinct_mode() ? "+distinct" : "") : cfg_.model_id;
   }
 
   std::vector<Generation> generate(std::span<const Prompt> prompts, const GenerationParams& params) override {
