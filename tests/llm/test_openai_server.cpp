@@ -27,6 +27,7 @@
 #include "lrgd/model_init.h"
 #include "lrgd/openai_backend.h"
 #include "lrgd/response_cache.h"
+#include "process.h"
 
 namespace fs = std::filesystem;
 using namespace lrgd::llm;
@@ -257,6 +258,31 @@ TEST_F(LlamaServer, DistinctCandidatesNeverRepeatALabel) {
       EXPECT_TRUE(seen.insert(m[0].str()).second) << "repeated label in " << g.text;
     }
   }
+}
+
+// `lrgd eval --constrain --endpoint` as a user runs it: distinct candidate numbers (one
+// grammar per line), and the model recorded by its file name, not the server's path.
+TEST_F(LlamaServer, EvalCliConstrainGivesDistinctNumbersAndNamesTheFile) {
+  const fs::path out = dir_ / "cli-run";
+  const auto r = lrgd::test::run_cli("eval --data " + (fs::path(LRGD_SOURCE_DIR) / "tests/fixtures/data/csv").string() +
+                                     " --kcore 0 --method zsl --endpoint " + url() +
+                                     " --constrain --users 3 --trials 1 --candidates 5 --list-length 3"
+                                     " --max-history 2 --no-progress --overwrite --out " +
+                                     out.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  std::ifstream in(out / "results.jsonl");
+  int n = 0;
+  for (std::string line; std::getline(in, line); ++n) {
+    const auto j = json::parse(line);
+    EXPECT_EQ(j.at("n_duplicates").get<int>(), 0) << line;
+    const auto ranking = j.at("ranking").get<std::vector<int>>();
+    EXPECT_EQ(ranking.size(), 3u) << line;
+    EXPECT_EQ(std::set<int>(ranking.begin(), ranking.end()).size(), ranking.size()) << line;
+  }
+  EXPECT_EQ(n, 3);
+  std::ifstream cfg(out / "config.json");
+  const auto c = json::parse(cfg);
+  EXPECT_EQ(c.at("model").at("id").get<std::string>(), "openai:tiny.gguf+distinct") << c.dump(1);
 }
 
 TEST_F(LlamaServer, GrammarAndJsonSchemaConstrainRawCompletions) {
