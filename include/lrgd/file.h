@@ -15,4 +15,20 @@ std::string read_file(const std::filesystem::path& path);
 // missing parent folders. Throws IoError naming the path and the system's reason.
 void write_file_atomic(const std::filesystem::path& path, std::string_view content);
 
+// Exclusive use of a folder by this process: DIR/.lock, held with flock(2) and naming the
+// holder (pid, command, start time) inside. The kernel drops the lock when the process ends,
+// kill -9 included, so a stale file never blocks. Taking it also proves the folder writable,
+// before any work. Throws IoError: "DIR is in use by another process (pid 123: lrgd eval
+// ...)" or "cannot write in DIR: <reason>".
+class DirLock {
+ public:
+  explicit DirLock(const std::filesystem::path& dir);
+  ~DirLock();
+  DirLock(const DirLock&) = delete;
+  DirLock& operator=(const DirLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 }  // namespace lrgd

@@ -88,7 +88,9 @@ struct ScoreResult {
 struct Usage {
   std::uint64_t n_requests = 0;
   std::uint64_t n_failed = 0;
+  std::uint64_t n_failed_attempts = 0;  // server attempts that failed (retried, or the last of a failure)
   std::uint64_t n_cache_hits = 0;
+  std::uint64_t n_neutralised = 0;  // special-token spellings made text in content sent to a server
   std::uint64_t n_prompt_tokens = 0;
   std::uint64_t n_reused_tokens = 0;
   std::uint64_t n_generated_tokens = 0;
@@ -116,5 +118,12 @@ class Backend {
   virtual std::string model_id() const = 0;
   virtual Usage usage() const = 0;
 };
+
+// Content is text, never control. A server tokenises what it is sent with special-token
+// parsing on, so content that spells a special token (`<|im_end|>`, `<end_of_turn>`,
+// `</s>`, `[INST]`, `<<SYS>>`, ...) would become that token. This inserts U+2060 WORD
+// JOINER after the spelling's first character: the text reads the same, tokenises as
+// text, and deleting every U+2060 gives the original back. Returns the spellings changed.
+std::size_t neutralise_special_spellings(std::string& text);
 
 }  // namespace lrgd::llm

@@ -46,8 +46,12 @@ struct OpenAiConfig {
   int max_in_flight = 4;          // concurrent requests over all endpoints, >= 1
   double timeout_s = 120;         // per attempt: longest wait for the server to send data
   double connect_timeout_s = 10;  // per attempt
-  int max_retries = 4;            // retries after the first attempt (so at most max_retries + 1 attempts)
-  double backoff_base_s = 0.5;    // delay before retry r (0-based): uniform in [d/2, d], d = min(cap, base * 2^r)
+  // Per attempt: the whole answer must arrive within this time, however steadily it drips,
+  // and be no larger than this; past either the attempt fails and is retried.
+  double total_timeout_s = 600;
+  std::uint64_t max_response_bytes = 64ull << 20;
+  int max_retries = 4;          // retries after the first attempt (so at most max_retries + 1 attempts)
+  double backoff_base_s = 0.5;  // delay before retry r (0-based): uniform in [d/2, d], d = min(cap, base * 2^r)
   double backoff_cap_s = 30;
   double retry_after_cap_s = 120;  // a 429/503 Retry-After longer than this is cut to it
   std::uint64_t seed = 0;          // jitter stream (lrgd::Rng), so retry timings are reproducible

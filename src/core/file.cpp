@@ -1,10 +1,13 @@
 #include "lrgd/file.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <ctime>
 
 #include "lrgd/error.h"
 
@@ -73,6 +76,59 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view conte
   // Make the rename itself durable.
   Fd d{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
   if (d.fd >= 0) (void)::fsync(d.fd);
+}
+
+namespace {
+
+// "lrgd eval --data ..." from /proc/self/cmdline (NUL-separated), for the lock's holder line.
+std::string own_command() {
+  std::string cmd;
+  try {
+    cmd = read_file("/proc/self/cmdline");
+  } catch (const IoError&) {
+    return "?";
+  }
+  for (auto& c : cmd)
+    if (c == '\0' || c == '\n') c = ' ';
+  while (!cmd.empty() && cmd.back() == ' ') cmd.pop_back();
+  if (cmd.size() > 300) cmd = cmd.substr(0, 297) + "...";
+  return cmd;
+}
+
+}  // namespace
+
+DirLock::DirLock(const std::filesystem::path& dir) {
+  const auto path = dir / ".lock";
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw IoError("cannot write in " + dir.string() + ": " + errno_text());
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const std::string why = errno == EWOULDBLOCK ? "" : errno_text();
+    std::string holder;
+    try {
+      holder = read_file(path);
+    } catch (const IoError&) {
+    }
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    ::close(fd_);
+    fd_ = -1;
+    if (!why.empty()) throw IoError("cannot lock " + path.string() + ": " + why);
+    throw IoError(dir.string() + " is in use by another process (" + (holder.empty() ? "unknown" : holder) +
+                  "); wait for it to finish or choose another folder");
+  }
+  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  char when[32] = {};
+  std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
+  const std::string holder = "pid " + std::to_string(::getpid()) + ", started " + when + ": " + own_command() + "\n";
+  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, holder.data(), holder.size(), 0) < 0) {
+    const std::string why = errno_text();
+    ::close(fd_);
+    fd_ = -1;
+    throw IoError("cannot write in " + dir.string() + ": " + why);
+  }
+}
+
+DirLock::~DirLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing drops the flock
 }
 
 }  // namespace lrgd

@@ -223,7 +223,13 @@ RunResult run_eval(const EvalConfig& config, const data::Dataset& dataset, llm::
   const auto& out = options.out;
   const auto config_path = out / "config.json";
   const auto results_path = out / "results.jsonl";
-  std::filesystem::create_directories(out);
+  {
+    std::error_code ec;
+    std::filesystem::create_directories(out, ec);
+    if (ec) throw IoError("cannot create the run directory " + out.string() + ": " + ec.message());
+  }
+  // One process per run directory; a read-only one fails here, before any work.
+  const DirLock lock(out);
   const bool existing = std::filesystem::exists(config_path) || std::filesystem::exists(results_path);
   if (existing && !options.resume && !options.overwrite)
     throw OptionError("--out",

@@ -61,7 +61,9 @@ std::string summary_json(const EvalConfig& config, const ojson& doc, const RunSt
   j["backend"] = {
       {"n_requests", usage.n_requests},
       {"n_failed", usage.n_failed},
+      {"n_failed_attempts", usage.n_failed_attempts},
       {"n_cache_hits", usage.n_cache_hits},
+      {"n_neutralised", usage.n_neutralised},
       {"n_prompt_tokens", usage.n_prompt_tokens},
       {"n_reused_tokens", usage.n_reused_tokens},
       {"n_scored_tokens", usage.n_scored_tokens},

@@ -23,6 +23,7 @@ constexpr const char* kColumns =
 
 struct Store::Db {
   sqlite3* db = nullptr;
+  std::string path;
   ~Db() {
     if (db != nullptr) sqlite3_close(db);
   }
@@ -34,7 +35,26 @@ struct Store::Db {
     if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
       std::string msg = err != nullptr ? err : "?";
       sqlite3_free(err);
-      throw IoError(std::string("memory: ") + sql + ": " + msg);
+      std::string what = sql;
+      if (what.size() > 60) what = what.substr(0, 57) + "...";
+      throw IoError("memory " + path + ": " + what + ": " + msg);
+    }
+  }
+  // A damaged file is named as such before anything reads or writes it.
+  void check_integrity() {
+    std::string result;
+    char* err = nullptr;
+    const auto collect = [](void* out, int, char** values, char**) {
+      auto& r = *static_cast<std::string*>(out);
+      r += (r.empty() ? "" : "; ") + std::string(values[0] != nullptr ? values[0] : "?");
+      return 0;
+    };
+    const int rc = sqlite3_exec(db, "PRAGMA quick_check", collect, &result, &err);
+    if (rc != SQLITE_OK || result != "ok") {
+      const std::string why = rc != SQLITE_OK ? (err != nullptr ? err : sqlite3_errstr(rc)) : result;
+      sqlite3_free(err);
+      throw IoError("memory " + path + " is damaged (" + why +
+                    "); its rows cannot be trusted: restore it from a copy, or move it away to start a new memory");
     }
   }
 };
@@ -113,7 +133,9 @@ Store::Store(const std::filesystem::path& path) : path_(path), db_(std::make_uni
   if (sqlite3_open_v2(path.string().c_str(), &db_->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
       SQLITE_OK)
     db_->fail("cannot open " + path.string());
+  db_->path = path.string();
   sqlite3_busy_timeout(db_->db, 30000);
+  db_->check_integrity();
   db_->exec("PRAGMA journal_mode=WAL");
   db_->exec("PRAGMA synchronous=NORMAL");
   db_->exec(

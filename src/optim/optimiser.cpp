@@ -202,7 +202,10 @@ std::vector<memory::Entry> Optimiser::optimise(std::span<const protocol::Prepare
       s.demos[pu][ru] = gens[k].demo;
     }
     store_.put(fresh);  // one transaction per round: a kill loses at most this round
-    if (progress_) {
+    // Only slow optimisations report (a text model's round takes minutes; an item-token
+    // model's batch of 64 users a second).
+    const double elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (progress_ && elapsed_s >= 2.0) {
       double sum_s = 0;
       std::size_t n_effective = 0, n_collapsed = 0;
       for (const auto& e : fresh) {
@@ -214,7 +217,7 @@ std::vector<memory::Entry> Optimiser::optimise(std::span<const protocol::Prepare
                  "lrgd: round {}/{}: {} demonstrations ({} users x {} paths), mean S {:.3f}, effective {}, "
                  "collapsed {}, {:.1f}s\n",
                  r + 1, R, fresh.size(), st.size(), K, sum_s / static_cast<double>(fresh.size()), n_effective,
-                 n_collapsed, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+                 n_collapsed, elapsed_s);
     }
     for (std::size_t k = 0; k < pending.size(); ++k) {
       auto& s = st[pending[k].ui];

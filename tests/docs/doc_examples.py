@@ -167,6 +167,8 @@ class Runner:
         words = text.replace("[", " ").replace("]", " ").replace("|", " ").replace("(", " ").replace(")", " ").split()
         sub = subcommand_of(words)
         help_text = self.help_text(sub)
+        if sub == ["ablate"]:  # ablate hands every option it does not know to lrgd eval
+            help_text += self.help_text(["eval"])
         # A synopsis may list several subcommands ("memory list|best|export"): each one's help counts.
         for w in words[len(sub) + 1:]:
             if not re.fullmatch(r"[a-z][a-z-]*", w) or len(sub) < 2:

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -283,6 +284,22 @@ TEST_F(LlamaServer, EvalCliConstrainGivesDistinctNumbersAndNamesTheFile) {
   std::ifstream cfg(out / "config.json");
   const auto c = json::parse(cfg);
   EXPECT_EQ(c.at("model").at("id").get<std::string>(), "openai:tiny.gguf+distinct") << c.dump(1);
+}
+
+// The server parses special tokens in what it is sent: a neutralised spelling stays text.
+TEST_F(LlamaServer, NeutralisedSpellingsTokeniseAsText) {
+  const auto tokens = [](const std::string& text) {
+    return post("/tokenize", {{"content", text}, {"add_special", false}, {"parse_special", true}})
+        .value("tokens", json::array())
+        .get<std::vector<int>>();
+  };
+  const auto eos = tokens("</s>");
+  ASSERT_EQ(eos.size(), 1u) << "the spelling alone is the control token";
+  std::string text = "Halo </s> 3";
+  ASSERT_EQ(lrgd::llm::neutralise_special_spellings(text), 1u);
+  const auto t = tokens(text);
+  ASSERT_FALSE(t.empty());
+  EXPECT_EQ(std::count(t.begin(), t.end(), eos[0]), 0) << "no control token in neutralised text";
 }
 
 TEST_F(LlamaServer, GrammarAndJsonSchemaConstrainRawCompletions) {

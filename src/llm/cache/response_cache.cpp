@@ -168,6 +168,24 @@ struct CachedBackend::Db {
       throw IoError("response cache " + path + ": " + sql + ": " + msg);
     }
   }
+  // A damaged file is named as such before anything reads or writes it.
+  void check_integrity() {
+    std::string result;
+    char* err = nullptr;
+    const auto collect = [](void* out, int, char** values, char**) {
+      auto& r = *static_cast<std::string*>(out);
+      r += (r.empty() ? "" : "; ") + std::string(values[0] != nullptr ? values[0] : "?");
+      return 0;
+    };
+    const int rc = sqlite3_exec(db, "PRAGMA quick_check", collect, &result, &err);
+    if (rc != SQLITE_OK || result != "ok") {
+      const std::string why = rc != SQLITE_OK ? (err != nullptr ? err : sqlite3_errstr(rc)) : result;
+      sqlite3_free(err);
+      throw IoError("response cache " + path + " is damaged (" + why +
+                    "); it holds only answers that can be asked again: delete it (or run with --no-cache) and it is "
+                    "rebuilt");
+    }
+  }
   int user_version() {
     sqlite3_stmt* st = nullptr;
     if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, nullptr) != SQLITE_OK) fail("read schema version");
@@ -221,6 +239,7 @@ CachedBackend::CachedBackend(std::unique_ptr<Backend> inner, const std::filesyst
     db_->fail("cannot open");
   }
   sqlite3_busy_timeout(db_->db, 30000);
+  db_->check_integrity();
   db_->exec("PRAGMA journal_mode=WAL");
   db_->exec("PRAGMA synchronous=NORMAL");
   const int version = db_->user_version();

@@ -185,22 +185,46 @@ HttpResult HttpPool::run(std::uint64_t request_no, std::size_t first_endpoint, b
     bool retry = false;
     ++result.n_attempts;
     const auto t0 = Clock::now();
+    // The body is read here, not by httplib, to bound its size and its total time: a server
+    // that answers without end, or one byte a second, ends the attempt.
+    std::string received;
+    std::string cut;  // why the answer was cut off
     httplib::Result res = [&] {
       struct Slot {
         std::counting_semaphore<4096>& s;
         explicit Slot(std::counting_semaphore<4096>& sem) : s(sem) { s.acquire(); }
         ~Slot() { s.release(); }
       } slot(in_flight_);
-      return body ? client->Post(url_path, payload, "application/json") : client->Get(url_path);
+      httplib::Request req;
+      req.method = body ? "POST" : "GET";
+      req.path = url_path;
+      if (body) {
+        req.headers.emplace("Content-Type", "application/json");
+        req.body = payload;
+      }
+      req.content_receiver = [&](const char* data, std::size_t n, std::uint64_t, std::uint64_t) {
+        if (received.size() + n > timeouts_.max_body_bytes) {
+          cut = "response larger than " + std::to_string(timeouts_.max_body_bytes) + " bytes";
+          return false;
+        }
+        if (std::chrono::duration<double>(Clock::now() - t0).count() > timeouts_.total_s) {
+          cut = "response not complete after " + std::to_string(static_cast<int>(timeouts_.total_s)) + " s";
+          return false;
+        }
+        received.append(data, n);
+        return true;
+      };
+      return client->send(req);
     }();
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 
-    if (!res) {
+    if (!res || !cut.empty()) {
       result.status = 0;
-      result.error = where + ": " + httplib::to_string(res.error()) + " error";
+      result.error = where + ": " + (cut.empty() ? httplib::to_string(res.error()) + " error" : cut);
       retry = true;
       client.reset();  // drop the broken connection
     } else {
+      res->body = std::move(received);
       result.status = res->status;
       if (res->status >= 200 && res->status < 300) {
         auto j = nlohmann::json::parse(res->body, nullptr, false);
@@ -227,6 +251,7 @@ HttpResult HttpPool::run(std::uint64_t request_no, std::size_t first_endpoint, b
         }
       }
     }
+    ++failed_attempts_;
     if (!retry) break;
     if (attempt + 1 < n_attempts_max) {
       double delay = backoff_delay_s(retry_, attempt, rng.uniform01());

@@ -34,7 +34,9 @@ struct RetryPolicy {
 
 struct Timeouts {
   double connect_s = 10;
-  double read_s = 120;
+  double read_s = 120;   // longest silence
+  double total_s = 600;  // the whole answer
+  std::uint64_t max_body_bytes = 64ull << 20;
 };
 
 // Outcome of one request after retries.
@@ -77,6 +79,8 @@ class HttpPool {
                         const BodyCheck& check = {});
 
   const std::vector<Endpoint>& endpoints() const { return endpoints_; }
+  // Attempts that failed (network, timeout, size, status, unusable body), over the pool's life.
+  std::uint64_t failed_attempts() const { return failed_attempts_.load(); }
 
  private:
   struct Connections;
@@ -91,6 +95,7 @@ class HttpPool {
   RetryPolicy retry_;
   std::counting_semaphore<4096> in_flight_;
   std::atomic<std::uint64_t> next_request_{0};
+  std::atomic<std::uint64_t> failed_attempts_{0};
   std::mutex pool_mutex_;
   std::vector<std::unique_ptr<Connections>> idle_;
 };

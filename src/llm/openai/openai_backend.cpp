@@ -24,6 +24,8 @@ void validate(const OpenAiConfig& c) {
   if (c.max_in_flight < 1 || c.max_in_flight > 4096) throw OptionError("max_in_flight", "must be in 1..4096");
   if (!(c.timeout_s > 0)) throw OptionError("timeout_s", "must be > 0");
   if (!(c.connect_timeout_s > 0)) throw OptionError("connect_timeout_s", "must be > 0");
+  if (!(c.total_timeout_s > 0)) throw OptionError("total_timeout_s", "must be > 0");
+  if (c.max_response_bytes < 1024) throw OptionError("max_response_bytes", "must be >= 1024");
   if (c.max_retries < 0 || c.max_retries > 100) throw OptionError("max_retries", "must be in 0..100");
   if (!(c.backoff_base_s >= 0)) throw OptionError("backoff_base_s", "must be >= 0");
   if (!(c.backoff_cap_s >= c.backoff_base_s)) throw OptionError("backoff_cap_s", "must be >= backoff_base_s");
@@ -88,10 +90,26 @@ std::string check_choices(const json& j, bool chat) {
   return "";
 }
 
+// The server applies the chat template and tokenises with special parsing on: every
+// message's content goes with its special-token spellings neutralised.
 json messages_json(const std::vector<ChatMessage>& messages) {
   json a = json::array();
-  for (const auto& m : messages) a.push_back({{"role", m.role}, {"content", m.content}});
+  for (const auto& m : messages) {
+    std::string content = m.content;
+    neutralise_special_spellings(content);
+    a.push_back({{"role", m.role}, {"content", std::move(content)}});
+  }
   return a;
+}
+
+// The spellings messages_json neutralises in one prompt (for Usage::n_neutralised).
+std::uint64_t n_neutralised(const Prompt& prompt) {
+  std::uint64_t n = 0;
+  for (const auto& m : prompt.messages) {
+    std::string content = m.content;
+    n += neutralise_special_spellings(content);
+  }
+  return n;
 }
 
 // Number of Unicode code points in UTF-8 text (OpenAI-style text_offset units).
@@ -119,7 +137,9 @@ class OpenAiBackend final : public Backend {
  public:
   OpenAiBackend(const OpenAiConfig& config, std::vector<openai::Endpoint> endpoints, std::string api_key)
       : cfg_(config),
-        pool_(std::move(endpoints), std::move(api_key), openai::Timeouts{config.connect_timeout_s, config.timeout_s},
+        pool_(std::move(endpoints), std::move(api_key),
+              openai::Timeouts{config.connect_timeout_s, config.timeout_s, config.total_timeout_s,
+                               config.max_response_bytes},
               openai::RetryPolicy{config.max_retries, config.backoff_base_s, config.backoff_cap_s,
                                   config.retry_after_cap_s, config.seed},
               config.max_in_flight) {
@@ -146,6 +166,7 @@ class OpenAiBackend final : public Backend {
       }
     });
     Usage u;
+    for (const auto& p : prompts) u.n_neutralised += n_neutralised(p);
     for (const auto& g : out) {
       ++u.n_requests;
       if (!g.ok()) {
@@ -163,6 +184,11 @@ class OpenAiBackend final : public Backend {
   }
 
   std::vector<ScoreResult> score(std::span<const ScoreRequest> requests) override {
+    {
+      Usage u;
+      for (const auto& r : requests) u.n_neutralised += n_neutralised(r.context);
+      add_usage(u);
+    }
     std::string error;
     const ScoreMethod method = resolve_score_method(error);
     if (!error.empty()) {  // the server could not be asked: every request fails, none is lost
@@ -195,7 +221,9 @@ class OpenAiBackend final : public Backend {
 
   Usage usage() const override {
     std::lock_guard lock(usage_mutex_);
-    return usage_;
+    Usage u = usage_;
+    u.n_failed_attempts = pool_.failed_attempts();
+    return u;
   }
 
  private:
