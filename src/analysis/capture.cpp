@@ -199,10 +199,42 @@ void check_step(const Capture& c, const CapturedStep& st) {
 // Token index of a character boundary: the tokens of text[0, c) that agree with the full
 // tokenisation (longest common prefix). A token that straddles the boundary belongs to
 // the span that starts there.
-int token_boundary(const llama_vocab* vocab, const std::string& text, std::size_t c,
+// Character ranges of `text` that are message content spelling control tokens: tokenised
+// with special-token parsing off, as llm::detail::chat_tokens does for the recommender, so
+// the analysed tokens are the ones the recommender sees. Everything else (the template's
+// markup, ordinary content) is tokenised with parsing on.
+using PlainRanges = std::vector<std::pair<std::size_t, std::size_t>>;
+
+// Tokens of text[0, upto) under that rule.
+std::vector<llama_token> tokenize_prefix(const llama_vocab* vocab, const std::string& text, const PlainRanges& plain,
+                                         std::size_t upto) {
+  std::vector<llama_token> out;
+  if (plain.empty()) {
+    out = llm::detail::tokenize(vocab, text.substr(0, upto), true, true);
+  } else {
+    if (llama_vocab_get_add_bos(vocab)) out.push_back(llama_vocab_bos(vocab));
+    const auto append = [&](std::size_t a, std::size_t b, bool special) {
+      if (b <= a) return;
+      const auto t = llm::detail::tokenize(vocab, text.substr(a, b - a), false, special);
+      out.insert(out.end(), t.begin(), t.end());
+    };
+    std::size_t pos = 0;
+    for (const auto& [a, b] : plain) {
+      if (a >= upto) break;
+      append(pos, a, true);
+      append(a, std::min(b, upto), false);
+      pos = std::min(b, upto);
+    }
+    append(pos, upto, true);
+    if (upto >= text.size() && llama_vocab_get_add_eos(vocab)) out.push_back(llama_vocab_eos(vocab));
+  }
+  llm::detail::drop_double_bos(vocab, out);
+  return out;
+}
+
+int token_boundary(const llama_vocab* vocab, const std::string& text, const PlainRanges& plain, std::size_t c,
                    const std::vector<llama_token>& full) {
-  auto pre = llm::detail::tokenize(vocab, text.substr(0, c), true, true);
-  llm::detail::drop_double_bos(vocab, pre);
+  const auto pre = tokenize_prefix(vocab, text, plain, c);
   std::size_t n = 0;
   while (n < pre.size() && n < full.size() && pre[n] == full[n]) ++n;
   return static_cast<int>(n);
@@ -214,13 +246,13 @@ struct LabelledRange {
 };
 
 TokenizedPrompt tokenize_with_ranges(const llama_vocab* vocab, std::string text,
-                                     const std::vector<LabelledRange>& ranges) {
+                                     const std::vector<LabelledRange>& ranges, const PlainRanges& plain = {}) {
   TokenizedPrompt p;
-  p.tokens = llm::detail::tokenize(vocab, text, true, true);
-  llm::detail::drop_double_bos(vocab, p.tokens);
+  p.tokens = tokenize_prefix(vocab, text, plain, text.size());
   if (p.tokens.empty()) throw Error("empty prompt after tokenisation");
   for (const auto& r : ranges) {
-    TokenSpan s{r.label, token_boundary(vocab, text, r.begin, p.tokens), token_boundary(vocab, text, r.end, p.tokens)};
+    TokenSpan s{r.label, token_boundary(vocab, text, plain, r.begin, p.tokens),
+                token_boundary(vocab, text, plain, r.end, p.tokens)};
     if (r.end >= text.size()) s.end = static_cast<int>(p.tokens.size());
     if (s.end > s.begin) p.spans.push_back(s);
   }
@@ -406,7 +438,16 @@ TokenizedPrompt tokenize_chat(const std::filesystem::path& path, const ChatInput
   std::vector<LabelledRange> ranges;
   for (const auto& sp : chat.spans)
     ranges.push_back({sp.label, offset.at(sp.message) + sp.begin, offset.at(sp.message) + sp.end});
-  return tokenize_with_ranges(llama_model_get_vocab(model.get()), buf, ranges);
+  // Content is text: a message that spells control tokens is tokenised without special
+  // parsing, as the recommender does.
+  const llama_vocab* vocab = llama_model_get_vocab(model.get());
+  PlainRanges plain;
+  for (std::size_t m = 0; m < chat.contents.size(); ++m) {
+    const auto& c = chat.contents[m];
+    if (llm::detail::tokenize(vocab, c, false, true) != llm::detail::tokenize(vocab, c, false, false))
+      plain.emplace_back(offset[m], offset[m] + c.size());
+  }
+  return tokenize_with_ranges(vocab, buf, ranges, plain);
 }
 
 std::vector<std::int32_t> tokenize_plain(const std::filesystem::path& path, const std::string& text, bool prompt) {
