@@ -8,7 +8,11 @@ function(lrgd_target_flags target)
   if(LRGD_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
   endif()
-  if(LRGD_SANITIZE)
+  if(LRGD_FUZZ)
+    target_compile_options(${target} PRIVATE -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+      -fno-sanitize-recover=undefined)
+    target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+  elseif(LRGD_SANITIZE)
     # ASan instrumentation makes GCC 12 report false maybe-uninitialized warnings in libstdc++.
     target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer
       -fno-sanitize-recover=undefined $<$<CXX_COMPILER_ID:GNU>:-Wno-maybe-uninitialized>)

@@ -167,7 +167,8 @@ std::vector<Entry> prose_entries(const std::vector<Source>& lines, const TitleMa
     if (options.match_titles) {
       for (const auto& m : matcher.find_exact(l.text))
         found.push_back({m.begin, {0, {}, m.candidate, false, l.line_no}});
-      for (const auto& [b, e] : emphasised(l.text)) {
+      for (const auto& span : emphasised(l.text)) {
+        const std::size_t b = span.first, e = span.second;  // named copies: clang 14 lambdas cannot capture bindings
         const bool has_mention =
             std::any_of(found.begin(), found.end(), [&](const auto& f) { return f.first >= b && f.first < e; });
         if (has_mention) continue;

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets of fuzz/ with clang (ASan + UBSan) and runs each for a
+# bounded time, seeded from tests/fixtures; a crash leaves its input in $out/<target>/
+# and fails the script.   LRGD_FUZZ_SECONDS  seconds per target (default 20)
+#                         LRGD_FUZZ_DIR      build folder (default build-fuzz)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${LRGD_FUZZ_DIR:-$root/build-fuzz}"
+seconds="${LRGD_FUZZ_SECONDS:-20}"
+prefix_line=$(LRGD_FUZZ=1 bash "$root/scripts/setup.sh" | tail -n 1)
+prefix="${prefix_line#LLAMA_PREFIX=}"
+cxx=$(command -v clang++-14 || command -v clang++ || true)
+cc=$(command -v clang-14 || command -v clang || true)
+[ -n "$cxx" ] || { echo "[fuzz] clang is missing (LRGD_FUZZ=1 scripts/setup.sh installs clang-14)" >&2; exit 1; }
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER="$cc" -DCMAKE_CXX_COMPILER="$cxx" \
+  -DCMAKE_PREFIX_PATH="$prefix" -DLRGD_FUZZ=ON -DLRGD_WERROR=OFF -DLRGD_BUILD_TESTS=OFF -DLRGD_BUILD_BENCH=OFF \
+  >"$build.configure.log" 2>&1 || { cat "$build.configure.log" >&2; exit 1; }
+cmake --build "$build" -j "$(nproc)" --target fuzz_all >"$build.build.log" 2>&1 || { tail -40 "$build.build.log" >&2; exit 1; }
+out="$build/runs"
+rm -rf "$out"
+mkdir -p "$out"
+fixtures="$root/tests/fixtures"
+seed() {  # seed <target> <files...>: a fresh corpus folder with copies of the seeds
+  mkdir -p "$out/$1/corpus"
+  shift_target="$1"; shift
+  for f in "$@"; do [ -f "$f" ] && cp "$f" "$out/$shift_target/corpus/" || true; done
+}
+seed fuzz_answer "$fixtures"/parse/*.txt
+seed fuzz_load_lcrec_inter "$fixtures"/data/lcrec/*.inter.json "$fixtures"/data/bad_lcrec*/*.inter.json
+seed fuzz_load_lcrec_item "$fixtures"/data/lcrec/*.item.json "$fixtures"/data/bad_lcrec/*.item.json
+seed fuzz_load_csv "$fixtures"/data/csv/interactions.csv "$fixtures"/data/bad_csv/interactions.csv
+seed fuzz_load_recbole "$fixtures"/data/recbole/*.inter "$fixtures"/data/bad_recbole/*.inter
+seed fuzz_load_amazon "$fixtures"/data/raw/Tiny.json "$fixtures"/data/bad_raw/Bad.json
+seed fuzz_results "$root"/fuzz/seeds/results.jsonl
+seed fuzz_split "$root"/fuzz/seeds/split.jsonl
+seed fuzz_candidates "$root"/fuzz/seeds/candidates.tsv
+seed fuzz_template "$root"/prompts/*.txt "$fixtures"/prompt/*.txt
+failed=0
+printf '%-24s %10s %8s %s\n' target runs "exec/s" result
+for t in fuzz_answer fuzz_load_lcrec_inter fuzz_load_lcrec_item fuzz_load_csv fuzz_load_recbole fuzz_load_amazon \
+         fuzz_results fuzz_split fuzz_candidates fuzz_template; do
+  mkdir -p "$out/$t/corpus"
+  log="$out/$t/log.txt"
+  if (cd "$out/$t" && "$build/fuzz/$t" corpus -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 \
+        -print_final_stats=1 >"$log" 2>&1); then result=ok; else result="CRASH (input in $out/$t/)"; failed=1; fi
+  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
+  rate=$(( runs / (seconds > 0 ? seconds : 1) ))
+  printf '%-24s %10s %8s %s\n' "$t" "$runs" "$rate" "$result"
+done
+exit "$failed"
