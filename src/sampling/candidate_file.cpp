@@ -31,8 +31,19 @@ FixedCandidates load_candidate_file(const std::filesystem::path& path, const Dat
   out.file_hash = sha256_file(path);
   out.by_user.resize(ds.n_users());
 
+  // Ids as the files give them: the dataset's own ids first, then its second ids (LC-Rec:
+  // reviewer ids and ASINs), so a candidate file written from either id space reads.
   const data::IdIndex users(ds.user_ids);
   const data::IdIndex items = data::index_item_ids(ds);
+  data::IdIndex alt_users, alt_items;
+  for (std::size_t u = ds.user_alt_ids.size(); u-- > 0;)
+    if (!ds.user_alt_ids[u].empty()) alt_users.add(ds.user_alt_ids[u], static_cast<std::int32_t>(u));
+  for (std::size_t i = ds.items.size(); i-- > 0;)
+    if (!ds.items[i].alt_id.empty()) alt_items.add(ds.items[i].alt_id, static_cast<std::int32_t>(i));
+  const auto find = [](const data::IdIndex& first, const data::IdIndex& second, std::string_view id) {
+    const auto k = first.find(id);
+    return k >= 0 ? k : second.find(id);
+  };
 
   std::string line;
   std::uint64_t line_no = 0;
@@ -47,7 +58,7 @@ FixedCandidates load_candidate_file(const std::filesystem::path& path, const Dat
       continue;
     }
     const std::string_view user_id(line.data(), sep);
-    const UserIndex found = users.find(user_id);
+    const UserIndex found = find(users, alt_users, user_id);
     if (found < 0) {
       add_issue(out.issues, strict, "unknown_user", file, line_no, "user",
                 "user '" + std::string(user_id) + "' is not in the dataset");
@@ -69,7 +80,7 @@ FixedCandidates load_candidate_file(const std::filesystem::path& path, const Dat
       const std::size_t b = std::min(rest.find_first_of(" \t,"), rest.size());
       const std::string_view tok = rest.substr(0, b);
       rest.remove_prefix(b);
-      const ItemIndex item = items.find(tok);
+      const ItemIndex item = find(items, alt_items, tok);
       if (item < 0) {
         add_issue(out.issues, strict, "unknown_item", file, line_no, "item",
                   "item '" + std::string(tok) + "' is not in the dataset");

@@ -292,6 +292,22 @@ TEST(Prepare, ReadErrorsNameLineAndField) {
   EXPECT_THROW(read_prepared_split(dir / "missing.jsonl"), IoError);
 }
 
+// A candidate file in the dataset's second id space (LC-Rec: reviewer ids, ASINs) reads
+// to the same candidates as one in its own ids.
+TEST(Prepare, CandidateFileInEitherIdSpace) {
+  const Dataset ds = tiny();
+  ASSERT_EQ(ds.user_alt_ids.at(0), "AREV0");
+  TempDir dir("candfile-alt");
+  test::write_file(dir / "own.random", "u1\ta5 a6 a1 a7 a8\nu2\ta3 a4 a6 a7\n");
+  test::write_file(dir / "alt.random",
+                   "AREV0\tB0000004 B0000005 B0000000 B0000006 B0000007\nAREV1\tB0000002 B0000003 "
+                   "B0000005 B0000006\n");
+  const auto own = load_candidate_file(dir / "own.random", ds, true);
+  const auto alt = load_candidate_file(dir / "alt.random", ds, true);
+  EXPECT_EQ(own.by_user, alt.by_user);
+  EXPECT_EQ(own.by_user.at(0).size(), 5u);
+}
+
 TEST(Prepare, CandidateFile) {
   const Dataset ds = tiny();
   TempDir dir("candfile");
