@@ -35,10 +35,11 @@ seed fuzz_results "$root"/fuzz/seeds/results.jsonl
 seed fuzz_split "$root"/fuzz/seeds/split.jsonl
 seed fuzz_candidates "$root"/fuzz/seeds/candidates.tsv
 seed fuzz_template "$root"/prompts/*.txt "$fixtures"/prompt/*.txt
+seed fuzz_gguf_meta "$root"/fuzz/seeds/item-model-meta.bin
 failed=0
 printf '%-24s %10s %8s %s\n' target runs "exec/s" result
 for t in fuzz_answer fuzz_load_lcrec_inter fuzz_load_lcrec_item fuzz_load_csv fuzz_load_recbole fuzz_load_amazon \
-         fuzz_results fuzz_split fuzz_candidates fuzz_template; do
+         fuzz_results fuzz_split fuzz_candidates fuzz_template fuzz_gguf_meta; do
   mkdir -p "$out/$t/corpus"
   log="$out/$t/log.txt"
   if (cd "$out/$t" && "$build/fuzz/$t" corpus -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 \
