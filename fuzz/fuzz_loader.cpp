@@ -38,6 +38,11 @@ std::filesystem::path layout(const std::uint8_t* data, std::size_t size) {
     put("X.item", "item_id:token\ttitle:token_seq\na1\tAlpha\na2\tBeta\n");
   } else if (format == "amazon") {
     fuzzed("reviews.json");
+  } else if (format == "amazon_meta") {
+    put("reviews.json",
+        "{\"reviewerID\": \"u1\", \"asin\": \"a1\", \"unixReviewTime\": 1}\n"
+        "{\"reviewerID\": \"u1\", \"asin\": \"a2\", \"unixReviewTime\": 2}\n");
+    fuzzed("meta_reviews.json");
   }
   return dir;
 }

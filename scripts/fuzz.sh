@@ -31,6 +31,7 @@ seed fuzz_load_lcrec_item "$fixtures"/data/lcrec/*.item.json "$fixtures"/data/ba
 seed fuzz_load_csv "$fixtures"/data/csv/interactions.csv "$fixtures"/data/bad_csv/interactions.csv
 seed fuzz_load_recbole "$fixtures"/data/recbole/*.inter "$fixtures"/data/bad_recbole/*.inter
 seed fuzz_load_amazon "$fixtures"/data/raw/Tiny.json "$fixtures"/data/bad_raw/Bad.json
+seed fuzz_load_amazon_meta "$fixtures"/data/raw/meta_Tiny.json "$fixtures"/data/bad_raw/meta_Bad.json
 seed fuzz_results "$root"/fuzz/seeds/results.jsonl
 seed fuzz_split "$root"/fuzz/seeds/split.jsonl
 seed fuzz_candidates "$root"/fuzz/seeds/candidates.tsv
@@ -39,7 +40,7 @@ seed fuzz_gguf_meta "$root"/fuzz/seeds/item-model-meta.bin
 failed=0
 printf '%-24s %10s %8s %s\n' target runs "exec/s" result
 for t in fuzz_answer fuzz_load_lcrec_inter fuzz_load_lcrec_item fuzz_load_csv fuzz_load_recbole fuzz_load_amazon \
-         fuzz_results fuzz_split fuzz_candidates fuzz_template fuzz_gguf_meta; do
+         fuzz_load_amazon_meta fuzz_results fuzz_split fuzz_candidates fuzz_template fuzz_gguf_meta; do
   mkdir -p "$out/$t/corpus"
   log="$out/$t/log.txt"
   if (cd "$out/$t" && "$build/fuzz/$t" corpus -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 \
