@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "lrgd/error.h"
+#include "lrgd/sqlite_check.h"
 
 namespace lrgd::memory {
 
@@ -41,21 +42,10 @@ struct Store::Db {
     }
   }
   // A damaged file is named as such before anything reads or writes it.
-  void check_integrity() {
-    std::string result;
-    char* err = nullptr;
-    const auto collect = [](void* out, int, char** values, char**) {
-      auto& r = *static_cast<std::string*>(out);
-      r += (r.empty() ? "" : "; ") + std::string(values[0] != nullptr ? values[0] : "?");
-      return 0;
-    };
-    const int rc = sqlite3_exec(db, "PRAGMA quick_check", collect, &result, &err);
-    if (rc != SQLITE_OK || result != "ok") {
-      const std::string why = rc != SQLITE_OK ? (err != nullptr ? err : sqlite3_errstr(rc)) : result;
-      sqlite3_free(err);
+  void check_integrity() const {
+    if (const auto why = sqlite_damage(db); !why.empty())
       throw IoError("memory " + path + " is damaged (" + why +
                     "); its rows cannot be trusted: restore it from a copy, or move it away to start a new memory");
-    }
   }
 };
 

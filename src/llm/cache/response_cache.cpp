@@ -12,6 +12,7 @@
 
 #include "lrgd/error.h"
 #include "lrgd/hash.h"
+#include "lrgd/sqlite_check.h"
 
 namespace lrgd::llm {
 
@@ -169,23 +170,13 @@ struct CachedBackend::Db {
     }
   }
   // A damaged file is named as such before anything reads or writes it.
-  void check_integrity() {
-    std::string result;
-    char* err = nullptr;
-    const auto collect = [](void* out, int, char** values, char**) {
-      auto& r = *static_cast<std::string*>(out);
-      r += (r.empty() ? "" : "; ") + std::string(values[0] != nullptr ? values[0] : "?");
-      return 0;
-    };
-    const int rc = sqlite3_exec(db, "PRAGMA quick_check", collect, &result, &err);
-    if (rc != SQLITE_OK || result != "ok") {
-      const std::string why = rc != SQLITE_OK ? (err != nullptr ? err : sqlite3_errstr(rc)) : result;
-      sqlite3_free(err);
+  void check_integrity() const {
+    if (const auto why = sqlite_damage(db); !why.empty())
       throw IoError("response cache " + path + " is damaged (" + why +
                     "); it holds only answers that can be asked again: delete it (or run with --no-cache) and it is "
                     "rebuilt");
-    }
   }
+
   int user_version() {
     sqlite3_stmt* st = nullptr;
     if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, nullptr) != SQLITE_OK) fail("read schema version");
