@@ -36,7 +36,17 @@ seed fuzz_results "$root"/fuzz/seeds/results.jsonl
 seed fuzz_split "$root"/fuzz/seeds/split.jsonl
 seed fuzz_candidates "$root"/fuzz/seeds/candidates.tsv
 seed fuzz_template "$root"/prompts/*.txt "$fixtures"/prompt/*.txt
-seed fuzz_gguf_meta "$root"/fuzz/seeds/item-model-meta.bin
+# A minimal GGUF v3 header with lrgd's item-model keys, written here (no model file is kept
+# in the repository).
+python3 - "$out/item-model-meta.bin" <<'PY'
+import struct, sys
+def s(x): b = x.encode(); return struct.pack('<Q', len(b)) + b
+d = b'GGUF' + struct.pack('<IQQ', 3, 0, 2)
+d += s('lrgd.item_model.layout') + struct.pack('<II', 4, 1)
+d += s('lrgd.item_model.dataset') + struct.pack('<I', 8) + s('Games')
+open(sys.argv[1], 'wb').write(d)
+PY
+seed fuzz_gguf_meta "$out/item-model-meta.bin"
 failed=0
 printf '%-24s %10s %8s %s\n' target runs "exec/s" result
 for t in fuzz_answer fuzz_load_lcrec_inter fuzz_load_lcrec_item fuzz_load_csv fuzz_load_recbole fuzz_load_amazon \
