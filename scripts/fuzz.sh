@@ -21,9 +21,9 @@ rm -rf "$out"
 mkdir -p "$out"
 fixtures="$root/tests/fixtures"
 seed() {  # seed <target> <files...>: a fresh corpus folder with copies of the seeds
-  mkdir -p "$out/$1/corpus"
-  shift_target="$1"; shift
-  for f in "$@"; do [ -f "$f" ] && cp "$f" "$out/$shift_target/corpus/" || true; done
+  local target="$1"; shift
+  mkdir -p "$out/$target/corpus"
+  for f in "$@"; do [ -f "$f" ] && cp "$f" "$out/$target/corpus/" || true; done
 }
 seed fuzz_answer "$fixtures"/parse/*.txt
 seed fuzz_load_lcrec_inter "$fixtures"/data/lcrec/*.inter.json "$fixtures"/data/bad_lcrec*/*.inter.json

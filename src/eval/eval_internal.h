@@ -64,8 +64,6 @@ class Appender {
   int fd_ = -1;
 };
 
-// Writes `content` to `path` through `path`.tmp + fsync + rename. Throws IoError.
-
 // The config document (full) and the hash of its result-determining part.
 ojson config_document(const EvalConfig& config, const data::Dataset& dataset, const std::string& model_id);
 

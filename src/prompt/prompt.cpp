@@ -1,11 +1,11 @@
 #include "lrgd/prompt.h"
 
 #include <algorithm>
-#include <fstream>
 #include <set>
 #include <sstream>
 
 #include "lrgd/error.h"
+#include "lrgd/file.h"
 
 namespace lrgd::prompt {
 
@@ -300,13 +300,7 @@ Template Template::parse(std::string_view text, std::string source) {
   return t;
 }
 
-Template Template::load(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError("cannot read prompt template " + path.string());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse(ss.str(), path.string());
-}
+Template Template::load(const std::filesystem::path& path) { return parse(read_file(path), path.string()); }
 
 Template Template::builtin(std::string_view name) {
   return parse(builtin_text(name), "<builtin>/prompts/" + std::string(name) + ".txt");

@@ -3,14 +3,13 @@
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <memory>
-#include <sstream>
 
 #include "cli.h"
 #include "lrgd/data.h"
 #include "lrgd/error.h"
 #include "lrgd/eval.h"
+#include "lrgd/file.h"
 #include "lrgd/llama_backend.h"
 #include "lrgd/openai_backend.h"
 #include "lrgd/prompt.h"
@@ -187,10 +186,7 @@ int run_eval_command(const EvalArgs& a) {
 
   fmt::print(stderr, "lrgd: {} records ({} computed, {} resumed) in {:.2f} s (model {:.2f} s, outside {:.2f} s)\n",
              r.n_records, r.n_computed, r.n_resumed, r.wall_s, r.time_in_model_s, r.time_outside_model_s);
-  std::ifstream table(std::filesystem::path(a.out) / "table.md");
-  std::ostringstream text;
-  text << table.rdbuf();
-  fmt::print("{}", text.str());
+  fmt::print("{}", read_file(std::filesystem::path(a.out) / "table.md"));
   return 0;
 }
 

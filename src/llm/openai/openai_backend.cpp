@@ -90,25 +90,18 @@ std::string check_choices(const json& j, bool chat) {
   return "";
 }
 
-// The server applies the chat template and tokenises with special parsing on: every
-// message's content goes with its special-token spellings neutralised.
 json messages_json(const std::vector<ChatMessage>& messages) {
   json a = json::array();
-  for (const auto& m : messages) {
-    std::string content = m.content;
-    neutralise_special_spellings(content);
-    a.push_back({{"role", m.role}, {"content", std::move(content)}});
-  }
+  for (const auto& m : messages) a.push_back({{"role", m.role}, {"content", m.content}});
   return a;
 }
 
-// The spellings messages_json neutralises in one prompt (for Usage::n_neutralised).
-std::uint64_t n_neutralised(const Prompt& prompt) {
+// Content is text: the server applies the chat template and tokenises with special parsing
+// on, so every message's content is sent with its special-token spellings neutralised.
+// Raw text is the caller's own (as in the embedded engine). Returns the spellings changed.
+std::uint64_t neutralise(Prompt& prompt) {
   std::uint64_t n = 0;
-  for (const auto& m : prompt.messages) {
-    std::string content = m.content;
-    n += neutralise_special_spellings(content);
-  }
+  for (auto& m : prompt.messages) n += neutralise_special_spellings(m.content);
   return n;
 }
 
@@ -155,18 +148,19 @@ class OpenAiBackend final : public Backend {
 
   std::vector<Generation> generate(std::span<const Prompt> prompts, const GenerationParams& params) override {
     const json extra = constraint_fields(params.constraint);  // throws before any request
+    Usage u;
+    std::vector<Prompt> sent(prompts.begin(), prompts.end());
+    for (auto& p : sent) u.n_neutralised += neutralise(p);
     std::vector<Generation> out(prompts.size());
     openai::parallel_for(prompts.size(), cfg_.max_in_flight, [&](std::size_t i) {
       try {
-        out[i] = generate_one(prompts[i], params, extra);
+        out[i] = generate_one(sent[i], params, extra);
       } catch (const std::exception& e) {
         out[i] = Generation{};
         out[i].finish = FinishReason::Error;
         out[i].error = e.what();
       }
     });
-    Usage u;
-    for (const auto& p : prompts) u.n_neutralised += n_neutralised(p);
     for (const auto& g : out) {
       ++u.n_requests;
       if (!g.ok()) {
@@ -183,10 +177,11 @@ class OpenAiBackend final : public Backend {
     return out;
   }
 
-  std::vector<ScoreResult> score(std::span<const ScoreRequest> requests) override {
+  std::vector<ScoreResult> score(std::span<const ScoreRequest> original) override {
+    std::vector<ScoreRequest> requests(original.begin(), original.end());
     {
       Usage u;
-      for (const auto& r : requests) u.n_neutralised += n_neutralised(r.context);
+      for (auto& r : requests) u.n_neutralised += neutralise(r.context);
       add_usage(u);
     }
     std::string error;
