@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -118,24 +119,39 @@ std::unique_ptr<Generator> make_llm_generator(const data::Dataset& ds, llm::Back
 
 struct Options {
   int paths = 3;   // K
-  int rounds = 3;  // R
+  int rounds = 3;  // R (with a budget: the longest path's rounds, see rounds_of)
+  // Demonstrations tried per user (validation prompts); 0: paths x rounds. Set, the budget
+  // is shared out over the paths (the first budget % paths paths get one round more), so
+  // variants with different K try equally many demonstrations.
+  int budget = 0;
   Quality quality = Quality::InvLog2;
   CollapseRule collapse = CollapseRule::Both;
-  double collapse_threshold = 0.8;  // token Jaccard of consecutive demonstrations
-  bool perturbation = true;         // P on collapse
+  double collapse_threshold = 0.8;  // similarity: token Jaccard of consecutive demonstrations above this
+  // Stall: over the last `collapse_window` rounds the path's best S rose by less than
+  // `collapse_margin` (and is below 1). The window starts after the path's last P.
+  double collapse_margin = 0.01;
+  int collapse_window = 2;
+  bool perturbation = true;  // P on collapse (kept by the path until its next collapse)
   std::string generator = "template";
   std::uint64_t seed = 42;
+
+  int total_budget() const { return budget > 0 ? budget : paths * rounds; }
+  int max_rounds() const { return (total_budget() + paths - 1) / paths; }
+  int rounds_of(int path) const { return total_budget() / paths + (path < total_budget() % paths ? 1 : 0); }
 };
 // Compact JSON of the options (hashed into config.json and the memory variant).
 std::string options_json(const Options& o);
 
 // Token and call accounting of the optimisation (this process's work).
 struct Cost {
-  std::size_t n_users = 0;            // users whose optimisation was looked at
-  std::size_t n_rounds_computed = 0;  // (user, path, round) rows computed
-  std::size_t n_rounds_resumed = 0;   // rows taken from the memory
-  std::size_t n_collapses = 0;
-  std::size_t n_perturbed = 0;  // rows evaluated with a P
+  std::size_t n_users = 0;              // users whose optimisation was looked at
+  std::size_t n_rounds_computed = 0;    // (user, path, round) rows computed
+  std::size_t n_rounds_resumed = 0;     // rows taken from the memory
+  std::size_t n_collapse_checks = 0;    // rows that could collapse (round >= 1)
+  std::size_t n_collapses = 0;          // of them, collapsed (either rule)
+  std::size_t n_collapses_similar = 0;  // by the similarity rule
+  std::size_t n_collapses_stall = 0;    // by the stall rule
+  std::size_t n_perturbed = 0;          // rows evaluated with a P
   std::uint64_t generator_tokens = 0;
   std::uint64_t generator_attempts = 0;  // LLM generator answers asked for
   std::uint64_t generator_invalid = 0;   // of them, rejected by validation
@@ -161,6 +177,9 @@ class Optimiser {
   void set_progress(bool on) { progress_ = on; }
 
  private:
+  // The stall rule for a row of `round` with S = `score` on a path's earlier rows.
+  bool stall(const std::vector<std::optional<memory::Entry>>& path_rows, int round, double score) const;
+
   const data::Dataset& ds_;
   rec::Ranker& recommender_;
   Generator& generator_;
@@ -196,6 +215,23 @@ std::unique_ptr<rec::Ranker> make_lrgd_ranker(const data::Dataset& ds, llm::Back
                                               const rec::LlmRankerOptions& icl,
                                               const protocol::ProtocolOptions& protocol,
                                               const LrgdRankerOptions& options);
+
+// Stage 1's seed of (user, path, round): Rng::derive(seed, "lrgd/generate/<round>", user << 8 | path).
+std::uint64_t generation_seed(std::uint64_t seed, data::UserIndex user, int path, int round);
+
+// `lrgd eval --method icl` (default `--icl-demo first-round`): ICL whose demonstration is
+// the one LRGD's generator draws for path 0 in round 0 (same generator, seed and trial-0
+// split), so LRGD - ICL measures the optimisation alone. Users without a possible window
+// are answered zero-shot, as LRGD answers them.
+struct FirstRoundIclOptions {
+  std::string generator = "template";
+  std::string generator_template;  // llm generator: template text (empty: built-in)
+  std::uint64_t seed = 42;
+};
+std::unique_ptr<rec::Ranker> make_first_round_icl_ranker(const data::Dataset& ds, llm::Backend& backend,
+                                                         const rec::LlmRankerOptions& icl,
+                                                         const protocol::ProtocolOptions& protocol,
+                                                         const FirstRoundIclOptions& options);
 
 // The cost section of summary.json ("method_summary"): tokens per user per stage, prefix
 // reuse and response-cache savings.

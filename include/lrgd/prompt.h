@@ -110,8 +110,10 @@ class Template {
   std::map<std::string, std::vector<Line>, std::less<>> sections_;
 };
 
-// R used by LRGD when regularisation is on (paper section 3.5: a textual constraint that
-// limits the output to the candidate set).
+// The textual regularisation R (paper section 3.5: a constraint that limits the output to
+// the candidate set), placed in T of every text method alike unless turned off: the
+// built-in prompts/regularisation.txt, or a template text, with {n} = the list length.
 std::string default_regularisation(int list_length);
+std::string regularisation_from(std::string_view template_text, int list_length);
 
 }  // namespace lrgd::prompt

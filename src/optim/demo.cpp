@@ -123,10 +123,13 @@ std::string options_json(const Options& o) {
   nlohmann::ordered_json j;
   j["method"] = "lrgd";
   j["paths"] = o.paths;
-  j["rounds"] = o.rounds;
+  j["rounds"] = o.max_rounds();
+  j["budget"] = o.total_budget();
   j["quality"] = quality_name(o.quality);
   j["collapse"] = collapse_rule_name(o.collapse);
   j["collapse_threshold"] = o.collapse_threshold;
+  j["collapse_margin"] = o.collapse_margin;
+  j["collapse_window"] = o.collapse_window;
   j["similarity"] = "token_jaccard";
   j["perturbation"] = o.perturbation;
   j["generator"] = o.generator;

@@ -92,28 +92,39 @@ std::vector<ItemIndex> select(const data::Dataset& ds, const std::vector<ItemInd
 
 constexpr int kWindows[] = {3, 5, 8, 12};
 
-Demo template_demo(const data::Dataset& ds, const GenerationRequest& r) {
+// A variation (window length +-1-2, same style) of `base` within valid_history; empty when
+// base's target is not in it.
+Demo variation_of(const data::Dataset& ds, const std::vector<ItemIndex>& vh, const Demo& base, Rng& rng,
+                  bool recent_style, const char* origin) {
+  Demo d;
+  const int j = position_of(vh, base.target);
+  if (j < 1) return d;
+  const bool diverse = base.strategy.find("diverse") != std::string::npos;
+  static constexpr int kDelta[] = {-2, -1, 1, 2};
+  const int w = static_cast<int>(base.history.size()) + kDelta[rng.uniform(4)];
+  d.history = select(ds, vh, j, w, diverse);
+  d.target = vh[static_cast<std::size_t>(j)];
+  d.strategy = std::string(origin) + "+" + (diverse ? "diverse" : "recent") + " w=" + std::to_string(d.history.size()) +
+               " j=" + std::to_string(j);
+  d.explanation = summarise(ds, d.history, recent_style);
+  return d;
+}
+
+Demo draw_template_demo(const data::Dataset& ds, const GenerationRequest& r, Rng& rng) {
   const auto& vh = r.user->valid_history;
   const int n = static_cast<int>(vh.size());
   Demo d;
   if (n < 2) return d;  // no window before the validation target: no demonstration
-  Rng rng(r.seed);
   const bool recent_style = rng.uniform(2) == 0;
+  // After a collapse, half the time the path explores around P (another path's region).
+  if (r.perturbation != nullptr && !r.perturbation->empty() && rng.uniform01() < 0.5) {
+    d = variation_of(ds, vh, *r.perturbation, rng, recent_style, "perturb");
+    if (!d.empty()) return d;
+  }
   if (!r.path_memory.empty() && rng.uniform01() < 0.6) {
     // A variation of the path's best effective demonstration.
-    const Demo& base = r.path_memory.front();
-    const int j = position_of(vh, base.target);
-    if (j >= 1) {
-      const bool diverse = base.strategy.find("diverse") != std::string::npos;
-      static constexpr int kDelta[] = {-2, -1, 1, 2};
-      const int w = static_cast<int>(base.history.size()) + kDelta[rng.uniform(4)];
-      d.history = select(ds, vh, j, w, diverse);
-      d.target = vh[static_cast<std::size_t>(j)];
-      d.strategy = std::string("memory+") + (diverse ? "diverse" : "recent") +
-                   " w=" + std::to_string(d.history.size()) + " j=" + std::to_string(j);
-      d.explanation = summarise(ds, d.history, recent_style);
-      return d;
-    }
+    d = variation_of(ds, vh, r.path_memory.front(), rng, recent_style, "memory");
+    if (!d.empty()) return d;
   }
   const bool diverse = rng.uniform(2) == 1;
   int j = 0;
@@ -129,6 +140,19 @@ Demo template_demo(const data::Dataset& ds, const GenerationRequest& r) {
   d.strategy = std::string(diverse ? "diverse" : "recent") + " w=" + std::to_string(d.history.size()) +
                " j=" + std::to_string(j);
   d.explanation = summarise(ds, d.history, recent_style);
+  return d;
+}
+
+bool same_items(const Demo& a, const Demo& b) { return a.history == b.history && a.target == b.target; }
+
+Demo template_demo(const data::Dataset& ds, const GenerationRequest& r) {
+  Rng rng(r.seed);
+  Demo d = draw_template_demo(ds, r, rng);
+  // The previous demonstration did not reach S = 1: do not try the very same items again
+  // (a few more draws from the same stream; a tiny history may leave no alternative).
+  const bool avoid = r.previous != nullptr && !r.previous->empty() && r.previous_score < 1.0;
+  for (int attempt = 0; avoid && attempt < 4 && !d.empty() && same_items(d, *r.previous); ++attempt)
+    d = draw_template_demo(ds, r, rng);
   return d;
 }
 

@@ -40,6 +40,30 @@ void set_perturbation(rec::Query& q, const Demo& d) {
 
 }  // namespace
 
+std::uint64_t generation_seed(std::uint64_t seed, data::UserIndex user, int path, int round) {
+  return Rng::derive(seed, "lrgd/generate/" + std::to_string(round), user_path_key(user, path)).next_u64();
+}
+
+bool Optimiser::stall(const std::vector<std::optional<memory::Entry>>& path_rows, int round, double score) const {
+  // The window opens after the path's last collapse (a collapse answered by P, or just
+  // noted without P), so one stall is not declared again every following round.
+  int start = 0;
+  for (int q = round - 1; q >= 0; --q)
+    if (path_rows[static_cast<std::size_t>(q)]->collapsed) {
+      start = q + 1;
+      break;
+    }
+  const int w = opts_.collapse_window;
+  if (round - start < w) return false;
+  double best_before = 0, best_now = score;
+  for (int q = start; q < round; ++q) {
+    const double sq = path_rows[static_cast<std::size_t>(q)]->score;
+    if (q <= round - w) best_before = std::max(best_before, sq);
+    best_now = std::max(best_now, sq);
+  }
+  return best_now < 1.0 && best_now - best_before < opts_.collapse_margin;
+}
+
 Optimiser::Optimiser(const data::Dataset& ds, rec::Ranker& recommender, Generator& generator, memory::Store& store,
                      Options options, std::string dataset_key, std::string variant, std::string model_id,
                      llm::Backend* backend)
@@ -56,11 +80,16 @@ Optimiser::Optimiser(const data::Dataset& ds, rec::Ranker& recommender, Generato
   if (opts_.paths < 1) throw OptionError("--paths", "must be >= 1");
   if (opts_.rounds < 1) throw OptionError("--rounds", "must be >= 1");
   if (opts_.paths > 255) throw OptionError("--paths", "must be <= 255");
+  if (opts_.budget < 0) throw OptionError("--budget", "must be >= 0");
+  if (opts_.budget > 0 && opts_.budget < opts_.paths)
+    throw OptionError("--budget", "must give every path a round (>= --paths)");
+  if (opts_.collapse_window < 1) throw OptionError("--collapse-window", "must be >= 1");
+  if (!(opts_.collapse_margin >= 0)) throw OptionError("--collapse-margin", "must be >= 0");
 }
 
 std::vector<memory::Entry> Optimiser::optimise(std::span<const protocol::PreparedUser* const> users) {
   const int K = opts_.paths;
-  const int R = opts_.rounds;
+  const int R = opts_.max_rounds();
   const auto usage0 = backend_ != nullptr ? backend_->usage() : llm::Usage{};
   const auto t0 = std::chrono::steady_clock::now();
   struct State {
@@ -80,7 +109,7 @@ std::vector<memory::Entry> Optimiser::optimise(std::span<const protocol::Prepare
     f.user = s.u->user_id;
     const bool first_time = seen_users_.insert(s.u->user_id).second;
     for (auto& e : store_.list(f)) {
-      if (e.path >= K || e.round >= R) continue;
+      if (e.path >= K || e.round >= opts_.rounds_of(e.path)) continue;
       const auto p = static_cast<std::size_t>(e.path), r = static_cast<std::size_t>(e.round);
       s.demos[p][r] = demo_from_json(item_ids_, e.demo);
       s.rows[p][r] = std::move(e);
@@ -93,6 +122,7 @@ std::vector<memory::Entry> Optimiser::optimise(std::span<const protocol::Prepare
       std::size_t ui;
       int path;
       int pert_path = -1;
+      int pert_round = -1;
     };
     std::vector<Pending> pending;
     std::vector<GenerationRequest> reqs;
@@ -100,13 +130,13 @@ std::vector<memory::Entry> Optimiser::optimise(std::span<const protocol::Prepare
       auto& s = st[ui];
       for (int p = 0; p < K; ++p) {
         const auto pu = static_cast<std::size_t>(p), ru = static_cast<std::size_t>(r);
-        if (s.rows[pu][ru]) continue;
+        if (r >= opts_.rounds_of(p) || s.rows[pu][ru]) continue;
         if (r > 0 && !s.rows[pu][ru - 1]) throw Error("lrgd: memory rows out of order for user " + s.u->user_id);
         GenerationRequest g;
         g.user = s.u;
         g.path = p;
         g.round = r;
-        g.seed = Rng::derive(opts_.seed, "lrgd/generate/" + std::to_string(r), user_path_key(s.u->user, p)).next_u64();
+        g.seed = generation_seed(opts_.seed, s.u->user, p, r);
         std::vector<int> eff;
         for (int q = 0; q < r; ++q)
           if (s.rows[pu][static_cast<std::size_t>(q)]->effective) eff.push_back(q);
@@ -122,13 +152,21 @@ std::vector<memory::Entry> Optimiser::optimise(std::span<const protocol::Prepare
           g.previous_score = s.rows[pu][ru - 1]->score;
         }
         Pending pe{ui, p};
-        if (opts_.perturbation && K > 1 && r > 0 && s.rows[pu][ru - 1]->collapsed) {
-          auto rng = Rng::derive(opts_.seed, "lrgd/perturb/" + std::to_string(r), user_path_key(s.u->user, p));
-          int j = static_cast<int>(rng.uniform(static_cast<std::uint64_t>(K - 1)));
-          if (j >= p) ++j;
-          pe.pert_path = j;
-          // P reaches stage 1 too (the generator sees it), not only the validation prompt.
-          g.perturbation = &s.demos[static_cast<std::size_t>(j)][ru - 1];
+        if (opts_.perturbation && K > 1 && r > 0) {
+          const auto& prev = *s.rows[pu][ru - 1];
+          if (prev.collapsed) {
+            auto rng = Rng::derive(opts_.seed, "lrgd/perturb/" + std::to_string(r), user_path_key(s.u->user, p));
+            int j = static_cast<int>(rng.uniform(static_cast<std::uint64_t>(K - 1)));
+            if (j >= p) ++j;
+            pe.pert_path = j;
+            pe.pert_round = r - 1;
+            // A fresh P reaches stage 1 too (the generator is told to move away from it).
+            g.perturbation = &s.demos[static_cast<std::size_t>(j)][ru - 1];
+          } else if (prev.perturbation_path >= 0) {
+            // The path keeps its P until the next collapse (section 3.6: P joins the path's prompts).
+            pe.pert_path = prev.perturbation_path;
+            pe.pert_round = prev.perturbation_round;
+          }
         }
         pending.push_back(pe);
         reqs.push_back(std::move(g));
@@ -150,7 +188,7 @@ std::vector<memory::Entry> Optimiser::optimise(std::span<const protocol::Prepare
       q.target = s.u->valid_target;
       set_demo(q, gens[k].demo);
       if (pe.pert_path >= 0)
-        set_perturbation(q, s.demos[static_cast<std::size_t>(pe.pert_path)][static_cast<std::size_t>(r - 1)]);
+        set_perturbation(q, s.demos[static_cast<std::size_t>(pe.pert_path)][static_cast<std::size_t>(pe.pert_round)]);
       queries.push_back(std::move(q));
       asked.push_back(k);
     }
@@ -186,18 +224,21 @@ std::vector<memory::Entry> Optimiser::optimise(std::span<const protocol::Prepare
       e.effective = e.target_rank > 0;
       if (pe.pert_path >= 0) {
         e.perturbation_path = pe.pert_path;
-        e.perturbation_round = r - 1;
+        e.perturbation_round = pe.pert_round;
         ++cost_.n_perturbed;
       }
       if (r > 0) {
         const auto& prev = *s.rows[pu][ru - 1];
         e.similarity = token_jaccard(e.text, prev.text);
         const bool similar = e.similarity > opts_.collapse_threshold;
-        const bool stalled = e.score <= prev.score && e.score < 1.0;
+        const bool stalled = stall(s.rows[pu], r, e.score);
         e.collapsed = opts_.collapse == CollapseRule::Similarity ? similar
                       : opts_.collapse == CollapseRule::Stall    ? stalled
                                                                  : (similar || stalled);
+        ++cost_.n_collapse_checks;
         if (e.collapsed) ++cost_.n_collapses;
+        if (similar) ++cost_.n_collapses_similar;
+        if (stalled) ++cost_.n_collapses_stall;
       }
       s.demos[pu][ru] = gens[k].demo;
     }
@@ -229,7 +270,8 @@ std::vector<memory::Entry> Optimiser::optimise(std::span<const protocol::Prepare
   std::vector<memory::Entry> out;
   for (auto& s : st)
     for (auto& path : s.rows)
-      for (auto& e : path) out.push_back(std::move(*e));
+      for (auto& e : path)
+        if (e) out.push_back(std::move(*e));
   return out;
 }
 
@@ -333,6 +375,93 @@ class LrgdRanker final : public rec::Ranker {
   std::uint64_t test_tokens_ = 0;
 };
 
+// ICL with LRGD's round-0 demonstration of path 0 (the generator's first draw, before any
+// feedback), so that LRGD - ICL measures the optimisation alone.
+class FirstRoundIclRanker final : public rec::Ranker {
+ public:
+  FirstRoundIclRanker(const data::Dataset& ds, llm::Backend& backend, const rec::LlmRankerOptions& icl,
+                      const protocol::ProtocolOptions& protocol, const FirstRoundIclOptions& o)
+      : ds_(ds), opts_(o) {
+    auto ro = icl;
+    ro.method = rec::Method::Icl;
+    icl_ = rec::make_llm_ranker(ds, backend, ro);
+    auto zo = icl;
+    zo.method = rec::Method::Zsl;
+    zo.template_name = "zsl";
+    zsl_ = rec::make_llm_ranker(ds, backend, zo);
+    if (o.generator == "template")
+      generator_ = make_template_generator(ds);
+    else if (o.generator == "llm")
+      generator_ = make_llm_generator(ds, backend, {.template_text = o.generator_template, .seed = o.seed});
+    else
+      throw OptionError("--generator", "unknown generator '" + o.generator + "' (template, llm)");
+    protocol::ProtocolOptions po = protocol;
+    po.trial = 0;  // as LRGD: demonstrations come from trial 0's validation split
+    split_ = protocol::prepare_split(ds, po);
+    for (std::size_t i = 0; i < split_.users.size(); ++i) by_user_[split_.users[i].user] = i;
+  }
+
+  double model_seconds() const override { return icl_->model_seconds() + zsl_->model_seconds(); }
+
+  std::vector<rec::Ranked> rank(std::span<const rec::Query> queries) override {
+    // Generate the demonstrations this batch still lacks (once per user, whatever the trial).
+    std::vector<GenerationRequest> reqs;
+    std::vector<data::UserIndex> req_users;
+    for (const auto& q : queries) {
+      if (demos_.contains(q.user) || std::find(req_users.begin(), req_users.end(), q.user) != req_users.end()) continue;
+      const auto it = by_user_.find(q.user);
+      if (it == by_user_.end())
+        throw Error("icl: user " + ds_.user_ids.at(static_cast<std::size_t>(q.user)) +
+                    " is not in the protocol's draw");
+      GenerationRequest g;
+      g.user = &split_.users[it->second];
+      g.seed = generation_seed(opts_.seed, q.user, 0, 0);
+      reqs.push_back(std::move(g));
+      req_users.push_back(q.user);
+    }
+    if (!reqs.empty()) {
+      auto gens = generator_->generate(reqs);
+      for (std::size_t k = 0; k < gens.size(); ++k) demos_[req_users[k]] = std::move(gens[k].demo);
+    }
+    std::vector<rec::Query> with_demo, without;
+    std::vector<std::size_t> with_idx, without_idx;
+    for (std::size_t i = 0; i < queries.size(); ++i) {
+      rec::Query q = queries[i];
+      const Demo& d = demos_.at(q.user);
+      if (d.empty()) {
+        q.demo_history.clear();
+        q.demo_target = data::kNoItem;
+        q.demo_explanation.clear();
+        without.push_back(std::move(q));
+        without_idx.push_back(i);
+        continue;
+      }
+      set_demo(q, d);
+      with_demo.push_back(std::move(q));
+      with_idx.push_back(i);
+    }
+    std::vector<rec::Ranked> out(queries.size());
+    if (!with_demo.empty()) {
+      auto r = icl_->rank(with_demo);
+      for (std::size_t k = 0; k < r.size(); ++k) out[with_idx[k]] = std::move(r[k]);
+    }
+    if (!without.empty()) {
+      auto r = zsl_->rank(without);
+      for (std::size_t k = 0; k < r.size(); ++k) out[without_idx[k]] = std::move(r[k]);
+    }
+    return out;
+  }
+
+ private:
+  const data::Dataset& ds_;
+  FirstRoundIclOptions opts_;
+  std::unique_ptr<rec::Ranker> icl_, zsl_;
+  std::unique_ptr<Generator> generator_;
+  protocol::PreparedSplit split_;
+  std::map<data::UserIndex, std::size_t> by_user_;
+  std::map<data::UserIndex, Demo> demos_;
+};
+
 nlohmann::ordered_json usage_json(const llm::Usage& u) {
   return {{"n_requests", u.n_requests},           {"n_cache_hits", u.n_cache_hits},
           {"n_prompt_tokens", u.n_prompt_tokens}, {"n_reused_tokens", u.n_reused_tokens},
@@ -348,13 +477,25 @@ std::unique_ptr<rec::Ranker> make_lrgd_ranker(const data::Dataset& ds, llm::Back
   return std::make_unique<LrgdRanker>(ds, backend, icl, protocol, options);
 }
 
+std::unique_ptr<rec::Ranker> make_first_round_icl_ranker(const data::Dataset& ds, llm::Backend& backend,
+                                                         const rec::LlmRankerOptions& icl,
+                                                         const protocol::ProtocolOptions& protocol,
+                                                         const FirstRoundIclOptions& options) {
+  return std::make_unique<FirstRoundIclRanker>(ds, backend, icl, protocol, options);
+}
+
 std::string cost_json(const Cost& c) {
   nlohmann::ordered_json j;
   const double n = c.n_users > 0 ? static_cast<double>(c.n_users) : 1.0;
   j["n_users"] = c.n_users;
   j["n_rounds_computed"] = c.n_rounds_computed;
   j["n_rounds_resumed"] = c.n_rounds_resumed;
+  j["n_collapse_checks"] = c.n_collapse_checks;
   j["n_collapses"] = c.n_collapses;
+  j["n_collapses_similar"] = c.n_collapses_similar;
+  j["n_collapses_stall"] = c.n_collapses_stall;
+  j["collapse_rate"] =
+      c.n_collapse_checks > 0 ? static_cast<double>(c.n_collapses) / static_cast<double>(c.n_collapse_checks) : 0.0;
   j["n_perturbed"] = c.n_perturbed;
   j["generator_answers"] = {
       {"attempts", c.generator_attempts}, {"invalid", c.generator_invalid}, {"failed", c.generator_failed}};

@@ -355,9 +355,17 @@ RenderedPrompt Template::render(const PromptInputs& inputs, const RenderOptions&
   return out;
 }
 
+std::string regularisation_from(std::string_view template_text, int list_length) {
+  std::string t(template_text);
+  const std::string key = "{n}", n = std::to_string(list_length);
+  for (auto p = t.find(key); p != std::string::npos; p = t.find(key, p + n.size())) t.replace(p, key.size(), n);
+  const auto b = t.find_first_not_of(" \t\r\n");
+  const auto e = t.find_last_not_of(" \t\r\n");
+  return b == std::string::npos ? std::string() : t.substr(b, e - b + 1);
+}
+
 std::string default_regularisation(int list_length) {
-  return "Answer only with candidates from the list above, exactly " + std::to_string(list_length) +
-         " of them and without repeats; prefer items close to the user's most recent interests.";
+  return regularisation_from(Template::builtin_text("regularisation"), list_length);
 }
 
 }  // namespace lrgd::prompt

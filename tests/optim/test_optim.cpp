@@ -75,20 +75,20 @@ TEST(Optim, BookkeepingOnScriptedBackend) {
   Loop loop;
   optim::Options o;
   o.paths = 3;
-  o.rounds = 3;
+  o.rounds = 6;  // long enough for the stall window to open, close and open again
   o.seed = 7;
   const auto rows = loop.run(dir / "m.sqlite", o);
-  ASSERT_EQ(rows.size(), loop.split.users.size() * 9);
+  ASSERT_EQ(rows.size(), loop.split.users.size() * 18);
   std::map<std::pair<std::string, int>, std::vector<const memory::Entry*>> by_path;
   for (const auto& e : rows) by_path[{e.user, e.path}].push_back(&e);
-  std::size_t n_effective = 0, n_collapsed = 0, n_perturbed = 0;
+  std::size_t n_effective = 0, n_collapsed = 0, n_perturbed = 0, n_stalls = 0, n_kept_p = 0;
   for (const auto& u : loop.split.users) {
     const auto pos =
         std::find(u.valid_candidates.begin(), u.valid_candidates.end(), u.valid_target) - u.valid_candidates.begin();
     for (int p = 0; p < 3; ++p) {
       const auto& path = by_path[{u.user_id, p}];
-      ASSERT_EQ(path.size(), 3u);
-      for (int r = 0; r < 3; ++r) {
+      ASSERT_EQ(path.size(), 6u);
+      for (int r = 0; r < 6; ++r) {
         const auto& e = *path[static_cast<std::size_t>(r)];
         EXPECT_EQ(e.round, r);
         const auto d = optim::demo_from_json(loop.ds, e.demo);
@@ -112,10 +112,30 @@ TEST(Optim, BookkeepingOnScriptedBackend) {
         }
         const auto& prev = *path[static_cast<std::size_t>(r - 1)];
         EXPECT_DOUBLE_EQ(e.similarity, optim::token_jaccard(e.text, prev.text));
-        const bool expect_collapse = e.similarity > 0.8 || (e.score <= prev.score && e.score < 1.0);
+        // Stall, written out plainly: the window opens after the last collapse; over its
+        // last 2 rounds the best S must have risen by 0.01 (or reached 1).
+        int start = 0;
+        for (int q = r - 1; q >= 0; --q)
+          if (path[static_cast<std::size_t>(q)]->collapsed) {
+            start = q + 1;
+            break;
+          }
+        bool stalled = false;
+        if (r - start >= 2) {
+          double before = 0, now = 0;
+          for (int q = start; q <= r; ++q) {
+            const double sq = path[static_cast<std::size_t>(q)]->score;
+            if (q <= r - 2) before = std::max(before, sq);
+            now = std::max(now, sq);
+          }
+          stalled = now < 1.0 && now - before < 0.01;
+        }
+        n_stalls += stalled;
+        const bool expect_collapse = e.similarity > 0.8 || stalled;
         EXPECT_EQ(e.collapsed, expect_collapse) << u.user_id << " " << p << " " << r;
         n_collapsed += e.collapsed;
-        // Perturbation: after a collapse, a random other path's previous-round demonstration.
+        // Perturbation: after a collapse, a random other path's previous-round demonstration,
+        // kept by the path until its next collapse.
         if (prev.collapsed) {
           auto rng = Rng::derive(7, "lrgd/perturb/" + std::to_string(r),
                                  (static_cast<std::uint64_t>(u.user) << 8) | static_cast<std::uint64_t>(p));
@@ -125,11 +145,17 @@ TEST(Optim, BookkeepingOnScriptedBackend) {
           EXPECT_EQ(e.perturbation_round, r - 1);
           ++n_perturbed;
         } else {
-          EXPECT_EQ(e.perturbation_path, -1);
+          EXPECT_EQ(e.perturbation_path, prev.perturbation_path);
+          EXPECT_EQ(e.perturbation_round, prev.perturbation_round);
+          n_kept_p += e.perturbation_path >= 0;
         }
       }
     }
   }
+  EXPECT_GT(n_stalls, 0u);
+  EXPECT_GT(n_kept_p, 0u);
+  // The rule no longer fires on every non-improving round.
+  EXPECT_LT(n_collapsed, loop.split.users.size() * 3 * 5);
   EXPECT_GT(n_effective, 0u);
   EXPECT_GT(n_collapsed, 0u);
   EXPECT_GT(n_perturbed, 0u);
@@ -178,6 +204,130 @@ TEST(Optim, SameSeedSameMemory) {
   };
   EXPECT_EQ(dump(dir / "a.sqlite"), dump(dir / "b.sqlite"));
   EXPECT_NE(dump(dir / "a.sqlite"), dump(dir / "c.sqlite"));
+}
+
+TEST(Optim, BudgetIsSharedOverPaths) {
+  for (const int k : {1, 2, 3}) {
+    test::TempDir dir("budget" + std::to_string(k));
+    Loop loop;
+    optim::Options o;
+    o.paths = k;
+    o.budget = 9;  // the default K = 3 x R = 3: every K tries equally many demonstrations
+    const auto rows = loop.run(dir / "m.sqlite", o);
+    EXPECT_EQ(rows.size(), loop.split.users.size() * 9) << "K = " << k;
+    std::map<int, int> per_path;
+    for (const auto& e : rows)
+      if (e.user == loop.split.users.front().user_id) ++per_path[e.path];
+    for (int p = 0; p < k; ++p) EXPECT_EQ(per_path[p], 9 / k + (p < 9 % k ? 1 : 0)) << "K = " << k << " path " << p;
+  }
+  optim::Options bad;
+  bad.paths = 3;
+  bad.budget = 2;  // a path without a round
+  Loop loop;
+  test::TempDir bad_dir("budget-bad");
+  memory::Store store(bad_dir / "m.sqlite");
+  loop.gen = optim::make_template_generator(loop.ds);
+  loop.icl = rec::make_llm_ranker(loop.ds, loop.backend, icl_options());
+  EXPECT_THROW(optim::Optimiser(loop.ds, *loop.icl, *loop.gen, store, bad, "d", "v", "m"), OptionError);
+}
+
+// Records every prompt, answers as RotatingBackend does.
+class RecordingBackend final : public llm::Backend {
+ public:
+  std::vector<llm::Generation> generate(std::span<const llm::Prompt> prompts,
+                                        const llm::GenerationParams& params) override {
+    for (const auto& p : prompts) texts.push_back(p.messages.back().content);
+    return inner.generate(prompts, params);
+  }
+  std::vector<llm::ScoreResult> score(std::span<const llm::ScoreRequest> r) override { return inner.score(r); }
+  std::string model_id() const override { return inner.model_id(); }
+  llm::Usage usage() const override { return inner.usage(); }
+  test::RotatingBackend inner;
+  std::vector<std::string> texts;
+};
+
+TEST(Optim, FirstRoundIclShowsLrgdRoundZeroDemonstration) {
+  // LRGD's memory: path 0, round 0 of every user.
+  test::TempDir dir("first-round");
+  Loop loop;
+  optim::Options o;
+  o.seed = 7;
+  std::map<std::string, optim::Demo> round0;
+  for (const auto& e : loop.run(dir / "m.sqlite", o))
+    if (e.path == 0 && e.round == 0) round0[e.user] = optim::demo_from_json(loop.ds, e.demo);
+  // ICL with the first-round demonstration, on the test queries of two trials.
+  RecordingBackend backend;
+  optim::FirstRoundIclOptions fo;
+  fo.seed = 7;
+  auto ranker = optim::make_first_round_icl_ranker(loop.ds, backend, icl_options(), proto(), fo);
+  for (std::uint32_t trial = 0; trial < 2; ++trial) {
+    auto po = proto();
+    po.trial = trial;
+    const auto split = protocol::prepare_split(loop.ds, po);
+    std::vector<rec::Query> queries;
+    for (const auto& u : split.users) {
+      rec::Query q;
+      q.user = u.user;
+      q.trial = trial;
+      q.history = u.test_history;
+      q.candidates = u.test_candidates;
+      q.target = u.test_target;
+      q.demo_history = u.valid_history;  // what run_eval sets for icl; the ranker replaces it
+      q.demo_target = u.valid_target;
+      queries.push_back(std::move(q));
+    }
+    backend.texts.clear();
+    ranker->rank(queries);
+    ASSERT_EQ(backend.texts.size(), queries.size());
+    for (std::size_t i = 0; i < queries.size(); ++i) {
+      const auto& d = round0.at(split.users[i].user_id);
+      const auto& text = backend.texts[i];
+      EXPECT_NE(text.find("The next item the user interacted with was: " + rec::item_text(loop.ds, d.target)),
+                std::string::npos)
+          << text;
+      EXPECT_NE(text.find("Reason: " + d.explanation), std::string::npos);
+      EXPECT_EQ(test::demo_window(text), static_cast<int>(d.history.size()));
+    }
+  }
+}
+
+TEST(Optim, TemplateGeneratorReadsPreviousAndPerturbation) {
+  const auto ds = test::tiny_dataset(30);
+  auto po = proto(6);
+  const auto split = protocol::prepare_split(ds, po);
+  auto gen = optim::make_template_generator(ds);
+  std::size_t n_perturb = 0, n_repeat_unscored = 0, n_requests = 0;
+  for (const auto& u : split.users) {
+    for (std::uint64_t seed = 1; seed <= 40; ++seed) {
+      optim::GenerationRequest first;
+      first.user = &u;
+      first.seed = seed;
+      const auto prev = gen->generate(std::span(&first, 1)).front().demo;
+      if (prev.empty()) continue;
+      // The same seed again, now told that this demonstration scored 0: never the same items.
+      optim::GenerationRequest again = first;
+      again.previous = &prev;
+      again.previous_score = 0;
+      const auto next = gen->generate(std::span(&again, 1)).front().demo;
+      ++n_requests;
+      if (next.history == prev.history && next.target == prev.target) ++n_repeat_unscored;
+      // A perturbation from another path: some draws explore around it.
+      optim::Demo p = prev;
+      p.strategy = "recent w=3";
+      optim::GenerationRequest pert = first;
+      pert.perturbation = &p;
+      const auto g = gen->generate(std::span(&pert, 1)).front().demo;
+      if (g.strategy.starts_with("perturb+")) {
+        ++n_perturb;
+        EXPECT_EQ(g.target, p.target);
+      }
+    }
+  }
+  ASSERT_GT(n_requests, 100u);
+  // A tiny history can leave no other window; otherwise the previous items are not repeated.
+  EXPECT_LT(n_repeat_unscored, n_requests / 20);
+  EXPECT_GT(n_perturb, n_requests / 4);
+  EXPECT_LT(n_perturb, n_requests * 3 / 4);
 }
 
 eval::EvalConfig lrgd_config(const std::filesystem::path& memory_path, std::shared_ptr<optim::Cost> cost) {

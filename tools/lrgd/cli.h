@@ -50,5 +50,7 @@ void add_lrgd_commands(CLI::App& app, Action& action);
 void add_lrgd_eval_options(CLI::App* eval);
 std::function<void()> configure_lrgd_eval(eval::EvalConfig& config, const data::Dataset& dataset, llm::Backend& backend,
                                           const std::string& out, bool progress);
+// --method icl: the demonstration as --icl-demo says (first-round: LRGD's generator).
+void configure_icl_eval(eval::EvalConfig& config);
 
 }  // namespace lrgd::cli

@@ -55,7 +55,8 @@ struct EvalArgs {
   float temperature = 0;
   float top_p = 1;
   int top_k = 0;
-  bool regularise = false;
+  bool no_regularisation = false;
+  std::string regularisation_template;
   std::string score_on = "title";
   std::string score_norm = "sum";
   int min_history = 1;
@@ -82,6 +83,12 @@ struct ReportArgs {
 };
 
 using Clock = std::chrono::steady_clock;
+
+// R from the regularisation template ({n}: the list length).
+std::string regularisation_text(const std::string& file, int list_length) {
+  return file.empty() ? prompt::default_regularisation(list_length)
+                      : prompt::regularisation_from(read_file(file), list_length);
+}
 
 std::unique_ptr<llm::Backend> make_backend(const EvalArgs& a, eval::EvalConfig& c) {
   std::unique_ptr<llm::Backend> backend;
@@ -151,7 +158,6 @@ int run_eval_command(const EvalArgs& a) {
   c.llm.generation.top_p = a.top_p;
   c.llm.generation.top_k = a.top_k;
   c.llm.generation.seed = a.seed;
-  if (a.regularise) c.llm.regularisation = prompt::default_regularisation(a.list_length);
   c.llm.score_target = rec::parse_score_target(a.score_on);
   c.llm.score_norm = rec::parse_score_norm(a.score_norm);
   c.llm.min_history = a.min_history;
@@ -168,10 +174,14 @@ int run_eval_command(const EvalArgs& a) {
   lo.kcore = a.kcore;
   const auto ds = data::load_dataset(a.data, lo);
   if (llm_method && !a.model.empty()) configure_item_model(a.model, ds, a.mode, c.llm);
+  // R goes to every text method alike (an item-token prompt has no text to put it in).
+  if (llm_method && c.llm.prompt_form != rec::PromptForm::ItemTokens && !a.no_regularisation)
+    c.llm.regularisation = regularisation_text(a.regularisation_template, c.list_length);
   std::unique_ptr<llm::Backend> backend;
   if (llm_method) backend = make_backend(a, c);
   std::function<void()> after;  // --method lrgd: the optimiser's hook (cmd_lrgd.cpp)
   if (c.method == rec::Method::Lrgd) after = configure_lrgd_eval(c, ds, *backend, a.out, !a.no_progress);
+  if (c.method == rec::Method::Icl) configure_icl_eval(c);
 
   eval::RunOptions ro;
   ro.out = a.out;
@@ -254,7 +264,10 @@ void add_eval_commands(CLI::App& app, Action& action) {
   ev->add_option("--temperature", a->temperature, "Generate: 0 = greedy")->capture_default_str();
   ev->add_option("--top-p", a->top_p, "Generate: nucleus sampling")->capture_default_str();
   ev->add_option("--top-k", a->top_k, "Generate: top-k sampling (0: off)")->capture_default_str();
-  ev->add_flag("--regularise", a->regularise, "Add the textual regularisation R to the instruction");
+  ev->add_flag("--no-regularisation", a->no_regularisation,
+               "No textual regularisation R (default: R in the instruction of zsl, icl and lrgd alike)");
+  ev->add_option("--regularisation-template", a->regularisation_template,
+                 "R text file ({n} = list length; default prompts/regularisation.txt)");
   ev->add_option("--score-on", a->score_on, "Score: title | label")->capture_default_str();
   ev->add_option("--score-norm", a->score_norm, "Score: sum | mean (per token)")->capture_default_str();
   ev->add_option("--min-history", a->min_history, "Context overflow: never drop history below this")

@@ -29,13 +29,15 @@ using ojson = nlohmann::ordered_json;
 struct LrgdArgs {
   int paths = 3;
   int rounds = 3;
+  int budget = 0;
   std::string quality = "log2";
   std::string collapse = "both";
   double collapse_threshold = 0.8;
+  double collapse_margin = 0.01;
+  int collapse_window = 2;
   bool no_perturbation = false;
-  bool no_regularisation = false;
-  std::string regularisation_template;
   bool swap = false;
+  std::string icl_demo = "first-round";
   std::string generator = "template";
   std::string generator_template;
   std::string memory;
@@ -45,22 +47,6 @@ struct LrgdArgs {
 std::shared_ptr<LrgdArgs>& current_args() {
   static std::shared_ptr<LrgdArgs> args;
   return args;
-}
-
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
-  std::size_t b = 0;
-  while (b < s.size() && (s[b] == ' ' || s[b] == '\n')) ++b;
-  return s.substr(b);
-}
-
-// R from the regularisation template ({n}: the list length).
-std::string regularisation_text(const std::string& file, int list_length) {
-  std::string t = file.empty() ? std::string(prompt::Template::builtin_text("regularisation")) : read_file(file);
-  const std::string key = "{n}";
-  for (auto p = t.find(key); p != std::string::npos; p = t.find(key))
-    t.replace(p, key.size(), std::to_string(list_length));
-  return trim(t);
 }
 
 // Users of a run directory's results (trial 0, draw order).
@@ -100,9 +86,14 @@ void write_collapse(std::span<const optim::Series> series, const std::filesystem
 void add_lrgd_eval_options(CLI::App* ev) {
   auto a = std::make_shared<LrgdArgs>();
   current_args() = a;
-  const std::string g = "LRGD (--method lrgd)";
+  const std::string g = "LRGD (--method lrgd; the generator also makes icl's demonstration)";
   ev->add_option("--paths", a->paths, "lrgd: optimisation paths K (K-PDO)")->capture_default_str()->group(g);
   ev->add_option("--rounds", a->rounds, "lrgd: optimisation rounds R")->capture_default_str()->group(g);
+  ev->add_option("--budget", a->budget,
+                 "lrgd: demonstrations tried per user, shared out over the paths (0: paths x rounds; set, it "
+                 "replaces --rounds)")
+      ->capture_default_str()
+      ->group(g);
   ev->add_option("--quality", a->quality, "lrgd: S(D) = log2 (1/log2(p+1)) | inverse (1/p)")
       ->capture_default_str()
       ->group(g);
@@ -112,13 +103,21 @@ void add_lrgd_eval_options(CLI::App* ev) {
   ev->add_option("--collapse-threshold", a->collapse_threshold, "lrgd: token-Jaccard threshold of collapse")
       ->capture_default_str()
       ->group(g);
-  ev->add_flag("--no-perturbation", a->no_perturbation, "lrgd: no perturbation P on collapse")->group(g);
-  ev->add_flag("--no-regularisation", a->no_regularisation, "lrgd: no textual regularisation R")->group(g);
-  ev->add_option("--regularisation-template", a->regularisation_template,
-                 "lrgd: R text file ({n} = list length; default prompts/regularisation.txt)")
+  ev->add_option("--collapse-margin", a->collapse_margin,
+                 "lrgd: stall = the path's best S rose by less than this over --collapse-window rounds")
+      ->capture_default_str()
       ->group(g);
+  ev->add_option("--collapse-window", a->collapse_window, "lrgd: rounds of the stall rule's window")
+      ->capture_default_str()
+      ->group(g);
+  ev->add_flag("--no-perturbation", a->no_perturbation, "lrgd: no perturbation P on collapse")->group(g);
   ev->add_flag("--swap", a->swap, "lrgd: swap T and D (template icl_swap)")->group(g);
-  ev->add_option("--generator", a->generator, "lrgd: stage-1 generator template | llm")
+  ev->add_option("--icl-demo", a->icl_demo,
+                 "icl: first-round (LRGD's round-0 demonstration of path 0, from the same generator) | validation "
+                 "(the user's validation window and target, no reason line)")
+      ->capture_default_str()
+      ->group(g);
+  ev->add_option("--generator", a->generator, "lrgd, icl: stage-1 generator template | llm")
       ->capture_default_str()
       ->group(g);
   ev->add_option("--generator-template", a->generator_template, "lrgd: llm generator prompt file")->group(g);
@@ -135,6 +134,14 @@ std::function<void()> configure_lrgd_eval(eval::EvalConfig& c, const data::Datas
   o.rounds = a->rounds;
   if (o.paths < 1 || o.paths > 255) throw OptionError("--paths", "must be in 1..255");
   if (o.rounds < 1) throw OptionError("--rounds", "must be >= 1");
+  if (a->budget < 0) throw OptionError("--budget", "must be >= 0");
+  if (a->budget > 0 && a->budget < o.paths) throw OptionError("--budget", "must give every path a round (>= --paths)");
+  o.budget = a->budget;
+  if (o.budget > 0) o.rounds = o.max_rounds();
+  if (a->collapse_window < 1) throw OptionError("--collapse-window", "must be >= 1");
+  if (!(a->collapse_margin >= 0)) throw OptionError("--collapse-margin", "must be >= 0");
+  o.collapse_margin = a->collapse_margin;
+  o.collapse_window = a->collapse_window;
   o.quality = optim::parse_quality(a->quality);
   o.collapse = optim::parse_collapse_rule(a->collapse);
   o.collapse_threshold = a->collapse_threshold;
@@ -148,10 +155,8 @@ std::function<void()> configure_lrgd_eval(eval::EvalConfig& c, const data::Datas
     // generator must be the template one (an llm generator writes text).
     if (o.generator != "template") throw OptionError("--generator", "an item-token model needs --generator template");
     if (a->swap) throw OptionError("--swap", "an item-token prompt has no instruction T to swap with D");
-  } else {
-    if (c.llm.template_name.empty()) c.llm.template_name = a->swap ? "icl_swap" : "icl";
-    if (!a->no_regularisation && c.llm.regularisation.empty())
-      c.llm.regularisation = regularisation_text(a->regularisation_template, c.list_length);
+  } else if (c.llm.template_name.empty()) {
+    c.llm.template_name = a->swap ? "icl_swap" : "icl";
   }
   std::string gen_template;
   auto mc = ojson::parse(optim::options_json(o));
@@ -198,6 +203,35 @@ std::function<void()> configure_lrgd_eval(eval::EvalConfig& c, const data::Datas
     const auto rows = run_rows(memory_path, dkey, variant, run_users(out));
     const std::vector<optim::Series> series{{with_p ? "with P" : "without P", optim::round_stats(rows)}};
     write_collapse(series, out, plot);
+  };
+}
+
+void configure_icl_eval(eval::EvalConfig& c) {
+  const auto a = current_args();
+  if (!a) throw Error("lrgd options were not registered");
+  if (a->icl_demo == "validation") return;  // run_eval's own: the validation window and target
+  if (a->icl_demo != "first-round")
+    throw OptionError("--icl-demo", "first-round or validation, not '" + a->icl_demo + "'");
+  if (a->generator != "template" && a->generator != "llm")
+    throw OptionError("--generator", "template or llm, not '" + a->generator + "'");
+  if (c.llm.prompt_form == rec::PromptForm::ItemTokens && a->generator != "template")
+    throw OptionError("--generator", "an item-token model needs --generator template");
+  optim::FirstRoundIclOptions o;
+  o.generator = a->generator;
+  o.seed = c.protocol.seed;
+  ojson mc;
+  mc["demonstration"] = "first-round";
+  mc["generator"] = o.generator;
+  mc["seed"] = o.seed;
+  if (o.generator == "llm") {
+    o.generator_template = a->generator_template.empty() ? std::string(prompt::Template::builtin_text("generator"))
+                                                         : read_file(a->generator_template);
+    mc["generator_template_sha256"] = sha256_hex(o.generator_template);
+  }
+  c.method_config = mc.dump();
+  const auto protocol = c.protocol;
+  c.ranker_factory = [o, protocol](const data::Dataset& d, llm::Backend& b, const rec::LlmRankerOptions& icl) {
+    return optim::make_first_round_icl_ranker(d, b, icl, protocol, o);
   };
 }
 
@@ -257,7 +291,7 @@ int run_memory(const std::string& what, const MemoryArgs& a) {
 
 struct AblateArgs {
   std::string out;
-  std::string variants = "lrgd,k2,k1,no_pr,swap";
+  std::string variants = "lrgd,k2,k1,no_p,no_r,no_pr,swap";
   bool no_collapse = false;
   bool resume = false;
   bool no_plot = false;
@@ -275,11 +309,21 @@ const std::vector<Variant>& all_variants() {
       {"lrgd", "LRGD (3-PDO)", {"--paths", "3"}},
       {"k2", "2-PDO", {"--paths", "2"}},
       {"k1", "1-PDO", {"--paths", "1"}},
+      {"no_p", "w/o P", {"--paths", "3", "--no-perturbation"}},
+      {"no_r", "w/o R", {"--paths", "3", "--no-regularisation"}},
       {"no_pr", "w/o P, R", {"--paths", "3", "--no-perturbation", "--no-regularisation"}},
       {"swap", "T/D swapped", {"--paths", "3", "--swap"}},
-      {"no_p", "w/o P", {"--paths", "3", "--no-perturbation"}},
   };
   return v;
+}
+
+// The value of `--name V` or `--name=V` among the eval options; empty when absent.
+std::string option_value(const std::vector<std::string>& extras, const std::string& name) {
+  for (std::size_t i = 0; i < extras.size(); ++i) {
+    if (extras[i] == name && i + 1 < extras.size()) return extras[i + 1];
+    if (extras[i].starts_with(name + "=")) return extras[i].substr(name.size() + 1);
+  }
+  return "";
 }
 
 int run_variant(const Variant& v, const AblateArgs& a, const std::vector<std::string>& extras) {
@@ -288,6 +332,18 @@ int run_variant(const Variant& v, const AblateArgs& a, const std::vector<std::st
   args.insert(args.end(), extras.begin(), extras.end());
   args.insert(args.end(), {"--method", "lrgd"});
   args.insert(args.end(), v.flags.begin(), v.flags.end());
+  // One factor at a time: K = 2 and 1 try as many demonstrations per user as LRGD's 3 paths
+  // (the budget 3 x rounds is shared out over their paths).
+  if (option_value(extras, "--budget").empty()) {
+    const std::string rounds = option_value(extras, "--rounds");
+    int r = 3;
+    try {
+      if (!rounds.empty()) r = std::stoi(rounds);
+    } catch (const std::exception&) {
+      throw OptionError("--rounds", "not a number: '" + rounds + "'");
+    }
+    args.insert(args.end(), {"--budget", std::to_string(3 * r)});
+  }
   args.insert(args.end(), {"--out", dir.string(), "--memory", (std::filesystem::path(a.out) / "memory.sqlite").string(),
                            "--no-plot"});
   if (a.resume && std::filesystem::exists(dir / "config.json")) args.push_back("--resume");
@@ -318,7 +374,7 @@ int run_ablate(const AblateArgs& a, std::vector<std::string> extras) {
       const auto& all = all_variants();
       const auto it = std::find_if(all.begin(), all.end(), [&](const Variant& v) { return v.name == name; });
       if (it == all.end())
-        throw OptionError("--variants", "unknown variant '" + name + "' (lrgd, k2, k1, no_pr, swap, no_p)");
+        throw OptionError("--variants", "unknown variant '" + name + "' (lrgd, k2, k1, no_p, no_r, no_pr, swap)");
       chosen.push_back(*it);
     }
   }
@@ -330,9 +386,13 @@ int run_ablate(const AblateArgs& a, std::vector<std::string> extras) {
     else if (extras[i].starts_with("--model="))
       model = extras[i].substr(8);
     if (!model.empty() && std::filesystem::is_regular_file(model) && llm::read_item_model_meta(model).layout != 0) {
-      const auto n = chosen.size();
-      std::erase_if(chosen, [](const Variant& v) { return v.name == "swap"; });
-      if (chosen.size() != n) fmt::print(stderr, "lrgd ablate: skipping swap (an item-token prompt has no T)\n");
+      // Nor is there a textual R to take away: no_r would repeat lrgd, no_pr no_p.
+      for (const char* skip : {"swap", "no_r", "no_pr"}) {
+        const auto n = chosen.size();
+        std::erase_if(chosen, [&](const Variant& v) { return v.name == skip; });
+        if (chosen.size() != n)
+          fmt::print(stderr, "lrgd ablate: skipping {} (an item-token prompt has no text instruction)\n", skip);
+      }
     }
   }
   const bool collapse = !a.no_collapse;
@@ -389,6 +449,12 @@ int run_ablate(const AblateArgs& a, std::vector<std::string> extras) {
                       count_of(s0["n_trials"].get<std::size_t>(), "trial"), s0["dataset"].get<std::string>(),
                       s0["model_id"].get<std::string>(), a.out);
   }
+  // Each variant against LRGD, paired by user (eval::report_runs: LRGD first).
+  if (summaries.size() > 1 && summaries.front().first.name == "lrgd") {
+    std::vector<std::filesystem::path> dirs;
+    for (const auto& [v, s] : summaries) dirs.push_back(std::filesystem::path(a.out) / v.name);
+    md += "\nEach variant against LRGD (paired tests):\n\n" + eval::report_runs(dirs, eval::ReportOptions{}).markdown;
+  }
   write_file_atomic(std::filesystem::path(a.out) / "table5.md", md);
   write_file_atomic(std::filesystem::path(a.out) / "table5.json", js.dump(2) + "\n");
   fmt::print("{}", md);
@@ -437,7 +503,7 @@ void add_lrgd_commands(CLI::App& app, Action& action) {
       "LRGD ablations (paper Table 5) and collapse analysis (Fig. 9): lrgd ablate --out DIR [--] EVAL OPTIONS; every "
       "option ablate does not know itself goes to each variant's lrgd eval");
   abl->add_option("--out,-o", ab->out, "Ablation directory (one run directory per variant)")->required();
-  abl->add_option("--variants", ab->variants, "Table 5 columns: lrgd,k2,k1,no_pr,swap (and no_p)")
+  abl->add_option("--variants", ab->variants, "Table 5 columns: lrgd,k2,k1,no_p,no_r,no_pr,swap")
       ->capture_default_str();
   abl->add_flag("--no-collapse", ab->no_collapse, "Skip the collapse analysis (and its no_p run)");
   abl->add_flag("--resume", ab->resume, "Resume variants already started");
