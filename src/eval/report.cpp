@@ -324,12 +324,12 @@ Report report_runs(std::span<const std::filesystem::path> dirs, const ReportOpti
       cell["n_pairs"] = n_imp_pairs[k];
       cell["diff"] = detail::number(c.diff);
       test_json(cell, c);
-      row.push_back(text + " (" + runs[runner_up[k]].label + ")");
+      row.push_back(text + " vs " + runs[runner_up[k]].label);
       im[o.metrics[k].key()] = std::move(cell);
     }
     imp["metrics"] = std::move(im);
     j["imp"] = std::move(imp);
-    labels.push_back("Imp. (" + runs[ours].label + ")");
+    labels.push_back("Imp. of " + runs[ours].label);
     cells.push_back(std::move(row));
   }
 
@@ -348,7 +348,7 @@ Report report_runs(std::span<const std::filesystem::path> dirs, const ReportOpti
                                 test_name(o.test), unit_text(base_family, o.unit), correction);
   if (!imp_family.empty())
     rep.markdown += fmt::format(
-        "\nImp.: ({0} - runner-up) / runner-up per metric, the runner-up (in brackets) being the best other row; "
+        "\nImp.: ({0} - runner-up) / runner-up per metric, the runner-up (named in the cell) being the best other row; "
         "* p < {1}: {0} vs the runner-up, {2} over {3}, two-sided{4}.",
         runs[ours].label, o.alpha, test_name(o.test), unit_text(imp_family, o.unit), correction);
   for (const auto& run : runs)

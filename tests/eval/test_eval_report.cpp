@@ -178,7 +178,7 @@ TEST(ReportImp, AgainstTheRunnerUpPerMetricIncludingLosses) {
   EXPECT_EQ(rec["runner_up"], "Pop");
   EXPECT_EQ(rec["text"], "-12.50%");
   EXPECT_NEAR(rec["t_p"].get<double>(), 0.3632174676491228, 1e-12);
-  EXPECT_NE(rep.markdown.find("| Imp. (LRGD) | 5.56% (ICL) | -12.50% (Pop) |"), std::string::npos) << rep.markdown;
+  EXPECT_NE(rep.markdown.find("| Imp. of LRGD | 5.56% vs ICL | -12.50% vs Pop |"), std::string::npos) << rep.markdown;
   EXPECT_NE(rep.markdown.find("Imp.: (LRGD - runner-up) / runner-up"), std::string::npos) << rep.markdown;
   // Holm's family: 3 runs x 2 metrics vs Random, plus the two Imp. tests.
   eval::ReportOptions h;
