@@ -11,6 +11,7 @@
 #include <map>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lrgd/baselines.h"
@@ -84,10 +85,26 @@ RunResult run_eval(const EvalConfig& config, const data::Dataset& dataset, llm::
 
 enum class SignificanceTest { T, Wilcoxon };
 
+// What one observation of a paired test is. User: each user's metric averaged over the
+// trials both runs have for that user, tests over users (honest when a method's state, such
+// as LRGD's demonstration, is fixed per user). UserTrial: every (user, trial) record is an
+// observation; anti-conservative, since a user's trials are not independent.
+enum class SignificanceUnit { User, UserTrial };
+// "user" | "user-trial"; throws OptionError("--unit") otherwise.
+SignificanceUnit parse_significance_unit(std::string_view text);
+
 struct ReportOptions {
   std::vector<metrics::MetricSpec> metrics = metrics::default_metrics();
   double alpha = 0.05;
   SignificanceTest test = SignificanceTest::T;  // which test's p-value sets the "*" marker
+  SignificanceUnit unit = SignificanceUnit::User;
+  // Holm-Bonferroni over every comparison of the table (each run vs the first on each
+  // metric, plus the Imp. comparisons); the markers then use the adjusted p-values.
+  bool holm = false;
+  // The run of the "Imp." row (improvement over the best other run, per metric): its
+  // 1-based position, its label or its folder name (case-insensitive); "" = the last run;
+  // "none" = no Imp. row. Throws OptionError("--ours") when nothing or several runs match.
+  std::string ours;
 };
 
 struct Report {
@@ -96,7 +113,7 @@ struct Report {
 };
 
 // Compares run directories side by side. Significance: paired over the (user, trial)
-// records the first run shares with each other run, two-sided. Throws IoError/InputError
+// records the first run shares with each other run, two-sided, per `unit`. Throws IoError/InputError
 // for a missing or malformed run directory, OptionError for an empty list.
 Report report_runs(std::span<const std::filesystem::path> runs, const ReportOptions& options = {});
 

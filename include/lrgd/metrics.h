@@ -107,6 +107,13 @@ TestResult wilcoxon_signed_rank(std::span<const double> a, std::span<const doubl
                                 Alternative alternative = Alternative::TwoSided,
                                 WilcoxonMethod method = WilcoxonMethod::Auto);
 
+// Holm-Bonferroni step-down adjustment of a family of p-values (same order as `p`):
+// sorted ascending, the i-th smallest (0-based) becomes max over j <= i of
+// min(1, (m - j) * p_(j)), so the result is monotone in p and capped at 1. NaN entries (a
+// test that could not run) stay NaN and are not counted in m. Matches statsmodels'
+// multipletests(p, method="holm")[1] on finite input.
+std::vector<double> holm_adjust(std::span<const double> p);
+
 // "*" when p < alpha (the paper's marker), else "" (also for NaN).
 std::string_view significance_marker(double p_value, double alpha = 0.05);
 

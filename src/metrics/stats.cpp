@@ -238,4 +238,20 @@ TestResult wilcoxon_signed_rank(std::span<const double> a, std::span<const doubl
   return r;
 }
 
+std::vector<double> holm_adjust(std::span<const double> p) {
+  std::vector<double> out(p.begin(), p.end());
+  std::vector<std::size_t> order;
+  for (std::size_t i = 0; i < p.size(); ++i)
+    if (!std::isnan(p[i])) order.push_back(i);
+  // Stable, so tied p-values keep their order (the adjusted values are equal anyway).
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t i, std::size_t j) { return p[i] < p[j]; });
+  const std::size_t m = order.size();
+  double running = 0.0;
+  for (std::size_t j = 0; j < m; ++j) {
+    running = std::max(running, std::min(1.0, static_cast<double>(m - j) * p[order[j]]));
+    out[order[j]] = running;
+  }
+  return out;
+}
+
 }  // namespace lrgd::metrics

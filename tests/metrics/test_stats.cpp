@@ -152,3 +152,28 @@ TEST(Wilcoxon, NdcgValuesMatchScipy) {
 }
 
 }  // namespace
+
+// Holm by hand, the formula of statsmodels multipletests(method="holm"); m = 4 finite values:
+// sorted 0.005, 0.01, 0.03, 0.04 -> 4*0.005 = 0.02, 3*0.01 = 0.03, 2*0.03 = 0.06,
+// max(0.06, 1*0.04) = 0.06 (monotone step-down).
+TEST(Holm, AdjustsStepDownKeepsOrderAndNaN) {
+  const std::vector<double> p = {0.01, 0.04, 0.03, 0.005, std::nan("")};
+  const auto a = m::holm_adjust(p);
+  ASSERT_EQ(a.size(), 5u);
+  EXPECT_NEAR(a[0], 0.03, 1e-15);
+  EXPECT_NEAR(a[1], 0.06, 1e-15);
+  EXPECT_NEAR(a[2], 0.06, 1e-15);
+  EXPECT_NEAR(a[3], 0.02, 1e-15);
+  EXPECT_TRUE(std::isnan(a[4]));
+}
+
+TEST(Holm, CapsAtOneAndHandlesEdges) {
+  // sorted 0.3, 0.5, 0.9 -> 0.9, min(1, 2*0.5) = 1, max(1, 0.9) = 1.
+  const std::vector<double> p = {0.5, 0.9, 0.3};
+  const auto a = m::holm_adjust(p);
+  EXPECT_NEAR(a[0], 1.0, 1e-15);
+  EXPECT_NEAR(a[1], 1.0, 1e-15);
+  EXPECT_NEAR(a[2], 0.9, 1e-15);
+  EXPECT_TRUE(m::holm_adjust(std::vector<double>{}).empty());
+  EXPECT_EQ(m::holm_adjust(std::vector<double>{0.02}).at(0), 0.02);  // a family of one: unchanged
+}

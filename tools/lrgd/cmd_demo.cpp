@@ -49,7 +49,25 @@ struct DemoOptions {
   std::size_t real_users = 20;
   std::uint32_t real_trials = 1;
   std::string real_methods = "zsl,icl,lrgd,random,pop";
+  std::string unit = "user";  // the unit of the paired tests (eval::SignificanceUnit)
+  bool holm = false;
 };
+
+// The tables' significance options; the Imp. row is LRGD's when it ran, else the last run's.
+eval::ReportOptions report_options(const DemoOptions& o, const std::vector<std::string>& methods) {
+  eval::ReportOptions ro;
+  ro.unit = eval::parse_significance_unit(o.unit);
+  ro.holm = o.holm;
+  if (std::find(methods.begin(), methods.end(), "lrgd") != methods.end()) ro.ours = "lrgd";  // the run's folder
+  return ro;
+}
+
+// "(paired t-test over users, * = p < 0.05)" for the tables' introductions.
+std::string test_words(const eval::ReportOptions& ro) {
+  return fmt::format("paired t-test over {}{}, * = p < {}",
+                     ro.unit == eval::SignificanceUnit::User ? "users" : "(user, trial) records",
+                     ro.holm ? ", Holm-adjusted" : "", ro.alpha);
+}
 
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
@@ -179,15 +197,15 @@ std::string run_real_table(const DemoOptions& o, nlohmann::json& info) {
     info["real_seconds"][m] = since(t0);
     dirs.push_back(dir);
   }
-  eval::ReportOptions ro;
+  auto ro = report_options(o, methods);
   const auto rep = eval::report_runs(dirs, ro);
   std::string md = fmt::format(
       "\n## A real LLM: {} ({}), text prompts, constrained answers\n\n"
-      "Every method against `{}` (paired t-test, * = p < 0.05):\n\n{}\n"
+      "Every method against `{}` ({}):\n\n{}\n"
       "nDCG@10 with its 95% interval over the (user, trial) records, to show what {} users allow:\n\n"
       "| Method | nDCG@10 | 95% CI | records |\n|:--|--:|--:|--:|\n",
-      o.real_model, o.real_type.empty() ? std::string("as published") : o.real_type, methods.front(), rep.markdown,
-      o.real_users);
+      o.real_model, o.real_type.empty() ? std::string("as published") : o.real_type, methods.front(), test_words(ro),
+      rep.markdown, o.real_users);
   for (std::size_t i = 0; i < methods.size(); ++i) {
     const auto s = ndcg10_over_records(dirs[i]);
     md += fmt::format("| {} | {:.4f} | [{:.4f}, {:.4f}] | {} |\n", methods[i], s.mean, s.ci_low, s.ci_high, s.n);
@@ -198,6 +216,7 @@ std::string run_real_table(const DemoOptions& o, nlohmann::json& info) {
   };
   if (!at("icl").empty() && !at("lrgd").empty() && methods.front() != "icl") {
     const std::vector<fs::path> pair{at("icl"), at("lrgd")};
+    ro.ours = "";  // LRGD, the last of the pair
     md += "\nLRGD against ICL on the real model:\n\n" + eval::report_runs(pair, ro).markdown;
   }
   info["real_report"] = nlohmann::json::parse(rep.json);
@@ -215,6 +234,7 @@ int run_demo(DemoOptions o) {
       throw OptionError("--methods", "unknown method '" + m + "' (random, pop, markov, zsl, icl, lrgd)");
   if (o.data.empty())
     throw OptionError("--data", "name a dataset (the README's demo uses ../shared/data/amazon18-games)");
+  (void)eval::parse_significance_unit(o.unit);  // refuse a bad --unit before the long runs
 
   const auto ds = data::load_dataset(o.data);
   fmt::print("[demo] data: {} ({} users, {} items, {} interactions)\n", o.data, ds.n_users(), ds.n_items(),
@@ -247,10 +267,10 @@ int run_demo(DemoOptions o) {
 
   // The main table: every method against the first one (ZSL unless --methods says otherwise),
   // then LRGD against ICL, the comparison the paper's method is about.
-  eval::ReportOptions ro;
+  auto ro = report_options(o, methods);
   const auto main = eval::report_runs(dirs, ro);
-  std::string md = "# lrgd demo\n\nEvery method against `" + methods.front() + "` (paired t-test, * = p < 0.05):\n\n" +
-                   main.markdown;
+  std::string md =
+      "# lrgd demo\n\nEvery method against `" + methods.front() + "` (" + test_words(ro) + "):\n\n" + main.markdown;
   std::string json_extra;
   const auto find = [&](const char* m) {
     const auto it = std::find(methods.begin(), methods.end(), m);
@@ -258,6 +278,7 @@ int run_demo(DemoOptions o) {
   };
   if (!find("icl").empty() && !find("lrgd").empty() && methods.front() != "icl") {
     const std::vector<fs::path> pair{find("icl"), find("lrgd")};
+    ro.ours = "";  // LRGD, the last of the pair
     const auto vs = eval::report_runs(pair, ro);
     md += "\nLRGD against ICL:\n\n" + vs.markdown;
     info["lrgd_vs_icl"] = nlohmann::json::parse(vs.json);
@@ -309,6 +330,11 @@ void add_demo_command(CLI::App& app, Action& action) {
   demo->add_option("--real-users", o->real_users, "Users of the real-LLM table")->capture_default_str();
   demo->add_option("--real-trials", o->real_trials, "Trials of the real-LLM table")->capture_default_str();
   demo->add_option("--real-methods", o->real_methods, "Methods of the real-LLM table")->capture_default_str();
+  demo->add_option("--unit", o->unit,
+                   "user | user-trial: the unit of the paired tests (as lrgd report --unit; user-trial is "
+                   "anti-conservative)")
+      ->capture_default_str();
+  demo->add_flag("--holm", o->holm, "Holm-Bonferroni correction over each table's comparisons");
   demo->callback([&action, o] {
     o->train.seed = o->seed;
     action = [o] { return run_demo(*o); };

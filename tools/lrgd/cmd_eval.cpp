@@ -80,6 +80,9 @@ struct ReportArgs {
   std::string metrics;
   double alpha = 0.05;
   std::string test = "t";
+  std::string unit = "user";
+  bool holm = false;
+  std::string ours;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -211,6 +214,9 @@ int run_report_command(const ReportArgs& a) {
     o.test = eval::SignificanceTest::Wilcoxon;
   else
     throw OptionError("--test", "t or wilcoxon");
+  o.unit = eval::parse_significance_unit(a.unit);
+  o.holm = a.holm;
+  o.ours = a.ours;
   std::vector<std::filesystem::path> dirs(a.runs.begin(), a.runs.end());
   const auto rep = eval::report_runs(dirs, o);
   fmt::print("{}", a.json ? rep.json : rep.markdown);
@@ -290,6 +296,14 @@ void add_eval_commands(CLI::App& app, Action& action) {
   rp->add_option("--metrics", r->metrics, "Comma-separated metric keys");
   rp->add_option("--alpha", r->alpha, "Significance level of the * marker")->capture_default_str();
   rp->add_option("--test", r->test, "t | wilcoxon: the test behind the * marker")->capture_default_str();
+  rp->add_option("--unit", r->unit,
+                 "user: tests over users, each user's trials averaged first | user-trial: over (user, trial) "
+                 "records (anti-conservative: a user's trials are not independent)")
+      ->capture_default_str();
+  rp->add_flag("--holm", r->holm, "Holm-Bonferroni correction over all of the table's comparisons");
+  rp->add_option("--ours", r->ours,
+                 "Run of the Imp. row (improvement over the best other run): label, folder name or 1-based "
+                 "position (default: the last run; none: no Imp. row)");
   rp->callback([&action, r] { action = [r] { return run_report_command(*r); }; });
 }
 
