@@ -460,7 +460,9 @@ std::vector<std::filesystem::path> write_plots(const std::vector<DualReport>& re
     return images;
   };
   gp << "unset logscale\nset output " << gnuplot_quote(cos_png.string()) << "\n";
-  gp << "set xlabel 'generated tokens in T (round)'\nset ylabel 'cos(o_{dual}, o)'\nset key bottom right\n";
+  // Headroom above 1, or the exact split's line (at 1) hides under the frame.
+  gp << "set xlabel 'generated tokens in T (round)'\nset ylabel 'cos(o_{dual}, o)'\nset key bottom right\n"
+     << "set offsets 0, 0, graph 0.1, graph 0.1\nset xtics 1\n";
   gp << "set title 'Dual model output vs real head output per generated token (mean over layers and heads)'\n";
   gp << "plot ";
   for (std::size_t i = 0; i < reports.size(); ++i)
@@ -469,7 +471,7 @@ std::vector<std::filesystem::path> write_plots(const std::vector<DualReport>& re
        << i << " using 1:3 with lines dashtype 2 title " << gnuplot_quote(reports[i].label + " exact split (min)");
   gp << "\n";
   if (!distances) return draw({err_png, cos_png});  // no target item: no distances to plot
-  gp << "unset logscale\nset output " << gnuplot_quote(dist_png.string()) << "\n";
+  gp << "set offsets 0, 0, 0, 0\nset output " << gnuplot_quote(dist_png.string()) << "\n";
   gp << "set xlabel 'generated tokens in T (round)'\nset ylabel '|F(q) - v_{target}| / |v_{target}|'\n";
   gp << "set title 'Distance to the target item representation before (W0) and after (W1) the step'\n";
   gp << "plot ";
