@@ -204,7 +204,8 @@ struct Capture {
   std::vector<int> window;
   int n_embd = 0;
   int ffn_layer = -1;
-  FfnWeights ffn_weights;  // loaded when ffn_layer >= 0
+  FfnWeights ffn_weights;       // loaded when ffn_layer >= 0
+  std::string ffn_unavailable;  // why the default FFN layer was dropped (the graph lacks it)
   double load_ms = 0, prompt_ms = 0, generate_ms = 0;
 
   int n_keys() const { return static_cast<int>(tokens.size()); }
@@ -367,6 +368,7 @@ struct DualReport {
   std::vector<StepResult> steps;  // steps[0]: the last prompt token, with the M sweep
   std::optional<KnobResult> knob;
   std::optional<ChainResult> chain;
+  std::string ffn_unavailable;  // set: why there is no FFN dual
   Timing timing;
 };
 

@@ -324,7 +324,9 @@ llama_token argmax_last(llama_context* ctx, int n_vocab) {
   return static_cast<llama_token>(std::max_element(lg, lg + n_vocab) - lg);
 }
 
-void check_step(const Capture& c, const CapturedStep& st) {
+// With the FFN layer chosen by default (`ffn_auto`), a graph without the FFN nodes drops the
+// FFN dual (noted in Capture::ffn_unavailable) instead of failing the whole analysis.
+void check_step(Capture& c, CapturedStep& st, bool ffn_auto) {
   for (int l = 0; l < c.n_layer; ++l) {
     const auto L = static_cast<std::size_t>(l);
     if (st.q[L].empty() || st.probs[L].empty() || st.out[L].empty())
@@ -333,13 +335,20 @@ void check_step(const Capture& c, const CapturedStep& st) {
   }
   if (c.ffn_layer >= 0) {
     const FfnStep& f = st.ffn;
+    std::string missing;
     if (f.x.empty() || f.attn_wo.empty() || f.h.empty() || f.norm.empty() || f.up.empty() || f.act.empty() ||
         f.ffn_out.empty() || f.l_out.empty())
-      throw Error("FFN capture: layer " + std::to_string(c.ffn_layer) + " of the " + c.arch +
-                  " graph lacks one of ffn_inp/sa_out, ffn_norm, ffn_up, ffn_swiglu/ffn_geglu, ffn_out, l_out "
-                  "(only gated FFNs with separate gate and up matrices are supported)");
-    if (f.attn_post.empty() != f.ffn_post.empty())
-      throw Error("FFN capture: only one of attn_post_norm and ffn_post_norm in the graph");
+      missing = "layer " + std::to_string(c.ffn_layer) + " of the " + c.arch +
+                " graph lacks one of ffn_inp/sa_out, ffn_norm, ffn_up, ffn_swiglu/ffn_geglu, ffn_out, l_out "
+                "(only gated FFNs with separate gate and up matrices are supported)";
+    else if (f.attn_post.empty() != f.ffn_post.empty())
+      missing = "only one of attn_post_norm and ffn_post_norm in the " + c.arch + " graph";
+    if (!missing.empty()) {
+      if (!ffn_auto) throw Error("FFN capture: " + missing);
+      c.ffn_unavailable = missing;
+      c.ffn_layer = -1;
+      st.ffn = FfnStep{};
+    }
   }
 }
 
@@ -559,7 +568,7 @@ Capture capture_attention(const std::filesystem::path& path, const std::vector<s
   c.steps.reserve(static_cast<std::size_t>(n_gen) + 1);
   new_step(c.n_prompt - 1);
   decode_or_throw(ctx.get(), tokens, 0, s, "prompt");
-  check_step(c, c.steps.back());
+  check_step(c, c.steps.back(), o.ffn_layer == -2);
   llama_token next = argmax_last(ctx.get(), n_vocab);
   c.steps.back().next_token = next;
   keep_logits();
@@ -590,7 +599,7 @@ Capture capture_attention(const std::filesystem::path& path, const std::vector<s
     c.tokens.push_back(feed);
     new_step(c.n_prompt + i);
     decode_or_throw(ctx.get(), {feed}, c.n_prompt + i, s, "generated token");
-    check_step(c, c.steps.back());
+    check_step(c, c.steps.back(), o.ffn_layer == -2);
     next = argmax_last(ctx.get(), n_vocab);
     c.steps.back().next_token = next;
     keep_logits();

@@ -581,6 +581,8 @@ DualReport analyse(const Capture& c, const std::vector<TokenSpan>& spans, const 
   // The FFN layer's head outputs (exact split, dual at round_features) per step, all heads
   // concatenated as kqv_out lays them out; filled by the tasks of that layer.
   const bool ffn = c.ffn_layer >= 0 && std::find(layers.begin(), layers.end(), c.ffn_layer) != layers.end();
+  r.ffn_unavailable = c.ffn_unavailable;
+  if (c.ffn_layer >= 0 && !ffn) r.ffn_unavailable = "layer " + std::to_string(c.ffn_layer) + " is not among --layers";
   const std::size_t n_attn = static_cast<std::size_t>(c.n_head) * dv;
   std::vector<std::vector<double>> ffn_exact(ffn ? c.steps.size() : 0, std::vector<double>(n_attn));
   std::vector<std::vector<double>> ffn_dual = ffn_exact;

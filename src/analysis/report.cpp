@@ -217,6 +217,7 @@ json report_json(const DualReport& r) {
   }
   j["steps"] = steps;
   if (r.chain) j["chain"] = chain_json(*r.chain);
+  if (!r.ffn_unavailable.empty()) j["ffn_unavailable"] = r.ffn_unavailable;
   if (r.knob) {
     json hs = json::array();
     for (const auto& h : r.knob->heads)
@@ -346,6 +347,7 @@ std::string summary_table(const DualReport& r) {
                        f.exact_rel_attn, f.dual_rel_attn, f.dual_cos_attn);
     }
   }
+  if (!r.ffn_unavailable.empty()) s += "no FFN dual: " + r.ffn_unavailable + "\n";
   if (r.chain) {
     s += fmt::format(
         "chained dual (App. C), every layer's attention replaced by its dual at M={} ({}), teacher "

@@ -340,10 +340,20 @@ TEST(Dual, ChainedDualWithExactAttentionReproducesTheRun) {
 
 TEST(Dual, ChainAndFfnOptionsAreChecked) {
   const auto model = make_model("llama");
+  const auto tokens = tokenize_plain(model, "Hello there", true);
   CaptureOptions co;
   co.n_generate = 1;
   co.ffn_layer = 2;  // the model has layers 0 and 1
-  EXPECT_THROW(capture_attention(model, tokenize_plain(model, "Hello there", true), co), lrgd::OptionError);
+  EXPECT_THROW(capture_attention(model, tokens, co), lrgd::OptionError);
+  // phi3's fused gate/up FFN has no FFN dual: asked for, an error; by default, a note.
+  const auto phi3 = make_model("phi3");
+  const auto phi3_tokens = tokenize_plain(phi3, "Hello there", true);
+  co.ffn_layer = 1;
+  EXPECT_THROW(capture_attention(phi3, phi3_tokens, co), lrgd::Error);
+  co.ffn_layer = -2;
+  const Capture cap = capture_attention(phi3, phi3_tokens, co);
+  EXPECT_EQ(cap.ffn_layer, -1);
+  EXPECT_NE(cap.ffn_unavailable.find("phi3"), std::string::npos) << cap.ffn_unavailable;
 }
 
 // A message that spells the template's control tokens is text: the analysed tokens are the
