@@ -90,6 +90,10 @@ int main(int argc, char** argv) {
   ro.dual.features = features;
   ro.dual.round_features = 1024;
   ro.dual.n_threads = n_threads;
+  // The per-head analysis is what is timed here, comparable with earlier runs; the FFN dual
+  // and the chained run (a second forward pass with dual attention) are left out.
+  ro.dual.ffn_layer = -1;
+  ro.dual.chain = false;
   if (!knob) {
     ro.alpha = 1;
     ro.lambda = 0;

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -118,6 +119,16 @@ std::vector<std::int32_t> tokenize_plain(const std::filesystem::path& model, con
 // ---------------------------------------------------------------------------------------
 // Capture
 
+struct Capture;
+
+// Replaces attention head outputs while the model runs (the chained dual run, App. C): called
+// for every layer with the query rows of the current batch, at positions pos0 .. pos0 +
+// n_rows - 1; `so_far` holds the keys and values of this run up to the last of them. `out`
+// (n_rows x n_head*head_dim_v, row-major) holds libllama's outputs on entry and goes into
+// W_O on return.
+using AttentionOverride = std::function<void(const Capture& so_far, int layer, int pos0, int n_rows,
+                                             const std::vector<float>& q, std::vector<float>& out)>;
+
 struct CaptureOptions {
   int n_generate = 10;  // greedy steps (each step is one train-then-test round)
   int n_threads = 0;    // 0: all cores
@@ -131,6 +142,35 @@ struct CaptureOptions {
   double alpha = 1.0;
   double lambda = 0.0;
   std::vector<TokenSpan> spans;  // for scale_values: which tokens are D/P
+  // >= 0 (-2: n_layer / 2): capture this layer's residual stream and FFN (CapturedStep::ffn) and its W_O, W_up,
+  // W_down (Capture::ffn_weights) for the FFN dual (Eq. 12-14).
+  int ffn_layer = -1;
+  AttentionOverride attention_override;  // set: the chained run
+  // Non-empty: teacher forcing, step s+1 feeds forced_tokens[s] instead of the greedy token
+  // (CapturedStep::next_token stays the model's own greedy choice).
+  std::vector<std::int32_t> forced_tokens;
+};
+
+// One layer's residual stream and FFN at the query row (llama.cpp graph nodes; docs/dual.md).
+struct FfnStep {
+  std::vector<float> x;          // layer input: l_out of the layer before, or the embeddings
+  std::vector<float> attn_wo;    // W_O o (the wo matmul of kqv_out)
+  std::vector<float> attn_post;  // post-attention norm of W_O o (Gemma 3); empty: none
+  std::vector<float> h;          // ffn_inp / sa_out: residual after attention
+  std::vector<float> norm;       // ffn_norm: RMSNorm(h) * weight
+  std::vector<float> up;         // ffn_up: W_up norm
+  std::vector<float> act;        // ffn_swiglu / ffn_geglu: act(W_gate norm) * up
+  std::vector<float> ffn_out;    // ffn_out: W_down act
+  std::vector<float> ffn_post;   // post-FFN norm (Gemma 3); empty: none
+  std::vector<float> l_out;      // layer output
+};
+
+// Dequantised weights of the FFN layer, row-major [out][in].
+struct FfnWeights {
+  int n_embd = 0, n_ff = 0, n_attn = 0;  // n_attn = n_head * head_dim_v
+  std::vector<float> wo;                 // n_embd x n_attn
+  std::vector<float> up;                 // n_ff x n_embd
+  std::vector<float> down;               // n_embd x n_ff
 };
 
 // One query position: the token whose attention is analysed (step 0: the last prompt
@@ -141,6 +181,10 @@ struct CapturedStep {
   std::vector<std::vector<float>> q;      // [layer] n_head * head_dim (post-RoPE, unscaled)
   std::vector<std::vector<float>> probs;  // [layer] n_head * (pos + 1) (softmax weights)
   std::vector<std::vector<float>> out;    // [layer] n_head * head_dim_v (kqv_out)
+  std::vector<std::vector<float>> l_out;  // [layer] n_embd: each layer's output (residual stream)
+  std::vector<float> hidden;              // result_norm: the final normed hidden state
+  std::vector<float> logits;              // the logits at this position
+  FfnStep ffn;                            // CaptureOptions::ffn_layer's residual stream and FFN
 };
 
 struct Capture {
@@ -158,6 +202,10 @@ struct Capture {
   // [layer] sliding-window attention: how many keys back a query sees (itself included);
   // 0: all (Gemma 2/3 attend over a window in all but every p-th layer).
   std::vector<int> window;
+  int n_embd = 0;
+  int ffn_layer = -1;
+  FfnWeights ffn_weights;       // loaded when ffn_layer >= 0
+  std::string ffn_unavailable;  // why the default FFN layer was dropped (the graph lacks it)
   double load_ms = 0, prompt_ms = 0, generate_ms = 0;
 
   int n_keys() const { return static_cast<int>(tokens.size()); }
@@ -217,6 +265,9 @@ struct DualOptions {
   std::uint64_t seed = 42;
   std::vector<int> layers;  // empty: all
   int n_threads = 0;        // 0: all cores
+  int ffn_layer = -2;       // FFN dual layer (run_dual); -2: n_layer / 2, -1: none
+  bool chain = true;        // the chained run (run_dual)
+  int chain_features = -1;  // M of the chained run; -1: round_features, 0: exact softmax
 };
 
 // Numbers of one query head in one layer at one query position.
@@ -233,6 +284,26 @@ struct HeadResult {
   double dist_after_exact = 0;   // captured output
   double dist_before = 0;        // dual: W0 phi(q) / Z_T
   double dist_after = 0;         // dual: W1 phi(q) / Z,  W1 = W0 + dW
+  // Fig. 8's comparison: cosine between the dual output and the captured head output.
+  double cos_dual = 0;   // (W0 + dW) phi(q) / Z at round_features
+  double cos_exact = 0;  // o_T + o_D (exact softmax split)
+};
+
+// The FFN dual of one layer at one step (Eq. 12-14, docs/dual.md): with the activation and
+// the norm scales frozen at the real input, the layer output is affine in the attention
+// output o: y(o) = c + A o, A = (I + P_f W_down diag(s) W_up D_n) P_a W_O.
+struct FfnResult {
+  int layer = 0;
+  double frozen_rel_err = 0;  // |c + A o_real - y| / |y|, all from weights (y: captured l_out)
+  double resid_rel_err = 0;   // |x + P_a W_O o_real - h| / |h|: W_O and the residual read right
+  double attn_share = 0;      // |A o_real| / |y|: how much of the output attention contributes
+  // Prediction y + A (o' - o_real) from the dual's o' against y: relative to |y|, and
+  // relative to the attention contribution |A o_real|.
+  double exact_rel_err = 0;  // o' = o_T + o_D (exact split)
+  double dual_rel_err = 0;   // o' = (W0 + dW) phi(q) / Z at round_features
+  double exact_rel_attn = 0;
+  double dual_rel_attn = 0;
+  double dual_cos_attn = 0;  // cos(A o', A o_real) for the random-feature o'
 };
 
 struct StepResult {
@@ -240,6 +311,7 @@ struct StepResult {
   int n_gen = 0;  // generated tokens already in T (T_gen)
   std::int32_t next_token = -1;
   std::vector<HeadResult> heads;  // layer-major
+  std::optional<FfnResult> ffn;
 };
 
 struct KnobResult {
@@ -255,12 +327,30 @@ struct KnobResult {
   std::vector<Head> heads;
 };
 
+// The chained multi-layer dual (App. C): a second run in which every layer's attention output
+// is replaced by its dual output computed from that run's own q, k, v, with teacher forcing
+// on the real run's greedy tokens, compared with the real run step by step.
+struct ChainStep {
+  int pos = 0;
+  std::int32_t real_token = -1, chain_token = -1;  // greedy tokens of the real and the chained run
+  double hidden_cos = 0, hidden_rel_err = 0;       // final normed hidden state vs the real run
+  double logits_cos = 0;
+  std::vector<double> layer_rel_err;  // [layer] |l_out_chain - l_out_real| / |l_out_real|
+};
+struct ChainResult {
+  int features = 0;  // M; 0: exact softmax (the chain must reproduce the real run)
+  std::vector<ChainStep> steps;
+  double token_agreement = 0;  // fraction of steps whose greedy tokens agree
+  double ms = 0;
+};
+
 struct Timing {
   double load_ms = 0, prompt_ms = 0, generate_ms = 0;  // capture (libllama)
   double features_ms = 0;                              // phi(K), phi(q) (random features)
   double dual_ms = 0;                                  // W0, dW, Z accumulation and outputs
   double exact_ms = 0;                                 // exact split and double reference
   double knob_capture_ms = 0, knob_ms = 0;
+  double chain_ms = 0;  // the chained run (its forward passes and dual attention)
   double total_ms = 0;
 };
 
@@ -277,6 +367,8 @@ struct DualReport {
   DualOptions options;
   std::vector<StepResult> steps;  // steps[0]: the last prompt token, with the M sweep
   std::optional<KnobResult> knob;
+  std::optional<ChainResult> chain;
+  std::string ffn_unavailable;  // set: why there is no FFN dual
   Timing timing;
 };
 
@@ -290,7 +382,12 @@ DualReport analyse(const Capture& capture, const std::vector<TokenSpan>& spans, 
 KnobResult analyse_knobs(const Capture& base, const Capture& scaled, const std::vector<TokenSpan>& spans,
                          const DualOptions& options, double alpha, double lambda);
 
-// The whole pipeline: capture, analyse, knob check. `alpha`/`lambda` == 1/0: no knob check.
+// The chained run against the base capture `real` of the same prompt: teacher-forced on
+// real.generated, every layer's attention replaced by its dual at options.chain_features.
+ChainResult run_chain(const std::filesystem::path& model, const std::vector<std::int32_t>& tokens, const Capture& real,
+                      const DualOptions& options);
+
+// The whole pipeline: capture, analyse, knob check, chained run. `alpha`/`lambda` == 1/0: no knob check.
 struct RunOptions {
   CaptureOptions capture;
   DualOptions dual;

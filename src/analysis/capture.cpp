@@ -7,9 +7,17 @@
 //   Vcur-l          op RESHAPE or VIEW (phi3's fused QKV) [head_dim_v, n_head_kv, n_tokens]
 //   kq_soft_max-l   [n_kv (padded), n_tokens, n_head]
 //   kqv_out-l       [head_dim_v * n_head, n_tokens]
+//   l_out-l, result_norm (the final normed hidden state), and for CaptureOptions::ffn_layer
+//   the residual stream and FFN: the GET_ROWS of token_embd.weight / inp_scaled (layer 0's input), the MUL_MAT whose
+//   src[1] is kqv_out-l (W_O o), attn_post_norm-l (Gemma 3), ffn_inp-l / sa_out-l,
+//   ffn_norm-l, ffn_up-l, ffn_swiglu-l / ffn_geglu-l, ffn_out-l (op MUL_MAT: llama names
+//   the residual add after it ffn_out too), ffn_post_norm-l (Gemma 3). Only the last row.
+// With CaptureOptions::attention_override, kqv_out-l is rewritten in the callback before the
+// W_O matmul reads it (the chained dual run).
 // Views are read with their strides. A prompt longer than one ubatch reaches the callback
 // in several graphs: K and V rows are appended in order, Q, weights and outputs are kept
 // for the last row seen (the last prompt token once the prompt is done).
+#include <gguf.h>
 #include <llama.h>
 
 #include <algorithm>
@@ -18,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <string_view>
 
 #include "llama/llama_common.h"
@@ -32,11 +41,39 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
-enum class Node { None, Q, K, V, Probs, Out };
+enum class Node {
+  None,
+  Q,
+  K,
+  V,
+  Probs,
+  Out,
+  LOut,
+  Hidden,
+  Embd,
+  AttnWo,
+  AttnPost,
+  FfnInp,
+  FfnNorm,
+  FfnUp,
+  FfnAct,
+  FfnOut,
+  FfnPost
+};
 
 // "Kcur-12" -> (Node::K, 12).
 std::pair<Node, int> classify(const ggml_tensor* t) {
   const std::string_view name(t->name);
+  if (name == "result_norm") return {Node::Hidden, 0};
+  // Layer 0's input: the token embedding rows (Gemma scales them afterwards: inp_scaled).
+  if (name == "inp_scaled" ||
+      (t->op == GGML_OP_GET_ROWS && t->src[0] != nullptr && std::strcmp(t->src[0]->name, "token_embd.weight") == 0))
+    return {Node::Embd, 0};
+  // W_O o: the matmul reading kqv_out (unnamed or renamed by the architecture).
+  if (t->op == GGML_OP_MUL_MAT && t->src[1] != nullptr && std::strncmp(t->src[1]->name, "kqv_out-", 8) == 0) {
+    const auto [kind, layer] = classify(t->src[1]);
+    return {kind == Node::Out ? Node::AttnWo : Node::None, layer};
+  }
   const auto dash = name.rfind('-');
   if (dash == std::string_view::npos || dash + 1 >= name.size()) return {Node::None, -1};
   const std::string_view base = name.substr(0, dash);
@@ -50,6 +87,14 @@ std::pair<Node, int> classify(const ggml_tensor* t) {
   if (base == "Vcur" && (t->op == GGML_OP_RESHAPE || t->op == GGML_OP_VIEW)) return {Node::V, layer};
   if (base == "kq_soft_max") return {Node::Probs, layer};
   if (base == "kqv_out") return {Node::Out, layer};
+  if (base == "l_out") return {Node::LOut, layer};
+  if (base == "attn_post_norm") return {Node::AttnPost, layer};
+  if (base == "ffn_inp" || base == "sa_out") return {Node::FfnInp, layer};
+  if (base == "ffn_norm") return {Node::FfnNorm, layer};
+  if (base == "ffn_up") return {Node::FfnUp, layer};
+  if (base == "ffn_swiglu" || base == "ffn_geglu") return {Node::FfnAct, layer};
+  if (base == "ffn_out" && t->op == GGML_OP_MUL_MAT) return {Node::FfnOut, layer};
+  if (base == "ffn_post_norm") return {Node::FfnPost, layer};
   return {Node::None, -1};
 }
 
@@ -61,12 +106,45 @@ float* at(const ggml_tensor* t, int64_t i0, int64_t i1, int64_t i2) {
 struct State {
   Capture* cap = nullptr;
   const CaptureOptions* opt = nullptr;
-  bool target_mode = false;         // feeding the target token: only V is kept
-  std::vector<int> k_rows, v_rows;  // per layer: rows appended so far
-  CapturedStep* step = nullptr;     // where Q, weights and outputs go
-  std::vector<float> scale;         // per position (knob check), empty: none
+  bool target_mode = false;                // feeding the target token: only V is kept
+  std::vector<int> k_rows, v_rows;         // per layer: rows appended so far
+  CapturedStep* step = nullptr;            // where Q, weights and outputs go
+  std::vector<float> scale;                // per position (knob check), empty: none
+  std::vector<std::vector<float>> q_rows;  // [layer] every query row of the batch (override)
+  std::vector<float> override_out;
   std::string error;
 };
+
+// The last row (column ne[0] values of row ne[1]-1) of a 2-d activation.
+std::vector<float> last_row(const ggml_tensor* t) {
+  std::vector<float> r(static_cast<std::size_t>(t->ne[0]));
+  for (int64_t i = 0; i < t->ne[0]; ++i) r[static_cast<std::size_t>(i)] = *at(t, i, t->ne[1] - 1, 0);
+  return r;
+}
+
+// Whether a node of `kind` at `layer` is wanted: the attention nodes of every layer, l_out of
+// every layer, the final hidden state, and the FFN nodes of the FFN layer (its input is the
+// output of the layer before it, or the embeddings).
+bool wanted(const State& s, Node kind, int layer) {
+  const int fl = s.cap->ffn_layer;
+  switch (kind) {
+    case Node::None:
+      return false;
+    case Node::Hidden:
+      return true;
+    case Node::Embd:
+      return fl == 0;
+    case Node::Q:
+    case Node::K:
+    case Node::V:
+    case Node::Probs:
+    case Node::Out:
+    case Node::LOut:
+      return layer >= 0 && layer < s.cap->n_layer;
+    default:
+      return fl >= 0 && layer == fl;
+  }
+}
 
 bool on_node(ggml_tensor* t, bool ask, void* user) {
   auto& s = *static_cast<State*>(user);
@@ -74,7 +152,7 @@ bool on_node(ggml_tensor* t, bool ask, void* user) {
     std::fprintf(stderr, "node %s op %s ne %lld %lld %lld\n", t->name, ggml_op_name(t->op),
                  static_cast<long long>(t->ne[0]), static_cast<long long>(t->ne[1]), static_cast<long long>(t->ne[2]));
   const auto [kind, layer] = classify(t);
-  if (kind == Node::None || layer < 0 || layer >= s.cap->n_layer) return false;
+  if (!wanted(s, kind, layer)) return false;
   if (s.target_mode && kind != Node::V) return false;
   if (ask) return true;
   if (t->type != GGML_TYPE_F32) {
@@ -134,6 +212,13 @@ bool on_node(ggml_tensor* t, bool ask, void* user) {
       const int64_t r = t->ne[2] - 1;
       for (int64_t h = 0; h < t->ne[1]; ++h)
         for (int64_t i = 0; i < t->ne[0]; ++i) q.push_back(*at(t, i, h, r));
+      if (s.opt->attention_override) {
+        auto& all = s.q_rows[L];
+        all.clear();
+        for (int64_t row = 0; row < t->ne[2]; ++row)
+          for (int64_t h = 0; h < t->ne[1]; ++h)
+            for (int64_t i = 0; i < t->ne[0]; ++i) all.push_back(*at(t, i, h, row));
+      }
       return true;
     }
     case Node::Probs: {
@@ -154,12 +239,64 @@ bool on_node(ggml_tensor* t, bool ask, void* user) {
         s.error = std::string("unexpected shape of ") + t->name;
         return false;
       }
+      if (s.opt->attention_override) {
+        // Keys and values of this batch are in the capture already (Kcur, Vcur come first).
+        const auto n_rows = static_cast<int>(t->ne[1]);
+        auto& buf = s.override_out;
+        buf.resize(static_cast<std::size_t>(t->ne[0] * t->ne[1]));
+        for (int64_t r = 0; r < t->ne[1]; ++r)
+          for (int64_t i = 0; i < t->ne[0]; ++i) buf[static_cast<std::size_t>(r * t->ne[0] + i)] = *at(t, i, r, 0);
+        try {
+          s.opt->attention_override(c, layer, s.k_rows[L] - n_rows, n_rows, s.q_rows[L], buf);
+        } catch (const std::exception& e) {
+          s.error = e.what();
+          return false;
+        }
+        for (int64_t r = 0; r < t->ne[1]; ++r)
+          for (int64_t i = 0; i < t->ne[0]; ++i) *at(t, i, r, 0) = buf[static_cast<std::size_t>(r * t->ne[0] + i)];
+      }
       auto& o = s.step->out[L];
       o.clear();
       const int64_t r = t->ne[1] - 1;
       for (int64_t i = 0; i < t->ne[0]; ++i) o.push_back(*at(t, i, r, 0));
       return true;
     }
+    case Node::Hidden:
+      s.step->hidden = last_row(t);
+      return true;
+    case Node::LOut: {
+      s.step->l_out[L] = last_row(t);
+      if (layer + 1 == c.ffn_layer) s.step->ffn.x = s.step->l_out[L];
+      if (layer == c.ffn_layer) s.step->ffn.l_out = s.step->l_out[L];
+      return true;
+    }
+    case Node::Embd:
+      s.step->ffn.x = last_row(t);  // inp_scaled (Gemma) comes after the embedding rows and wins
+      return true;
+    case Node::AttnWo:
+      s.step->ffn.attn_wo = last_row(t);
+      return true;
+    case Node::AttnPost:
+      s.step->ffn.attn_post = last_row(t);
+      return true;
+    case Node::FfnInp:
+      s.step->ffn.h = last_row(t);
+      return true;
+    case Node::FfnNorm:
+      s.step->ffn.norm = last_row(t);
+      return true;
+    case Node::FfnUp:
+      s.step->ffn.up = last_row(t);
+      return true;
+    case Node::FfnAct:
+      s.step->ffn.act = last_row(t);
+      return true;
+    case Node::FfnOut:
+      s.step->ffn.ffn_out = last_row(t);
+      return true;
+    case Node::FfnPost:
+      s.step->ffn.ffn_post = last_row(t);
+      return true;
     case Node::None:
       break;
   }
@@ -187,13 +324,90 @@ llama_token argmax_last(llama_context* ctx, int n_vocab) {
   return static_cast<llama_token>(std::max_element(lg, lg + n_vocab) - lg);
 }
 
-void check_step(const Capture& c, const CapturedStep& st) {
+// With the FFN layer chosen by default (`ffn_auto`), a graph without the FFN nodes drops the
+// FFN dual (noted in Capture::ffn_unavailable) instead of failing the whole analysis.
+void check_step(Capture& c, CapturedStep& st, bool ffn_auto) {
   for (int l = 0; l < c.n_layer; ++l) {
     const auto L = static_cast<std::size_t>(l);
     if (st.q[L].empty() || st.probs[L].empty() || st.out[L].empty())
       throw Error("attention capture: layer " + std::to_string(l) +
                   " lacks Qcur/kq_soft_max/kqv_out (flash attention on, or an unsupported architecture)");
   }
+  if (c.ffn_layer >= 0) {
+    const FfnStep& f = st.ffn;
+    std::string missing;
+    if (f.x.empty() || f.attn_wo.empty() || f.h.empty() || f.norm.empty() || f.up.empty() || f.act.empty() ||
+        f.ffn_out.empty() || f.l_out.empty())
+      missing = "layer " + std::to_string(c.ffn_layer) + " of the " + c.arch +
+                " graph lacks one of ffn_inp/sa_out, ffn_norm, ffn_up, ffn_swiglu/ffn_geglu, ffn_out, l_out "
+                "(only gated FFNs with separate gate and up matrices are supported)";
+    else if (f.attn_post.empty() != f.ffn_post.empty())
+      missing = "only one of attn_post_norm and ffn_post_norm in the " + c.arch + " graph";
+    if (!missing.empty()) {
+      if (!ffn_auto) throw Error("FFN capture: " + missing);
+      c.ffn_unavailable = missing;
+      c.ffn_layer = -1;
+      st.ffn = FfnStep{};
+    }
+  }
+}
+
+// Weight `name` of the GGUF at `path` dequantised to f32, row-major [ne1][ne0].
+std::vector<float> read_weight(const std::filesystem::path& path, const std::string& name, int64_t& ne0, int64_t& ne1) {
+  ggml_context* meta = nullptr;
+  gguf_init_params params{/*no_alloc=*/true, &meta};
+  gguf_context* g = gguf_init_from_file(path.c_str(), params);
+  if (g == nullptr) throw IoError("cannot read GGUF " + path.string());
+  const auto cleanup = [&] {
+    gguf_free(g);
+    ggml_free(meta);
+  };
+  const int64_t id = gguf_find_tensor(g, name.c_str());
+  const ggml_tensor* t = id < 0 ? nullptr : ggml_get_tensor(meta, name.c_str());
+  if (t == nullptr || t->ne[2] != 1 || t->ne[3] != 1) {
+    cleanup();
+    throw Error("FFN dual: the model has no 2-d tensor " + name);
+  }
+  ne0 = t->ne[0];
+  ne1 = t->ne[1];
+  const ggml_type type = t->type;
+  const std::size_t bytes = ggml_nbytes(t);
+  const std::size_t offset = gguf_get_data_offset(g) + gguf_get_tensor_offset(g, id);
+  cleanup();
+  std::vector<char> raw(bytes);
+  std::ifstream in(path, std::ios::binary);
+  in.seekg(static_cast<std::streamoff>(offset));
+  in.read(raw.data(), static_cast<std::streamsize>(bytes));
+  if (!in) throw IoError("cannot read tensor " + name + " from " + path.string());
+  std::vector<float> out(static_cast<std::size_t>(ne0 * ne1));
+  if (type == GGML_TYPE_F32) {
+    std::memcpy(out.data(), raw.data(), out.size() * sizeof(float));
+  } else {
+    const auto* traits = ggml_get_type_traits(type);
+    if (traits == nullptr || traits->to_float == nullptr)
+      throw Error("FFN dual: cannot dequantise " + name + " of type " + ggml_type_name(type));
+    const std::size_t row_bytes = ggml_row_size(type, ne0);
+    for (int64_t r = 0; r < ne1; ++r)
+      traits->to_float(raw.data() + static_cast<std::size_t>(r) * row_bytes,
+                       out.data() + static_cast<std::size_t>(r * ne0), ne0);
+  }
+  return out;
+}
+
+FfnWeights read_ffn_weights(const std::filesystem::path& path, int layer, int n_attn) {
+  FfnWeights w;
+  const std::string blk = "blk." + std::to_string(layer) + ".";
+  int64_t a0 = 0, a1 = 0, u0 = 0, u1 = 0, d0 = 0, d1 = 0;
+  w.wo = read_weight(path, blk + "attn_output.weight", a0, a1);
+  w.up = read_weight(path, blk + "ffn_up.weight", u0, u1);
+  w.down = read_weight(path, blk + "ffn_down.weight", d0, d1);
+  if (a0 != n_attn || u0 != a1 || d0 != u1 || d1 != a1)
+    throw Error("FFN dual: unexpected shapes of the attn_output / ffn_up / ffn_down weights of layer " +
+                std::to_string(layer));
+  w.n_attn = n_attn;
+  w.n_embd = static_cast<int>(a1);
+  w.n_ff = static_cast<int>(u1);
+  return w;
 }
 
 // Token index of a character boundary: the tokens of text[0, c) that agree with the full
@@ -295,6 +509,11 @@ Capture capture_attention(const std::filesystem::path& path, const std::vector<s
   c.n_layer = llama_model_n_layer(model.get());
   c.n_head = llama_model_n_head(model.get());
   c.n_head_kv = llama_model_n_head_kv(model.get());
+  c.n_embd = llama_model_n_embd(model.get());
+  c.ffn_layer = o.ffn_layer == -2 ? c.n_layer / 2 : o.ffn_layer;
+  if (c.ffn_layer < -1 || c.ffn_layer >= c.n_layer)
+    throw OptionError("--ffn-layer",
+                      "layer " + std::to_string(o.ffn_layer) + " outside 0.." + std::to_string(c.n_layer - 1));
   c.window = sliding_windows(model.get(), c.arch, c.n_layer);
   c.n_prompt = static_cast<int>(tokens.size());
   c.tokens = tokens;
@@ -310,6 +529,7 @@ Capture capture_attention(const std::filesystem::path& path, const std::vector<s
   s.opt = &o;
   s.k_rows.assign(static_cast<std::size_t>(c.n_layer), 0);
   s.v_rows.assign(static_cast<std::size_t>(c.n_layer), 0);
+  s.q_rows.resize(static_cast<std::size_t>(c.n_layer));
   if (o.scale_values) {
     s.scale.assign(tokens.size(), static_cast<float>(1.0 - o.lambda));
     for (const auto& sp : o.spans)
@@ -335,7 +555,12 @@ Capture capture_attention(const std::filesystem::path& path, const std::vector<s
     st.q.resize(static_cast<std::size_t>(c.n_layer));
     st.probs.resize(static_cast<std::size_t>(c.n_layer));
     st.out.resize(static_cast<std::size_t>(c.n_layer));
+    st.l_out.resize(static_cast<std::size_t>(c.n_layer));
     s.step = &st;
+  };
+  const auto keep_logits = [&] {
+    const float* lg = llama_get_logits_ith(ctx.get(), -1);
+    c.steps.back().logits.assign(lg, lg + n_vocab);
   };
 
   // The prompt: step 0 is its last token.
@@ -343,9 +568,10 @@ Capture capture_attention(const std::filesystem::path& path, const std::vector<s
   c.steps.reserve(static_cast<std::size_t>(n_gen) + 1);
   new_step(c.n_prompt - 1);
   decode_or_throw(ctx.get(), tokens, 0, s, "prompt");
-  check_step(c, c.steps.back());
+  check_step(c, c.steps.back(), o.ffn_layer == -2);
   llama_token next = argmax_last(ctx.get(), n_vocab);
   c.steps.back().next_token = next;
+  keep_logits();
   c.prompt_ms = ms_since(t1);
   c.kq_scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
 
@@ -362,15 +588,21 @@ Capture capture_attention(const std::filesystem::path& path, const std::vector<s
   }
 
   // Greedy generation: step i feeds generated token i-1 at position n_prompt - 1 + i.
+  // Teacher forcing feeds the given tokens instead (the chained run follows the real run).
   for (int i = 0; i < n_gen; ++i) {
+    const bool forced = !o.forced_tokens.empty();
+    if (forced && static_cast<std::size_t>(i) >= o.forced_tokens.size()) break;
+    const llama_token feed = forced ? o.forced_tokens[static_cast<std::size_t>(i)] : next;
+    if (feed < 0 || feed >= n_vocab) throw Error("forced token outside the vocabulary");
     c.generated.push_back(next);
-    if (i + 1 == n_gen || llama_vocab_is_eog(vocab, next)) break;
-    c.tokens.push_back(next);
+    if (i + 1 == n_gen || llama_vocab_is_eog(vocab, feed)) break;
+    c.tokens.push_back(feed);
     new_step(c.n_prompt + i);
-    decode_or_throw(ctx.get(), {next}, c.n_prompt + i, s, "generated token");
-    check_step(c, c.steps.back());
+    decode_or_throw(ctx.get(), {feed}, c.n_prompt + i, s, "generated token");
+    check_step(c, c.steps.back(), o.ffn_layer == -2);
     next = argmax_last(ctx.get(), n_vocab);
     c.steps.back().next_token = next;
+    keep_logits();
   }
   c.generate_ms = ms_since(t2);
 
@@ -379,6 +611,7 @@ Capture capture_attention(const std::filesystem::path& path, const std::vector<s
       throw Error("attention capture: layer " + std::to_string(l) + " captured " +
                   std::to_string(s.k_rows[static_cast<std::size_t>(l)]) + " keys for " + std::to_string(c.n_keys()) +
                   " tokens");
+  if (c.ffn_layer >= 0) c.ffn_weights = read_ffn_weights(path, c.ffn_layer, c.n_head * c.head_dim_v);
   return c;
 }
 

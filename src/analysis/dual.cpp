@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <thread>
 
 #include "lrgd/error.h"
@@ -35,6 +36,29 @@ double rel_dist(const std::vector<double>& a, const float* b, std::size_t n) {
     den += static_cast<double>(b[i]) * static_cast<double>(b[i]);
   }
   return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+double cosine(const std::vector<double>& a, const float* b, std::size_t n) {
+  double ab = 0, aa = 0, bb = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    ab += a[i] * b[i];
+    aa += a[i] * a[i];
+    bb += static_cast<double>(b[i]) * b[i];
+  }
+  return aa > 0 && bb > 0 ? ab / std::sqrt(aa * bb) : 0.0;
+}
+
+double norm2(const std::vector<double>& a) {
+  double s = 0;
+  for (double x : a) s += x * x;
+  return std::sqrt(s);
+}
+
+double cosine(const std::vector<double>& a, const std::vector<double>& b) {
+  double ab = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) ab += a[i] * b[i];
+  const double d = norm2(a) * norm2(b);
+  return d > 0 ? ab / d : 0.0;
 }
 
 // 1 for tokens of the demonstration group (labels D and P), 0 otherwise.
@@ -266,6 +290,256 @@ struct PhaseTimes {
   double features = 0, dual = 0, exact = 0;
 };
 
+// The layer of docs/dual.md "FFN dual" with everything nonlinear frozen at the real input:
+// the gate activation as s = act(gate) (read as act*up / up, so it holds for SwiGLU and
+// GeGLU alike), the RMSNorm of h as the diagonal D_n = ffn_norm / h (weight / rms(h)), and
+// Gemma 3's post-norms likewise (P_a = attn_post / W_O o, P_f = ffn_post / ffn_out). Then
+//   h(o) = x + P_a W_O o,   y(o) = h(o) + P_f W_down (s * W_up (D_n h(o)))
+// is affine in the attention output o, and equals the real layer at the real o.
+class FrozenLayer {
+ public:
+  FrozenLayer(const FfnWeights& w, const FfnStep& f) : w_(w), f_(f) {
+    const auto n = static_cast<std::size_t>(w.n_embd);
+    const auto nf = static_cast<std::size_t>(w.n_ff);
+    if (f.x.size() != n || f.h.size() != n || f.norm.size() != n || f.l_out.size() != n || f.up.size() != nf ||
+        f.act.size() != nf || f.ffn_out.size() != n)
+      throw Error("FFN dual: captured FFN tensors do not match the weights' shapes");
+    pa_ = ratio(f.attn_post, f.attn_wo, n);
+    dn_ = ratio(f.norm, f.h, n);
+    s_ = ratio(f.act, f.up, nf);
+    pf_ = ratio(f.ffn_post, f.ffn_out, n);
+  }
+
+  // x + P_a W_O o (the residual stream entering the FFN).
+  std::vector<double> residual(const std::vector<double>& o) const {
+    std::vector<double> h = attention(o);
+    for (std::size_t i = 0; i < h.size(); ++i) h[i] += f_.x[i];
+    return h;
+  }
+  // P_a W_O o.
+  std::vector<double> attention(const std::vector<double>& o) const {
+    std::vector<double> a = matvec(w_.wo, o, static_cast<std::size_t>(w_.n_embd));
+    for (std::size_t i = 0; i < a.size(); ++i) a[i] *= pa_[i];
+    return a;
+  }
+  // (I + J) v with J = P_f W_down diag(s) W_up D_n: the frozen FFN block with its residual.
+  std::vector<double> through_ffn(const std::vector<double>& v) const {
+    std::vector<double> u(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) u[i] = dn_[i] * v[i];
+    std::vector<double> g = matvec(w_.up, u, static_cast<std::size_t>(w_.n_ff));
+    for (std::size_t i = 0; i < g.size(); ++i) g[i] *= s_[i];
+    std::vector<double> y = matvec(w_.down, g, static_cast<std::size_t>(w_.n_embd));
+    for (std::size_t i = 0; i < y.size(); ++i) y[i] = v[i] + pf_[i] * y[i];
+    return y;
+  }
+  // A o.
+  std::vector<double> linear(const std::vector<double>& o) const { return through_ffn(attention(o)); }
+
+ private:
+  // num / den elementwise (a zero denominator: 0, that coordinate is dropped); no numerator:
+  // the identity (the architecture has no such norm).
+  static std::vector<double> ratio(const std::vector<float>& num, const std::vector<float>& den, std::size_t n) {
+    std::vector<double> r(n, 1.0);
+    if (num.empty()) return r;
+    for (std::size_t i = 0; i < n; ++i) r[i] = den[i] != 0.0f ? static_cast<double>(num[i]) / den[i] : 0.0;
+    return r;
+  }
+  static std::vector<double> matvec(const std::vector<float>& m, const std::vector<double>& v, std::size_t rows) {
+    std::vector<double> out(rows, 0.0);
+    const std::size_t cols = v.size();
+    for (std::size_t r = 0; r < rows; ++r) {
+      const float* row = m.data() + r * cols;
+      double acc = 0;
+      for (std::size_t c = 0; c < cols; ++c) acc += row[c] * v[c];
+      out[r] = acc;
+    }
+    return out;
+  }
+  const FfnWeights& w_;
+  const FfnStep& f_;
+  std::vector<double> pa_, dn_, s_, pf_;
+};
+
+double rel(const std::vector<double>& a, const std::vector<float>& b) { return rel_dist(a, b.data(), b.size()); }
+
+FfnResult ffn_result(const Capture& c, const CapturedStep& st, const std::vector<double>& o_exact,
+                     const std::vector<double>& o_dual) {
+  const FrozenLayer fl(c.ffn_weights, st.ffn);
+  const auto& o_f = st.out[static_cast<std::size_t>(c.ffn_layer)];
+  const std::vector<double> o_real(o_f.begin(), o_f.end());
+  const std::vector<double> h = fl.residual(o_real);
+  FfnResult r;
+  r.layer = c.ffn_layer;
+  r.resid_rel_err = rel(h, st.ffn.h);
+  r.frozen_rel_err = rel(fl.through_ffn(h), st.ffn.l_out);
+  const std::vector<double> a_real = fl.linear(o_real);
+  double y_norm = 0;
+  for (float v : st.ffn.l_out) y_norm += static_cast<double>(v) * v;
+  y_norm = std::sqrt(y_norm);
+  const double a_norm = norm2(a_real);
+  r.attn_share = y_norm > 0 ? a_norm / y_norm : 0.0;
+  // y + A (o' - o_real): anchored at the real output, so the comparison measures the dual's
+  // error, not the weights' quantised matmuls.
+  const auto err = [&](const std::vector<double>& o, double& rel_y, double& rel_a) {
+    std::vector<double> d(o.size());
+    for (std::size_t i = 0; i < o.size(); ++i) d[i] = o[i] - o_real[i];
+    const double e = norm2(fl.linear(d));
+    rel_y = y_norm > 0 ? e / y_norm : e;
+    rel_a = a_norm > 0 ? e / a_norm : e;
+  };
+  err(o_exact, r.exact_rel_err, r.exact_rel_attn);
+  err(o_dual, r.dual_rel_err, r.dual_rel_attn);
+  r.dual_cos_attn = cosine(fl.linear(o_dual), a_real);
+  return r;
+}
+
+// The attention override of the chained run: every query row's head outputs replaced by
+// the dual output at M random features (features per layer and kv head drawn as in
+// analyse), or by exact softmax attention (M = 0), from the run's own q, k, v. The dual
+// state W, z grows key by key as rows arrive (causal order); a running maximum exponent keeps
+// the features in range (W and z are rescaled when it grows).
+class ChainDual {
+ public:
+  ChainDual(const DualOptions& o, int m) : o_(o), m_(m) {}
+
+  void operator()(const Capture& c, int layer, int pos0, int n_rows, const std::vector<float>& q,
+                  std::vector<float>& out) {
+    if (state_.empty()) state_.resize(static_cast<std::size_t>(c.n_layer));
+    auto& blocks = state_[static_cast<std::size_t>(layer)];
+    if (blocks.empty()) blocks.resize(static_cast<std::size_t>(c.n_head_kv));
+    const auto d = static_cast<std::size_t>(c.head_dim);
+    const auto dv = static_cast<std::size_t>(c.head_dim_v);
+    const auto nh = static_cast<std::size_t>(c.n_head);
+    if (q.size() != static_cast<std::size_t>(n_rows) * nh * d ||
+        out.size() != static_cast<std::size_t>(n_rows) * nh * dv)
+      throw Error("chained dual: unexpected query/output sizes");
+    const int group = c.n_head / c.n_head_kv;
+    parallel_for(blocks.size(), o_.n_threads, [&](std::size_t g, unsigned) {
+      Running& b = blocks[g];
+      if (m_ > 0 && !b.rf) init(b, c, layer, static_cast<int>(g));
+      for (int r = 0; r < n_rows; ++r) {
+        const int pos = pos0 + r;
+        const int first = c.first_key(layer, pos);
+        for (std::size_t h = g * static_cast<std::size_t>(group); h < (g + 1) * static_cast<std::size_t>(group); ++h) {
+          const float* qh = q.data() + (static_cast<std::size_t>(r) * nh + h) * d;
+          float* oh = out.data() + (static_cast<std::size_t>(r) * nh + h) * dv;
+          if (m_ == 0) {
+            exact(c, layer, static_cast<int>(g), first, pos, qh, oh);
+            continue;
+          }
+          while (b.added <= pos) add(b, c, layer, static_cast<int>(g), b.added++, 1.0);
+          while (b.first < first) add(b, c, layer, static_cast<int>(g), b.first++, -1.0);
+          dual(b, c, qh, oh);
+        }
+      }
+    });
+  }
+
+ private:
+  struct Running {
+    std::unique_ptr<RandomFeatures> rf;
+    std::vector<float> wt;  // d x M (transposed features)
+    std::vector<double> w, z;
+    double cmax = -std::numeric_limits<double>::infinity();
+    int added = 0, first = 0;
+  };
+
+  void init(Running& b, const Capture& c, int layer, int g) const {
+    Rng rng = block_rng(o_.seed, layer, g);
+    b.rf = std::make_unique<RandomFeatures>(c.head_dim, m_, o_.orthogonal, rng);
+    const auto M = static_cast<std::size_t>(m_);
+    const auto d = static_cast<std::size_t>(c.head_dim);
+    b.wt.resize(d * M);
+    for (std::size_t i = 0; i < M; ++i)
+      for (std::size_t t = 0; t < d; ++t) b.wt[t * M + i] = static_cast<float>(b.rf->w(static_cast<int>(i))[t]);
+    b.w.assign(static_cast<std::size_t>(c.head_dim_v) * M, 0.0);
+    b.z.assign(M, 0.0);
+  }
+
+  // w_i.x' for x' = x / d^(1/4).
+  std::vector<double> exponents(const Running& b, const float* x, std::size_t d) const {
+    const auto M = static_cast<std::size_t>(m_);
+    const double scale = std::pow(static_cast<double>(d), -0.25);
+    std::vector<double> e(M, 0.0);
+    for (std::size_t t = 0; t < d; ++t) {
+      const double xt = x[t] * scale;
+      const float* wrow = b.wt.data() + t * M;
+      for (std::size_t i = 0; i < M; ++i) e[i] += xt * wrow[i];
+    }
+    return e;
+  }
+
+  void add(Running& b, const Capture& c, int layer, int g, int j, double sign) const {
+    const auto M = static_cast<std::size_t>(m_);
+    const auto d = static_cast<std::size_t>(c.head_dim);
+    const auto dv = static_cast<std::size_t>(c.head_dim_v);
+    const float* k = c.key(layer, j, g);
+    std::vector<double> e = exponents(b, k, d);
+    double sq = 0;
+    for (std::size_t t = 0; t < d; ++t) sq += static_cast<double>(k[t]) * k[t];
+    sq /= std::sqrt(static_cast<double>(d));
+    double m = -std::numeric_limits<double>::infinity();
+    for (double& x : e) m = std::max(m, x -= sq / 2);
+    if (sign > 0 && m > b.cmax) {
+      const double f = std::isfinite(b.cmax) ? std::exp(b.cmax - m) : 0.0;
+      for (double& x : b.w) x *= f;
+      for (double& x : b.z) x *= f;
+      b.cmax = m;
+    }
+    const float* v = c.value(layer, j, g);
+    for (std::size_t i = 0; i < M; ++i) {
+      const double a = sign * std::exp(e[i] - b.cmax);
+      b.z[i] += a;
+      for (std::size_t t = 0; t < dv; ++t) b.w[t * M + i] += a * v[t];
+    }
+  }
+
+  void dual(const Running& b, const Capture& c, const float* q, float* out) const {
+    const auto M = static_cast<std::size_t>(m_);
+    const auto dv = static_cast<std::size_t>(c.head_dim_v);
+    std::vector<double> e = exponents(b, q, static_cast<std::size_t>(c.head_dim));
+    double m = -std::numeric_limits<double>::infinity();
+    for (double x : e) m = std::max(m, x);
+    double den = 0;
+    for (std::size_t i = 0; i < M; ++i) den += b.z[i] * (e[i] = std::exp(e[i] - m));
+    for (std::size_t t = 0; t < dv; ++t) {
+      double num = 0;
+      const double* wr = b.w.data() + t * M;
+      for (std::size_t i = 0; i < M; ++i) num += wr[i] * e[i];
+      out[t] = static_cast<float>(num / den);
+    }
+  }
+
+  static void exact(const Capture& c, int layer, int g, int first, int pos, const float* q, float* out) {
+    const auto d = static_cast<std::size_t>(c.head_dim);
+    const auto dv = static_cast<std::size_t>(c.head_dim_v);
+    std::vector<double> w(static_cast<std::size_t>(pos - first + 1));
+    double mx = -std::numeric_limits<double>::infinity();
+    for (int j = first; j <= pos; ++j) {
+      const float* k = c.key(layer, j, g);
+      double s = 0;
+      for (std::size_t t = 0; t < d; ++t) s += static_cast<double>(q[t]) * k[t];
+      // Capture::kq_scale is set only after the prompt; every supported arch uses 1/sqrt(d).
+      const double logit = s / std::sqrt(static_cast<double>(d));
+      w[static_cast<std::size_t>(j - first)] = logit;
+      mx = std::max(mx, logit);
+    }
+    double z = 0;
+    for (double& x : w) z += (x = std::exp(x - mx));
+    std::vector<double> o(dv, 0.0);
+    for (int j = first; j <= pos; ++j) {
+      const float* v = c.value(layer, j, g);
+      const double p = w[static_cast<std::size_t>(j - first)] / z;
+      for (std::size_t t = 0; t < dv; ++t) o[t] += p * v[t];
+    }
+    for (std::size_t t = 0; t < dv; ++t) out[t] = static_cast<float>(o[t]);
+  }
+
+  const DualOptions& o_;
+  int m_;
+  std::vector<std::vector<Running>> state_;  // [layer][kv head]
+};
+
 }  // namespace
 
 DualReport analyse(const Capture& c, const std::vector<TokenSpan>& spans, const DualOptions& o) {
@@ -304,6 +578,15 @@ DualReport analyse(const Capture& c, const std::vector<TokenSpan>& spans, const 
     r.steps[s].heads.resize(layers.size() * static_cast<std::size_t>(c.n_head));
   }
 
+  // The FFN layer's head outputs (exact split, dual at round_features) per step, all heads
+  // concatenated as kqv_out lays them out; filled by the tasks of that layer.
+  const bool ffn = c.ffn_layer >= 0 && std::find(layers.begin(), layers.end(), c.ffn_layer) != layers.end();
+  r.ffn_unavailable = c.ffn_unavailable;
+  if (c.ffn_layer >= 0 && !ffn) r.ffn_unavailable = "layer " + std::to_string(c.ffn_layer) + " is not among --layers";
+  const std::size_t n_attn = static_cast<std::size_t>(c.n_head) * dv;
+  std::vector<std::vector<double>> ffn_exact(ffn ? c.steps.size() : 0, std::vector<double>(n_attn));
+  std::vector<std::vector<double>> ffn_dual = ffn_exact;
+
   const std::size_t n_tasks = layers.size() * static_cast<std::size_t>(c.n_head_kv);
   std::vector<PhaseTimes> times(n_tasks);
   parallel_for(n_tasks, o.n_threads, [&](std::size_t task, unsigned) {
@@ -311,6 +594,7 @@ DualReport analyse(const Capture& c, const std::vector<TokenSpan>& spans, const 
     const int layer = layers[li];
     const int g = static_cast<int>(task % static_cast<std::size_t>(c.n_head_kv));
     const auto L = static_cast<std::size_t>(layer);
+    const bool keep = ffn && layer == c.ffn_layer;
     PhaseTimes& pt = times[task];
     auto t0 = Clock::now();
     Rng rng = block_rng(o.seed, layer, g);
@@ -349,6 +633,10 @@ DualReport analyse(const Capture& c, const std::vector<TokenSpan>& spans, const 
         }
         hr.weight_d = e.mass_d;
         hr.split_rel_err = rel_dist(sum, out, dv);
+        hr.cos_exact = cosine(sum, out, dv);
+        if (keep)
+          std::copy(sum.begin(), sum.end(),
+                    ffn_exact[s].begin() + static_cast<std::ptrdiff_t>(h) * static_cast<std::ptrdiff_t>(dv));
         hr.ref_probs_max_abs = e.ref_probs_max_abs;
         hr.ref_out_rel_err = rel_dist(e.ref, out, dv);
         hr.dist_before_exact = dist_to(before, c.target_v.empty() ? std::vector<float>{} : c.target_v[L], toff, dv);
@@ -376,6 +664,10 @@ DualReport analyse(const Capture& c, const std::vector<TokenSpan>& spans, const 
           if (s == 0 && std::binary_search(sweep.begin(), sweep.end(), cps[k])) hr.dual_rel_err.push_back(err);
           if (is_round) {
             hr.dual_rel_err_round = err;
+            hr.cos_dual = cosine(after, out, dv);
+            if (keep)
+              std::copy(after.begin(), after.end(),
+                        ffn_dual[s].begin() + static_cast<std::ptrdiff_t>(h) * static_cast<std::ptrdiff_t>(dv));
             hr.dist_before = dist_to(bef, c.target_v.empty() ? std::vector<float>{} : c.target_v[L], toff, dv);
             hr.dist_after = dist_to(after, c.target_v.empty() ? std::vector<float>{} : c.target_v[L], toff, dv);
           }
@@ -384,6 +676,8 @@ DualReport analyse(const Capture& c, const std::vector<TokenSpan>& spans, const 
       }
     }
   });
+  for (std::size_t s = 0; s < ffn_exact.size(); ++s)
+    r.steps[s].ffn = ffn_result(c, c.steps[s], ffn_exact[s], ffn_dual[s]);
   for (const auto& t : times) {
     r.timing.features_ms += t.features;
     r.timing.dual_ms += t.dual;
@@ -444,12 +738,53 @@ KnobResult analyse_knobs(const Capture& base, const Capture& scaled, const std::
   return kr;
 }
 
+ChainResult run_chain(const std::filesystem::path& model, const std::vector<std::int32_t>& tokens, const Capture& real,
+                      const DualOptions& o) {
+  const auto t0 = Clock::now();
+  ChainResult cr;
+  cr.features = o.chain_features < 0 ? o.round_features : o.chain_features;
+  ChainDual dual(o, cr.features);
+  CaptureOptions co;
+  co.n_generate = static_cast<int>(real.generated.size());
+  co.n_threads = o.n_threads;
+  co.forced_tokens = real.generated;
+  co.attention_override = [&dual](const Capture& so_far, int layer, int pos0, int n_rows, const std::vector<float>& q,
+                                  std::vector<float>& out) { dual(so_far, layer, pos0, n_rows, q, out); };
+  const Capture chain = capture_attention(model, tokens, co);
+  const std::size_t n = std::min(chain.steps.size(), real.steps.size());
+  std::size_t agree = 0;
+  for (std::size_t s = 0; s < n; ++s) {
+    const CapturedStep& a = chain.steps[s];
+    const CapturedStep& b = real.steps[s];
+    ChainStep cs;
+    cs.pos = b.pos;
+    cs.real_token = b.next_token;
+    cs.chain_token = a.next_token;
+    agree += cs.real_token == cs.chain_token ? 1 : 0;
+    const std::vector<double> hidden(a.hidden.begin(), a.hidden.end());
+    cs.hidden_cos = cosine(hidden, b.hidden.data(), b.hidden.size());
+    cs.hidden_rel_err = rel_dist(hidden, b.hidden.data(), b.hidden.size());
+    const std::vector<double> logits(a.logits.begin(), a.logits.end());
+    cs.logits_cos = cosine(logits, b.logits.data(), b.logits.size());
+    for (int l = 0; l < real.n_layer; ++l) {
+      const auto& la = a.l_out[static_cast<std::size_t>(l)];
+      const auto& lb = b.l_out[static_cast<std::size_t>(l)];
+      cs.layer_rel_err.push_back(rel_dist(std::vector<double>(la.begin(), la.end()), lb.data(), lb.size()));
+    }
+    cr.steps.push_back(std::move(cs));
+  }
+  cr.token_agreement = n ? static_cast<double>(agree) / static_cast<double>(n) : 0.0;
+  cr.ms = ms_since(t0);
+  return cr;
+}
+
 DualReport run_dual(const std::filesystem::path& model, const TokenizedPrompt& prompt, const RunOptions& o,
                     const std::string& label) {
   const auto t0 = Clock::now();
   CaptureOptions co = o.capture;
   co.spans = prompt.spans;
   co.scale_values = false;
+  co.ffn_layer = o.dual.ffn_layer;
   const Capture cap = capture_attention(model, prompt.tokens, co);
   DualReport r = analyse(cap, prompt.spans, o.dual);
   r.label = label;
@@ -459,6 +794,7 @@ DualReport run_dual(const std::filesystem::path& model, const TokenizedPrompt& p
     CaptureOptions ko = co;
     ko.n_generate = 0;
     ko.target_tokens.clear();
+    ko.ffn_layer = -1;
     ko.scale_values = true;
     ko.alpha = o.alpha;
     ko.lambda = o.lambda;
@@ -467,6 +803,10 @@ DualReport run_dual(const std::filesystem::path& model, const TokenizedPrompt& p
     const auto t2 = Clock::now();
     r.knob = analyse_knobs(cap, scaled, prompt.spans, o.dual, o.alpha, o.lambda);
     r.timing.knob_ms = ms_since(t2);
+  }
+  if (o.dual.chain) {
+    r.chain = run_chain(model, prompt.tokens, cap, o.dual);
+    r.timing.chain_ms = r.chain->ms;
   }
   r.timing.total_ms = ms_since(t0);
   return r;

@@ -45,13 +45,57 @@ json head_json(const HeadResult& h) {
             {"dist_before_exact", num(h.dist_before_exact)},
             {"dist_after_exact", num(h.dist_after_exact)},
             {"dist_before", num(h.dist_before)},
-            {"dist_after", num(h.dist_after)}};
+            {"dist_after", num(h.dist_after)},
+            {"cos_dual", num(h.cos_dual)},
+            {"cos_exact", num(h.cos_exact)}};
   if (!h.dual_rel_err.empty()) {
     json e = json::array();
     for (double x : h.dual_rel_err) e.push_back(num(x));
     j["dual_rel_err"] = e;
   }
   return j;
+}
+
+json ffn_json(const FfnResult& f) {
+  return {{"layer", f.layer},
+          {"frozen_rel_err", num(f.frozen_rel_err)},
+          {"resid_rel_err", num(f.resid_rel_err)},
+          {"attn_share", num(f.attn_share)},
+          {"exact_rel_err", num(f.exact_rel_err)},
+          {"dual_rel_err", num(f.dual_rel_err)},
+          {"exact_rel_attn", num(f.exact_rel_attn)},
+          {"dual_rel_attn", num(f.dual_rel_attn)},
+          {"dual_cos_attn", num(f.dual_cos_attn)}};
+}
+
+json chain_json(const ChainResult& c) {
+  json steps = json::array();
+  for (const auto& s : c.steps) {
+    json le = json::array();
+    for (double x : s.layer_rel_err) le.push_back(num(x));
+    steps.push_back({{"pos", s.pos},
+                     {"real_token", s.real_token},
+                     {"chain_token", s.chain_token},
+                     {"agrees", s.real_token == s.chain_token},
+                     {"hidden_cos", num(s.hidden_cos)},
+                     {"hidden_rel_err", num(s.hidden_rel_err)},
+                     {"logits_cos", num(s.logits_cos)},
+                     {"layer_rel_err", le}});
+  }
+  return {{"features", c.features}, {"token_agreement", num(c.token_agreement)}, {"steps", steps}};
+}
+
+// Mean over layers and heads of the per-token cosines of one step (Fig. 8's comparison).
+struct StepCos {
+  Agg dual, exact;
+};
+StepCos step_cosines(const StepResult& st) {
+  StepCos c;
+  for (const auto& h : st.heads) {
+    c.dual.add(h.cos_dual);
+    c.exact.add(1.0 - h.cos_exact);  // as a deviation, so max is the worst head
+  }
+  return c;
 }
 
 // Mean (and max) over all heads of step s, per M of the sweep.
@@ -93,16 +137,29 @@ json summary_json(const DualReport& r) {
       ae.add(h.dist_after_exact);
       sp.add(h.split_rel_err);
     }
-    steps.push_back({{"pos", st.pos},
-                     {"n_gen", st.n_gen},
-                     {"split_rel_err_max", num(sp.max)},
-                     {"dual_rel_err_mean", num(e.mean())},
-                     {"dist_before_mean", num(b.mean())},
-                     {"dist_after_mean", num(af.mean())},
-                     {"dist_before_exact_mean", num(be.mean())},
-                     {"dist_after_exact_mean", num(ae.mean())}});
+    const StepCos sc = step_cosines(st);
+    json round = {{"pos", st.pos},
+                  {"n_gen", st.n_gen},
+                  {"cos_dual_mean", num(sc.dual.mean())},
+                  {"cos_exact_min", num(1.0 - sc.exact.max)},
+                  {"split_rel_err_max", num(sp.max)},
+                  {"dual_rel_err_mean", num(e.mean())},
+                  {"dist_before_mean", num(b.mean())},
+                  {"dist_after_mean", num(af.mean())},
+                  {"dist_before_exact_mean", num(be.mean())},
+                  {"dist_after_exact_mean", num(ae.mean())}};
+    if (st.ffn) round["ffn"] = ffn_json(*st.ffn);
+    steps.push_back(round);
   }
   s["rounds"] = steps;
+  if (r.chain) {
+    double hc = 0;
+    for (const auto& c : r.chain->steps) hc += c.hidden_cos;
+    s["chain"] = {{"features", r.chain->features},
+                  {"token_agreement", num(r.chain->token_agreement)},
+                  {"hidden_cos_mean",
+                   num(r.chain->steps.empty() ? std::nan("") : hc / static_cast<double>(r.chain->steps.size()))}};
+  }
   if (r.knob) {
     Agg ex, du, ch;
     for (const auto& h : r.knob->heads) {
@@ -135,11 +192,10 @@ json report_json(const DualReport& r) {
   j["spans"] = spans;
   j["generated"] = r.generated;
   j["target_token"] = r.target_token;
-  j["options"] = {{"features", r.options.features},
-                  {"round_features", r.options.round_features},
-                  {"orthogonal", r.options.orthogonal},
-                  {"seed", r.options.seed},
-                  {"layers", r.options.layers}};
+  j["options"] = {{"features", r.options.features},     {"round_features", r.options.round_features},
+                  {"orthogonal", r.options.orthogonal}, {"seed", r.options.seed},
+                  {"layers", r.options.layers},         {"ffn_layer", r.options.ffn_layer},
+                  {"chain", r.options.chain},           {"chain_features", r.options.chain_features}};
   j["timing_ms"] = {{"load", r.timing.load_ms},
                     {"prompt_decode_capture", r.timing.prompt_ms},
                     {"generate_capture", r.timing.generate_ms},
@@ -148,15 +204,20 @@ json report_json(const DualReport& r) {
                     {"exact_cpu", r.timing.exact_ms},
                     {"knob_capture", r.timing.knob_capture_ms},
                     {"knob_analysis", r.timing.knob_ms},
+                    {"chain", r.timing.chain_ms},
                     {"total", r.timing.total_ms}};
   j["summary"] = summary_json(r);
   json steps = json::array();
   for (const auto& st : r.steps) {
     json hs = json::array();
     for (const auto& h : st.heads) hs.push_back(head_json(h));
-    steps.push_back({{"pos", st.pos}, {"n_gen", st.n_gen}, {"next_token", st.next_token}, {"heads", hs}});
+    json step = {{"pos", st.pos}, {"n_gen", st.n_gen}, {"next_token", st.next_token}, {"heads", hs}};
+    if (st.ffn) step["ffn"] = ffn_json(*st.ffn);
+    steps.push_back(step);
   }
   j["steps"] = steps;
+  if (r.chain) j["chain"] = chain_json(*r.chain);
+  if (!r.ffn_unavailable.empty()) j["ffn_unavailable"] = r.ffn_unavailable;
   if (r.knob) {
     json hs = json::array();
     for (const auto& h : r.knob->heads)
@@ -249,8 +310,8 @@ std::string summary_table(const DualReport& r) {
        "output)\n";
   s += fmt::format("per-token rounds (M={}; means over layers and heads; dist = |o - v_target| / |v_target|):\n",
                    r.options.round_features);
-  s += fmt::format("{:>5} {:>5} {:>8} {:>10} {:>10} {:>10} {:>11} {:>11}\n", "n_gen", "pos", "token", "dual_err",
-                   "dist_W0", "dist_W1", "exact_T", "exact_all");
+  s += fmt::format("{:>5} {:>5} {:>8} {:>10} {:>9} {:>10} {:>10} {:>10} {:>11} {:>11}\n", "n_gen", "pos", "token",
+                   "dual_err", "cos_dual", "cos_exact", "dist_W0", "dist_W1", "exact_T", "exact_all");
   for (const auto& st : r.steps) {
     Agg e, b, a, be, ae;
     for (const auto& h : st.heads) {
@@ -264,8 +325,44 @@ std::string summary_table(const DualReport& r) {
     const auto dist = [&](const Agg& x, int width) {
       return r.target_token < 0 ? fmt::format("{:>{}}", "-", width) : fmt::format("{:>{}.4f}", x.mean(), width);
     };
-    s += fmt::format("{:>5} {:>5} {:>8} {:>10.4f} {} {} {} {}\n", st.n_gen, st.pos, st.next_token, e.mean(),
-                     dist(b, 10), dist(a, 10), dist(be, 11), dist(ae, 11));
+    const StepCos sc = step_cosines(st);
+    s +=
+        fmt::format("{:>5} {:>5} {:>8} {:>10.4f} {:>9.4f} {:>10.7f} {} {} {} {}\n", st.n_gen, st.pos, st.next_token,
+                    e.mean(), sc.dual.mean(), 1.0 - sc.exact.max, dist(b, 10), dist(a, 10), dist(be, 11), dist(ae, 11));
+  }
+  s += "(cos_dual: cosine of the dual output and the head output, mean over layers and heads; cos_exact: of the "
+       "exact split, min)\n";
+  if (!r.steps.empty() && r.steps[0].ffn) {
+    s += fmt::format(
+        "FFN dual, layer {} (frozen activation and norm scales; errors relative to |y|, and to the attention part "
+        "|A o|):\n",
+        r.steps[0].ffn->layer);
+    s += fmt::format("{:>5} {:>10} {:>10} {:>8} {:>10} {:>10} {:>10} {:>10} {:>9}\n", "n_gen", "frozen", "resid",
+                     "|Ao|/|y|", "exact/y", "dual/y", "exact/Ao", "dual/Ao", "cos(Ao)");
+    for (const auto& st : r.steps) {
+      if (!st.ffn) continue;
+      const FfnResult& f = *st.ffn;
+      s += fmt::format("{:>5} {:>10.2e} {:>10.2e} {:>8.4f} {:>10.2e} {:>10.4f} {:>10.2e} {:>10.4f} {:>9.4f}\n",
+                       st.n_gen, f.frozen_rel_err, f.resid_rel_err, f.attn_share, f.exact_rel_err, f.dual_rel_err,
+                       f.exact_rel_attn, f.dual_rel_attn, f.dual_cos_attn);
+    }
+  }
+  if (!r.ffn_unavailable.empty()) s += "no FFN dual: " + r.ffn_unavailable + "\n";
+  if (r.chain) {
+    s += fmt::format(
+        "chained dual (App. C), every layer's attention replaced by its dual at M={} ({}), teacher "
+        "forced; greedy tokens agree on {:.0f}% of steps:\n",
+        r.chain->features, r.chain->features == 0 ? "exact softmax" : "random features",
+        100 * r.chain->token_agreement);
+    s += fmt::format("{:>5} {:>8} {:>8} {:>10} {:>10} {:>10}  {}\n", "step", "real", "chain", "hidden_cos",
+                     "hidden_err", "logit_cos", "l_out rel err per layer");
+    for (std::size_t i = 0; i < r.chain->steps.size(); ++i) {
+      const ChainStep& c = r.chain->steps[i];
+      std::string layers;
+      for (double e : c.layer_rel_err) layers += fmt::format(" {:.2g}", e);
+      s += fmt::format("{:>5} {:>8} {:>8} {:>10.4f} {:>10.4f} {:>10.4f} {}\n", i, c.real_token, c.chain_token,
+                       c.hidden_cos, c.hidden_rel_err, c.logits_cos, layers);
+    }
   }
   if (r.knob) {
     Agg ex, du, ch;
@@ -281,9 +378,9 @@ std::string summary_table(const DualReport& r) {
   }
   s += fmt::format(
       "time: load {:.0f} ms, prompt+capture {:.0f} ms, generate+capture {:.0f} ms, features {:.0f} ms, dual {:.0f} ms, "
-      "exact {:.0f} ms (cpu-summed), knob {:.0f}+{:.0f} ms, total {:.0f} ms\n",
+      "exact {:.0f} ms (cpu-summed), knob {:.0f}+{:.0f} ms, chain {:.0f} ms, total {:.0f} ms\n",
       r.timing.load_ms, r.timing.prompt_ms, r.timing.generate_ms, r.timing.features_ms, r.timing.dual_ms,
-      r.timing.exact_ms, r.timing.knob_capture_ms, r.timing.knob_ms, r.timing.total_ms);
+      r.timing.exact_ms, r.timing.knob_capture_ms, r.timing.knob_ms, r.timing.chain_ms, r.timing.total_ms);
   return s;
 }
 
@@ -305,12 +402,20 @@ std::vector<std::filesystem::path> write_plots(const std::vector<DualReport>& re
   const fs::path err_png = dir / (stem + "_error_vs_m" + ext);
   const fs::path dist_png = dir / (stem + "_distances" + ext);
   const fs::path script = dir / (stem + "_plots.gp");
+  const fs::path cos_dat = dir / (stem + "_cosine.dat");
+  const fs::path cos_png = dir / (stem + "_cosine" + ext);
   const bool distances =
       std::any_of(reports.begin(), reports.end(), [](const DualReport& r) { return r.target_token >= 0; });
   {
-    std::ofstream e(err_dat), d;
+    std::ofstream e(err_dat), d, cs(cos_dat);
     if (distances) d.open(dist_dat);
     for (const auto& r : reports) {
+      cs << "# " << r.label << "\n# n_gen cos_dual_mean cos_exact_min\n";
+      for (const auto& st : r.steps) {
+        const StepCos sc = step_cosines(st);
+        cs << st.n_gen << " " << sc.dual.mean() << " " << 1.0 - sc.exact.max << "\n";
+      }
+      cs << "\n\n";
       e << "# " << r.label << "\n# M mean max\n";
       const auto a = sweep_aggregate(r);
       for (std::size_t k = 0; k < a.size(); ++k)
@@ -330,7 +435,7 @@ std::vector<std::filesystem::path> write_plots(const std::vector<DualReport>& re
       }
       d << "\n\n";
     }
-    if (!e || (distances && !d)) throw IoError("cannot write plot data next to " + json_path.string());
+    if (!e || !cs || (distances && !d)) throw IoError("cannot write plot data next to " + json_path.string());
   }
   std::ofstream gp(script);
   gp << "set terminal " << term << "\n";
@@ -356,8 +461,19 @@ std::vector<std::filesystem::path> write_plots(const std::vector<DualReport>& re
     images.push_back(script);
     return images;
   };
-  if (!distances) return draw({err_png});  // no target item: no distances to plot
-  gp << "unset logscale\nset output " << gnuplot_quote(dist_png.string()) << "\n";
+  gp << "unset logscale\nset output " << gnuplot_quote(cos_png.string()) << "\n";
+  // Headroom above 1, or the exact split's line (at 1) hides under the frame.
+  gp << "set xlabel 'generated tokens in T (round)'\nset ylabel 'cos(o_{dual}, o)'\nset key bottom right\n"
+     << "set offsets 0, 0, graph 0.1, graph 0.1\nset xtics 1\n";
+  gp << "set title 'Dual model output vs real head output per generated token (mean over layers and heads)'\n";
+  gp << "plot ";
+  for (std::size_t i = 0; i < reports.size(); ++i)
+    gp << (i ? ", " : "") << gnuplot_quote(cos_dat.string()) << " index " << i << " using 1:2 with linespoints title "
+       << gnuplot_quote(reports[i].label + " random features") << ", " << gnuplot_quote(cos_dat.string()) << " index "
+       << i << " using 1:3 with lines dashtype 2 title " << gnuplot_quote(reports[i].label + " exact split (min)");
+  gp << "\n";
+  if (!distances) return draw({err_png, cos_png});  // no target item: no distances to plot
+  gp << "set offsets 0, 0, 0, 0\nset output " << gnuplot_quote(dist_png.string()) << "\n";
   gp << "set xlabel 'generated tokens in T (round)'\nset ylabel '|F(q) - v_{target}| / |v_{target}|'\n";
   gp << "set title 'Distance to the target item representation before (W0) and after (W1) the step'\n";
   gp << "plot ";
@@ -367,7 +483,7 @@ std::vector<std::filesystem::path> write_plots(const std::vector<DualReport>& re
        << gnuplot_quote(dist_dat.string()) << " index " << i << " using 1:3 with linespoints title "
        << gnuplot_quote(reports[i].label + " W1 (after)");
   gp << "\n";
-  return draw({err_png, dist_png});
+  return draw({err_png, cos_png, dist_png});
 }
 
 }  // namespace lrgd::analysis

@@ -206,6 +206,14 @@ TEST(Dual, KnobsScaleTheAttentionOutputAsTheTheorySays) {
   EXPECT_EQ(j["reports"][0]["label"], "knob");
   EXPECT_EQ(j["reports"][0]["steps"][0]["heads"].size(), 8u);
   EXPECT_NE(summary_table(r).find("knobs alpha=0.5"), std::string::npos);
+  // run_dual's defaults: the FFN dual of the middle layer and the chained run.
+  const auto& rep = j["reports"][0];
+  EXPECT_EQ(rep["steps"][0]["ffn"]["layer"], 1);
+  EXPECT_TRUE(rep["steps"][0]["heads"][0].contains("cos_dual"));
+  ASSERT_TRUE(r.chain.has_value());
+  EXPECT_EQ(rep["chain"]["features"], 1024);
+  EXPECT_EQ(rep["chain"]["steps"].size(), r.steps.size());
+  EXPECT_EQ(rep["chain"]["steps"][0]["layer_rel_err"].size(), 2u);
   // No target item: the distance columns say "-" (not nan) and only the error plot is drawn.
   ASSERT_LT(r.target_token, 0);
   const auto table = summary_table(r);
@@ -216,11 +224,136 @@ TEST(Dual, KnobsScaleTheAttentionOutputAsTheTheorySays) {
   const auto files = write_plots({r}, json_path, warning);
   if (warning.find("gnuplot not found") == std::string::npos) {
     EXPECT_TRUE(warning.empty()) << warning;
-    ASSERT_EQ(files.size(), 2u) << "the error plot and the script";
+    ASSERT_EQ(files.size(), 3u) << "the error plot, the cosine plot and the script";
+    EXPECT_TRUE(fs::exists(json_path.parent_path() / "dual_cosine.png") ||
+                fs::exists(json_path.parent_path() / "dual_cosine.svg"));
     EXPECT_GT(fs::file_size(files[0]), 0u);
     EXPECT_FALSE(fs::exists(json_path.parent_path() / "dual_distances.png"));
     EXPECT_FALSE(fs::exists(json_path.parent_path() / "dual_distances.dat"));
   }
+}
+
+// The FFN dual (Eq. 12-14): with the activation and the norm scales frozen at the real input
+// the layer is an affine map of the attention output, which must reproduce the captured
+// layer output at the real attention output, and the exact split must do the same.
+TEST(Dual, FrozenFfnMapReproducesTheLayerOutput) {
+  for (const std::string arch : {"llama", "qwen2"})
+    for (int layer : {0, 1}) {
+      const auto model = make_model(arch);
+      const auto prompt = tokenize_marked_text(model, kMarked);
+      CaptureOptions co;
+      co.n_generate = 3;
+      co.n_threads = 2;
+      co.ffn_layer = layer;
+      const Capture cap = capture_attention(model, prompt.tokens, co);
+      ASSERT_EQ(cap.ffn_layer, layer);
+      ASSERT_EQ(cap.ffn_weights.n_embd, 64);
+      DualOptions o;
+      o.features = {64};
+      o.round_features = 64;
+      o.n_threads = 2;
+      const DualReport r = analyse(cap, prompt.spans, o);
+      ASSERT_GE(r.steps.size(), 2u);
+      for (const auto& st : r.steps) {
+        ASSERT_TRUE(st.ffn.has_value());
+        const FfnResult& f = *st.ffn;
+        EXPECT_EQ(f.layer, layer);
+        EXPECT_LT(f.resid_rel_err, 1e-5) << arch << " layer " << layer << ": x + W_O o is the residual stream";
+        EXPECT_LT(f.frozen_rel_err, 1e-4) << arch << " layer " << layer << ": the frozen map at the real o is y";
+        EXPECT_LT(f.exact_rel_err, 1e-5) << arch << " layer " << layer;
+        EXPECT_LT(f.exact_rel_attn, 1e-4) << arch << " layer " << layer;
+        EXPECT_GT(f.attn_share, 1e-3) << "attention contributes to the layer output";
+        EXPECT_GT(f.dual_rel_attn, f.exact_rel_attn) << "random features are not exact";
+        for (const auto& h : st.heads) EXPECT_NEAR(h.cos_exact, 1.0, 1e-5);
+      }
+    }
+}
+
+// Random-feature errors fall as M grows: per-token cosine and the FFN dual, over all steps.
+TEST(Dual, DualCosineAndFfnErrorImproveWithM) {
+  const auto model = make_model("llama");
+  const auto prompt = tokenize_marked_text(model, kMarked);
+  CaptureOptions co;
+  co.n_generate = 4;
+  co.n_threads = 2;
+  co.ffn_layer = 1;
+  const Capture cap = capture_attention(model, prompt.tokens, co);
+  const auto measure = [&](int m, double& cos_gap, double& ffn_err) {
+    DualOptions o;
+    o.features = {m};
+    o.round_features = m;
+    o.n_threads = 2;
+    const DualReport r = analyse(cap, prompt.spans, o);
+    cos_gap = ffn_err = 0;
+    std::size_t n = 0;
+    for (const auto& st : r.steps) {
+      ffn_err += st.ffn->dual_rel_attn / static_cast<double>(r.steps.size());
+      for (const auto& h : st.heads) {
+        cos_gap += 1.0 - h.cos_dual;
+        ++n;
+      }
+    }
+    cos_gap /= static_cast<double>(n);
+  };
+  double gap_small = 0, gap_big = 0, ffn_small = 0, ffn_big = 0;
+  measure(16, gap_small, ffn_small);
+  measure(4096, gap_big, ffn_big);
+  EXPECT_LT(gap_big, 0.5 * gap_small) << "1 - cos(o_dual, o) shrinks with M";
+  EXPECT_LT(gap_big, 1e-2);
+  EXPECT_LT(ffn_big, 0.5 * ffn_small) << "the FFN dual's error shrinks with M";
+}
+
+// The chained dual (App. C) with exact softmax in every layer reproduces the real run; with
+// random features its error falls as M grows.
+TEST(Dual, ChainedDualWithExactAttentionReproducesTheRun) {
+  const auto model = make_model("llama");
+  const auto prompt = tokenize_marked_text(model, kMarked);
+  CaptureOptions co;
+  co.n_generate = 4;
+  co.n_threads = 2;
+  const Capture real = capture_attention(model, prompt.tokens, co);
+  ASSERT_GE(real.steps.size(), 3u);
+  DualOptions o;
+  o.n_threads = 2;
+  o.chain_features = 0;
+  const ChainResult exact = run_chain(model, prompt.tokens, real, o);
+  ASSERT_EQ(exact.steps.size(), real.steps.size());
+  EXPECT_EQ(exact.token_agreement, 1.0);
+  for (const auto& s : exact.steps) {
+    EXPECT_EQ(s.chain_token, s.real_token);
+    EXPECT_LT(s.hidden_rel_err, 1e-4);
+    EXPECT_GT(s.logits_cos, 1 - 1e-6);
+    ASSERT_EQ(s.layer_rel_err.size(), 2u);
+    for (double e : s.layer_rel_err) EXPECT_LT(e, 1e-4);
+  }
+  const auto mean_err = [&](int m, std::size_t layer) {
+    o.chain_features = m;
+    const ChainResult c = run_chain(model, prompt.tokens, real, o);
+    double e = 0;
+    for (const auto& s : c.steps) e += s.layer_rel_err[layer] / static_cast<double>(c.steps.size());
+    return e;
+  };
+  const double e16 = mean_err(16, 1), e4096 = mean_err(4096, 1);
+  EXPECT_GT(e16, 1e-3) << "random features change the run";
+  EXPECT_LT(e4096, 0.5 * e16) << "the chained dual approaches the real run as M grows";
+}
+
+TEST(Dual, ChainAndFfnOptionsAreChecked) {
+  const auto model = make_model("llama");
+  const auto tokens = tokenize_plain(model, "Hello there", true);
+  CaptureOptions co;
+  co.n_generate = 1;
+  co.ffn_layer = 2;  // the model has layers 0 and 1
+  EXPECT_THROW(capture_attention(model, tokens, co), lrgd::OptionError);
+  // phi3's fused gate/up FFN has no FFN dual: asked for, an error; by default, a note.
+  const auto phi3 = make_model("phi3");
+  const auto phi3_tokens = tokenize_plain(phi3, "Hello there", true);
+  co.ffn_layer = 1;
+  EXPECT_THROW(capture_attention(phi3, phi3_tokens, co), lrgd::Error);
+  co.ffn_layer = -2;
+  const Capture cap = capture_attention(phi3, phi3_tokens, co);
+  EXPECT_EQ(cap.ffn_layer, -1);
+  EXPECT_NE(cap.ffn_unavailable.find("phi3"), std::string::npos) << cap.ffn_unavailable;
 }
 
 // A message that spells the template's control tokens is text: the analysed tokens are the

@@ -47,6 +47,9 @@ struct DualCliOptions {
   double lambda = 0.1;
   std::string out = "dual.json";
   bool no_plots = false;
+  int ffn_layer = -2;
+  std::string chain = "on";
+  int chain_features = -1;
 };
 
 // The rows of `user` in an LRGD memory with a demonstration: the one LRGD uses at test time
@@ -107,6 +110,13 @@ int run_dual_cmd(const DualCliOptions& o) {
   ro.dual.seed = o.seed;
   ro.dual.layers = o.layers;
   ro.dual.n_threads = o.n_threads;
+  if (o.ffn_layer < -2) throw OptionError("--ffn-layer", "a layer index, -1 (none) or -2 (the middle layer)");
+  ro.dual.ffn_layer = o.ffn_layer;
+  if (o.chain != "on" && o.chain != "off") throw OptionError("--chain", "on or off, not '" + o.chain + "'");
+  ro.dual.chain = o.chain == "on";
+  if (o.chain_features < -1)
+    throw OptionError("--chain-features", "M >= 0 (0: exact softmax) or -1 (--round-features)");
+  ro.dual.chain_features = o.chain_features;
   ro.alpha = o.alpha;
   ro.lambda = o.lambda;
 
@@ -238,6 +248,16 @@ void add_dual_command(CLI::App& app, Action& action) {
   cmd->add_option("--alpha", o->alpha, "Knob check: demonstration value scale (step size); 1 with lambda 0: skip")
       ->capture_default_str();
   cmd->add_option("--lambda", o->lambda, "Knob check: instruction values scaled by 1-lambda (weight decay)")
+      ->capture_default_str();
+  cmd->add_option("--ffn-layer", o->ffn_layer,
+                  "FFN dual (Eq. 12-14) of this layer; -2: the middle layer, -1: none (it must be among --layers)")
+      ->capture_default_str();
+  cmd->add_option("--chain", o->chain,
+                  "Chained multi-layer dual (App. C): a teacher-forced second run with every layer's attention "
+                  "replaced by its dual (on|off)")
+      ->capture_default_str();
+  cmd->add_option("--chain-features", o->chain_features,
+                  "M of the chained run; -1: --round-features, 0: exact softmax (reproduces the real run)")
       ->capture_default_str();
   cmd->add_option("--out,-o", o->out, "Output JSON (plots and gnuplot script beside it)")->capture_default_str();
   cmd->add_flag("--no-plots", o->no_plots, "Skip the gnuplot plots");
