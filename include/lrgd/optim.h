@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <set>
@@ -210,6 +211,9 @@ struct LrgdRankerOptions {
   std::string generator_template;  // llm generator: template text (empty: built-in)
   std::shared_ptr<Cost> cost_out;  // filled as the ranker works (for summary.json)
   bool progress = false;           // Optimiser::set_progress
+  // > 0: the test uses the best demonstration of the first `test_rounds` rounds only (the
+  // test curve of Fig. 9); every round is still optimised and stored.
+  int test_rounds = 0;
 };
 std::unique_ptr<rec::Ranker> make_lrgd_ranker(const data::Dataset& ds, llm::Backend& backend,
                                               const rec::LlmRankerOptions& icl,
@@ -247,6 +251,8 @@ struct RoundStats {
   double mean_score = 0;
   double collapse_rate = 0;
   double perturbed_rate = 0;
+  // Test nDCG@10 with the best demonstration of rounds 1..round+1 (NaN: not measured).
+  double test_ndcg10 = std::numeric_limits<double>::quiet_NaN();
 };
 std::vector<RoundStats> round_stats(std::span<const memory::Entry> rows);
 struct Series {
@@ -254,6 +260,7 @@ struct Series {
   std::vector<RoundStats> rounds;
 };
 std::string collapse_markdown(std::span<const Series> series);
+// Test nDCG@10 columns appear where a series has them (lrgd ablate --test-per-round).
 // Writes `png` with gnuplot (two panels: similarity and nDCG@10 per round), keeping the
 // .dat and .gp files beside it. Returns false (and `error`) when gnuplot is missing or fails.
 bool plot_collapse(std::span<const Series> series, const std::filesystem::path& png, std::string& error);

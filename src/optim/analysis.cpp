@@ -1,6 +1,7 @@
 // Collapse analysis (paper Fig. 9): per-round similarity and nDCG@10, table and plot.
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -46,11 +47,22 @@ std::string collapse_markdown(std::span<const Series> series) {
   std::string s =
       "# Collapse analysis (paper Fig. 9)\n\nPer optimisation round, over (user, path) on the validation target: mean "
       "token-Jaccard similarity of the demonstration to the same path's previous one, and nDCG@10.\n\n";
+  const auto has_test = [](const Series& se) {
+    return std::any_of(se.rounds.begin(), se.rounds.end(),
+                       [](const RoundStats& r) { return !std::isnan(r.test_ndcg10); });
+  };
+  bool any_test = false;
+  for (const auto& se : series) any_test = any_test || has_test(se);
+  if (any_test) s += "Test nDCG@10 (round r): the test target ranked with the best demonstration of rounds 1..r.\n\n";
   s += "| Round |";
   std::string sep = "|--:|";
   for (const auto& se : series) {
     s += fmt::format(" Similarity ({0}) | nDCG@10 ({0}) | Collapsed ({0}) |", se.name);
     sep += "--:|--:|--:|";
+    if (has_test(se)) {
+      s += fmt::format(" Test nDCG@10 ({}) |", se.name);
+      sep += "--:|";
+    }
   }
   s += "\n" + sep + "\n";
   int max_round = -1;
@@ -63,11 +75,13 @@ std::string collapse_markdown(std::span<const Series> series) {
       for (const auto& r : se.rounds)
         if (r.round == round) rs = &r;
       if (rs == nullptr) {
-        s += " | | |";
+        s += has_test(se) ? " | | | |" : " | | |";
         continue;
       }
       s += std::isnan(rs->similarity) ? std::string(" – |") : fmt::format(" {:.4f} |", rs->similarity);
       s += fmt::format(" {:.4f} | {:.2f} |", rs->ndcg10, rs->collapse_rate);
+      if (has_test(se))
+        s += std::isnan(rs->test_ndcg10) ? std::string(" – |") : fmt::format(" {:.4f} |", rs->test_ndcg10);
     }
     s += "\n";
   }
@@ -86,7 +100,8 @@ bool plot_collapse(std::span<const Series> series, const std::filesystem::path& 
       for (const auto& r : se.rounds)
         d << (r.round + 1) << ' '
           << (std::isnan(r.similarity) ? std::string("NaN") : fmt::format("{:.6f}", r.similarity)) << ' '
-          << fmt::format("{:.6f}", r.ndcg10) << "\n";
+          << fmt::format("{:.6f}", r.ndcg10) << ' '
+          << (std::isnan(r.test_ndcg10) ? std::string("NaN") : fmt::format("{:.6f}", r.test_ndcg10)) << "\n";
       d << "\n\n";
     }
     if (!d) {
@@ -105,10 +120,18 @@ bool plot_collapse(std::span<const Series> series, const std::filesystem::path& 
     for (std::size_t i = 0; i < series.size(); ++i)
       g << (i ? ", " : "") << gnuplot_quote(dat) << " index " << i << " using 1:2 with linespoints lw 2 title "
         << gnuplot_quote(series[i].name);
-    g << "\nset title 'validation nDCG@10'\nset ylabel 'nDCG@10'\nplot ";
-    for (std::size_t i = 0; i < series.size(); ++i)
-      g << (i ? ", " : "") << gnuplot_quote(dat) << " index " << i << " using 1:3 with linespoints lw 2 title "
-        << gnuplot_quote(series[i].name);
+    bool any_test = false;
+    for (const auto& se : series)
+      for (const auto& r : se.rounds) any_test = any_test || !std::isnan(r.test_ndcg10);
+    g << "\nset title '" << (any_test ? "nDCG@10 (validation; test dashed)" : "validation nDCG@10")
+      << "'\nset ylabel 'nDCG@10'\nplot ";
+    for (std::size_t i = 0; i < series.size(); ++i) {
+      g << (i ? ", " : "") << gnuplot_quote(dat) << " index " << i << " using 1:3 with linespoints lw 2 lc " << i + 1
+        << " title " << gnuplot_quote(series[i].name + (any_test ? " (validation)" : ""));
+      if (any_test)
+        g << ", " << gnuplot_quote(dat) << " index " << i << " using 1:4 with linespoints lw 2 dt 2 lc " << i + 1
+          << " title " << gnuplot_quote(series[i].name + " (test)");
+    }
     g << "\nunset multiplot\n";
   }
   const auto r = run_tool({"gnuplot", gp});

@@ -318,7 +318,8 @@ class LrgdRanker final : public rec::Ranker {
     }
     const auto rows = optimiser_->optimise(users);
     std::map<std::string, std::vector<memory::Entry>> by_id;
-    for (const auto& e : rows) by_id[e.user].push_back(e);
+    for (const auto& e : rows)
+      if (opts_.test_rounds <= 0 || e.round < opts_.test_rounds) by_id[e.user].push_back(e);
     const auto usage0 = backend_.usage();
     std::vector<rec::Query> with_demo, without;
     std::vector<std::size_t> with_idx, without_idx;

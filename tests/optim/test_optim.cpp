@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "lrgd/eval.h"
 #include "lrgd/memory.h"
@@ -330,7 +332,8 @@ TEST(Optim, TemplateGeneratorReadsPreviousAndPerturbation) {
   EXPECT_LT(n_perturb, n_requests * 3 / 4);
 }
 
-eval::EvalConfig lrgd_config(const std::filesystem::path& memory_path, std::shared_ptr<optim::Cost> cost) {
+eval::EvalConfig lrgd_config(const std::filesystem::path& memory_path, std::shared_ptr<optim::Cost> cost, int paths = 3,
+                             int test_rounds = 0) {
   eval::EvalConfig c;
   c.method = rec::Method::Lrgd;
   c.protocol = proto(6);
@@ -340,6 +343,8 @@ eval::EvalConfig lrgd_config(const std::filesystem::path& memory_path, std::shar
   lo.memory_path = memory_path;
   lo.variant = "test";
   lo.optim.seed = c.protocol.seed;
+  lo.optim.paths = paths;
+  lo.test_rounds = test_rounds;
   lo.cost_out = cost;
   c.method_config = optim::options_json(lo.optim);
   const auto protocol = c.protocol;
@@ -389,6 +394,61 @@ TEST(Optim, CrashAndResumeLoseNothing) {
   EXPECT_EQ(crash.n_calls() + bc.n_calls(), calls_a);  // the crashed call never completed
   // summary.json carries the cost section.
   EXPECT_NE(test::slurp(dir / "a" / "summary.json").find("\"tokens_per_user\""), std::string::npos);
+}
+
+// LRGD before any feedback is ICL: one path, tested with its round-1 demonstration only,
+// answers every (user, trial) as ICL with the first-round demonstration does.
+TEST(Optim, LrgdTestedOnRoundOneEqualsFirstRoundIcl) {
+  const auto ds = test::tiny_dataset(30);
+  test::TempDir dir("round-one");
+  eval::RunOptions ro;
+  ro.progress = false;
+  test::RotatingBackend b1, b2;
+  ro.out = dir / "lrgd";
+  eval::run_eval(lrgd_config(dir / "lrgd" / "memory.sqlite", std::make_shared<optim::Cost>(), 1, 1), ds, &b1, ro);
+  eval::EvalConfig icl = lrgd_config(dir / "unused.sqlite", std::make_shared<optim::Cost>());
+  icl.method = rec::Method::Icl;
+  icl.summary_extra = nullptr;
+  optim::FirstRoundIclOptions fo;
+  fo.seed = icl.protocol.seed;
+  const auto protocol = icl.protocol;
+  icl.ranker_factory = [fo, protocol](const data::Dataset& d, llm::Backend& b, const rec::LlmRankerOptions& o) {
+    return optim::make_first_round_icl_ranker(d, b, o, protocol, fo);
+  };
+  ro.out = dir / "icl";
+  eval::run_eval(icl, ds, &b2, ro);
+  const auto ranks = [](const std::filesystem::path& f) {
+    std::map<std::pair<int, std::string>, std::string> out;
+    std::istringstream in(test::slurp(f));
+    std::string line;
+    while (std::getline(in, line)) {
+      const auto j = nlohmann::json::parse(line);
+      out[{j["trial"].get<int>(), j["user"].get<std::string>()}] =
+          j["prompt_hash"].get<std::string>() + " " + j["ranking"].dump();
+    }
+    return out;
+  };
+  const auto a = ranks(dir / "lrgd" / "results.jsonl");
+  EXPECT_EQ(a.size(), 6u * 2u);
+  EXPECT_EQ(a, ranks(dir / "icl" / "results.jsonl"));
+  // With every round and path, users whose best demonstration came later get other prompts.
+  test::RotatingBackend b3;
+  ro.out = dir / "lrgd-all";
+  eval::run_eval(lrgd_config(dir / "lrgd" / "memory.sqlite", std::make_shared<optim::Cost>(), 3, 0), ds, &b3, ro);
+  const auto all = ranks(dir / "lrgd-all" / "results.jsonl");
+  std::map<std::string, std::vector<memory::Entry>> rows;
+  for (auto& e : memory::Store(dir / "lrgd" / "memory.sqlite").list()) rows[e.user].push_back(std::move(e));
+  std::size_t n_later = 0;
+  for (const auto& [key, text] : all) {
+    const auto* best = optim::best_entry(rows.at(key.second));
+    const bool later = best->round > 0 || best->path > 0;
+    n_later += later;
+    if (later)
+      EXPECT_NE(text, a.at(key)) << key.second;
+    else
+      EXPECT_EQ(text, a.at(key)) << key.second;
+  }
+  EXPECT_GT(n_later, 0u);
 }
 
 }  // namespace

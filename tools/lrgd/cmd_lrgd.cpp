@@ -38,6 +38,7 @@ struct LrgdArgs {
   bool no_perturbation = false;
   bool swap = false;
   std::string icl_demo = "first-round";
+  int test_rounds = 0;
   std::string generator = "template";
   std::string generator_template;
   std::string memory;
@@ -123,6 +124,10 @@ void add_lrgd_eval_options(CLI::App* ev) {
   ev->add_option("--generator-template", a->generator_template, "lrgd: llm generator prompt file")->group(g);
   ev->add_option("--memory", a->memory, "lrgd: memory database (default RUN_DIR/memory.sqlite)")->group(g);
   ev->add_flag("--no-plot", a->no_plot, "lrgd: no collapse.png")->group(g);
+  ev->add_option("--test-rounds", a->test_rounds,
+                 "lrgd: test with the best demonstration of the first N rounds (0: all; the memory is the same)")
+      ->capture_default_str()
+      ->group(g);
 }
 
 std::function<void()> configure_lrgd_eval(eval::EvalConfig& c, const data::Dataset& ds, llm::Backend& backend,
@@ -175,6 +180,13 @@ std::function<void()> configure_lrgd_eval(eval::EvalConfig& c, const data::Datas
   doc["model"].erase("path");
   doc["model"].erase("endpoint");
   const std::string variant = sha256_hex(doc.dump()).substr(0, 16);
+  // Which rounds the test may draw on changes the results, not the rows: hashed into the
+  // run's config, not into the memory variant.
+  if (a->test_rounds < 0) throw OptionError("--test-rounds", "must be >= 0");
+  if (a->test_rounds > 0) {
+    mc["test_rounds"] = a->test_rounds;
+    c.method_config = mc.dump();
+  }
   const std::filesystem::path memory_path =
       a->memory.empty() ? std::filesystem::path(out) / "memory.sqlite" : std::filesystem::path(a->memory);
   c.runtime["memory"] = memory_path.string();
@@ -186,6 +198,7 @@ std::function<void()> configure_lrgd_eval(eval::EvalConfig& c, const data::Datas
   lo.generator_template = gen_template;
   lo.cost_out = cost;
   lo.progress = progress;
+  lo.test_rounds = a->test_rounds;
   const auto protocol = c.protocol;
   c.ranker_factory = [lo, protocol](const data::Dataset& d, llm::Backend& b, const rec::LlmRankerOptions& icl) {
     return optim::make_lrgd_ranker(d, b, icl, protocol, lo);
@@ -296,6 +309,7 @@ struct AblateArgs {
   bool resume = false;
   bool no_plot = false;
   bool overwrite = false;
+  bool test_per_round = false;
 };
 
 struct Variant {
@@ -326,8 +340,11 @@ std::string option_value(const std::vector<std::string>& extras, const std::stri
   return "";
 }
 
-int run_variant(const Variant& v, const AblateArgs& a, const std::vector<std::string>& extras) {
-  const auto dir = std::filesystem::path(a.out) / v.name;
+// test_rounds > 0: the test of the first test_rounds rounds into DIR/per-round/<variant>-r<N>.
+int run_variant(const Variant& v, const AblateArgs& a, const std::vector<std::string>& extras, int test_rounds = 0) {
+  const auto dir = test_rounds > 0
+                       ? std::filesystem::path(a.out) / "per-round" / (v.name + "-r" + std::to_string(test_rounds))
+                       : std::filesystem::path(a.out) / v.name;
   std::vector<std::string> args{"lrgd", "eval"};
   args.insert(args.end(), extras.begin(), extras.end());
   args.insert(args.end(), {"--method", "lrgd"});
@@ -346,11 +363,13 @@ int run_variant(const Variant& v, const AblateArgs& a, const std::vector<std::st
   }
   args.insert(args.end(), {"--out", dir.string(), "--memory", (std::filesystem::path(a.out) / "memory.sqlite").string(),
                            "--no-plot"});
+  if (test_rounds > 0) args.insert(args.end(), {"--test-rounds", std::to_string(test_rounds)});
   if (a.resume && std::filesystem::exists(dir / "config.json")) args.push_back("--resume");
   if (a.overwrite) args.push_back("--overwrite");
-  fmt::print(stderr, "lrgd ablate: {} ({})\n", v.name, v.column);
+  const std::string round_note = test_rounds > 0 ? fmt::format(", test with rounds 1..{}", test_rounds) : "";
+  fmt::print(stderr, "lrgd ablate: {} ({}{})\n", v.name, v.column, round_note);
   // Each variant's eval prints its own table: say on stdout which column it is.
-  fmt::print("\n## Variant {} ({})\n\n", v.name, v.column);
+  fmt::print("\n## Variant {} ({}{})\n\n", v.name, v.column, round_note);
   std::fflush(stdout);
   std::vector<char*> argv;
   for (auto& s : args) argv.push_back(s.data());
@@ -471,7 +490,24 @@ int run_ablate(const AblateArgs& a, std::vector<std::string> extras) {
           cfg["dataset"]["name"].get<std::string>() + ":" + cfg["dataset"]["hash"].get<std::string>().substr(0, 12);
       const auto rows = run_rows(s["method_summary"]["memory"].get<std::string>(), dkey,
                                  s["method_summary"]["variant"].get<std::string>(), run_users(dir));
-      series.push_back({label, optim::round_stats(rows)});
+      auto stats = optim::round_stats(rows);
+      if (a.test_per_round) {
+        // Fig. 9's test curve: the test with the best demonstration of rounds 1..r (rows reused).
+        const auto& v =
+            *std::find_if(all_variants().begin(), all_variants().end(), [&](const Variant& x) { return x.name == n; });
+        for (auto& rs : stats) {
+          const int r = rs.round + 1;
+          if (r == static_cast<int>(stats.size())) {
+            rs.test_ndcg10 = s["metrics"]["ndcg@10"]["mean"].get<double>();  // the variant's own run
+            continue;
+          }
+          const int rc = run_variant(v, a, extras, r);
+          if (rc != 0) return rc;
+          const auto rd = std::filesystem::path(a.out) / "per-round" / (n + "-r" + std::to_string(r));
+          rs.test_ndcg10 = ojson::parse(read_file(rd / "summary.json"))["metrics"]["ndcg@10"]["mean"].get<double>();
+        }
+      }
+      series.push_back({label, std::move(stats)});
     }
     write_collapse(series, a.out, !a.no_plot);
     fmt::print("\n{}", read_file(std::filesystem::path(a.out) / "collapse.md"));
@@ -511,6 +547,9 @@ void add_lrgd_commands(CLI::App& app, Action& action) {
   abl->add_flag("--resume", ab->resume, "Resume variants already started");
   abl->add_flag("--overwrite", ab->overwrite, "Start every variant (and the shared memory) over");
   abl->add_flag("--no-plot", ab->no_plot, "No collapse.png");
+  abl->add_flag("--test-per-round", ab->test_per_round,
+                "Fig. 9's test curve: test lrgd and no_p with the best demonstration of rounds 1..r for every r "
+                "(one test run per round and variant, optimisation rows reused)");
   // From the first option ablate does not know (or "--"), the rest are the lrgd eval options
   // shared by every variant, in order.
   abl->prefix_command();
