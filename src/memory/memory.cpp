@@ -97,8 +97,11 @@ Entry read_row(sqlite3_stmt* s) {
 // WHERE clause of a filter; binds in order dataset, variant, user.
 std::string where(const Filter& f) {
   std::string w = " WHERE 1";
-  // A key is "name:hash"; a bare name matches every version of that dataset.
-  if (!f.dataset.empty()) w += " AND (dataset = ? OR substr(dataset, 1, length(?) + 1) = ?)";
+  // A key is "name:hash"; a bare name matches every version of that dataset. A whole key
+  // is an equality, so the primary key's index answers it (the optimiser asks per user).
+  if (!f.dataset.empty())
+    w += f.dataset.find(':') != std::string::npos ? " AND dataset = ?"
+                                                  : " AND (dataset = ? OR substr(dataset, 1, length(?) + 1) = ?)";
   if (!f.variant.empty()) w += " AND variant = ?";
   if (!f.user.empty()) w += " AND user = ?";
   if (f.effective_only) w += " AND effective = 1";
@@ -109,8 +112,10 @@ void bind_filter(Stmt& st, const Filter& f) {
   int i = 1;
   if (!f.dataset.empty()) {
     st.text(i++, f.dataset);
-    st.text(i++, f.dataset);
-    st.text(i++, f.dataset + ":");
+    if (f.dataset.find(':') == std::string::npos) {
+      st.text(i++, f.dataset);
+      st.text(i++, f.dataset + ":");
+    }
   }
   if (!f.variant.empty()) st.text(i++, f.variant);
   if (!f.user.empty()) st.text(i++, f.user);

@@ -85,6 +85,22 @@ std::string collapse_markdown(std::span<const Series> series) {
     }
     s += "\n";
   }
+  // Over all rounds that can collapse (the memory's rows, so a resumed run counts them too).
+  for (const auto& se : series) {
+    double n = 0, collapsed = 0, perturbed = 0;
+    for (const auto& r : se.rounds) {
+      if (r.round == 0) continue;
+      n += static_cast<double>(r.n);
+      collapsed += r.collapse_rate * static_cast<double>(r.n);
+      perturbed += r.perturbed_rate * static_cast<double>(r.n);
+    }
+    if (n > 0)
+      s += fmt::format(
+          "\n{}: collapse declared in {:.0f} of {:.0f} rows of rounds 2+ ({:.1f}%); {:.1f}% of these rows were scored "
+          "with a P.",
+          se.name, collapsed, n, 100.0 * collapsed / n, 100.0 * perturbed / n);
+  }
+  if (!series.empty()) s += "\n";
   return s;
 }
 
