@@ -196,6 +196,13 @@ TEST(OptimCli, KillNineDuringOptimisationThenResume) {
   const auto s = json::parse(test::slurp(killed / "summary.json"));
   // Every row stored before the kill is reused; only the rest is computed.
   EXPECT_EQ(s["method_summary"]["n_rounds_computed"].get<std::size_t>(), 6u * 6u - rows_killed);
+  // The memory's counts are whole however the run was interrupted: equal to the full run's.
+  const auto f = json::parse(test::slurp(full / "summary.json"));
+  EXPECT_EQ(s["method_summary"]["memory_rows"], f["method_summary"]["memory_rows"]);
+  EXPECT_EQ(f["method_summary"]["memory_rows"]["n_rows"].get<std::size_t>(), 6u * 6u);
+  std::size_t n_collapsed = 0;
+  for (const auto& e : memory::Store(full / "memory.sqlite").list()) n_collapsed += e.collapsed ? 1 : 0;
+  EXPECT_EQ(f["method_summary"]["memory_rows"]["n_collapses"].get<std::size_t>(), n_collapsed);
 }
 
 }  // namespace

@@ -203,15 +203,32 @@ std::function<void()> configure_lrgd_eval(eval::EvalConfig& c, const data::Datas
   c.ranker_factory = [lo, protocol](const data::Dataset& d, llm::Backend& b, const rec::LlmRankerOptions& icl) {
     return optim::make_lrgd_ranker(d, b, icl, protocol, lo);
   };
-  c.summary_extra = [cost, variant, memory_path] {
+  const std::string dkey = optim::dataset_key(ds);
+  c.summary_extra = [cost, variant, memory_path, dkey, out] {
     auto j = ojson::parse(optim::cost_json(*cost));
     j["variant"] = variant;
     j["memory"] = memory_path.string();
+    // The cost counts this process's work; the collapse statistics of the run's users come
+    // from the memory, so a resumed run reports them whole.
+    std::size_t n_rows = 0, n_checks = 0, n_collapses = 0, n_perturbed = 0;
+    for (const auto& e : run_rows(memory_path, dkey, variant, run_users(out))) {
+      ++n_rows;
+      if (e.round > 0) {
+        ++n_checks;
+        n_collapses += e.collapsed ? 1 : 0;
+      }
+      n_perturbed += e.perturbation_path >= 0 ? 1 : 0;
+    }
+    j["memory_rows"] = {
+        {"n_rows", n_rows},
+        {"n_collapse_checks", n_checks},
+        {"n_collapses", n_collapses},
+        {"collapse_rate", n_checks > 0 ? static_cast<double>(n_collapses) / static_cast<double>(n_checks) : 0.0},
+        {"n_perturbed", n_perturbed}};
     return j.dump();
   };
   const bool plot = !a->no_plot;
   const bool with_p = o.perturbation && o.paths > 1;
-  const std::string dkey = optim::dataset_key(ds);
   return [out, memory_path, dkey, variant, plot, with_p] {
     const auto rows = run_rows(memory_path, dkey, variant, run_users(out));
     const std::vector<optim::Series> series{{with_p ? "with P" : "without P", optim::round_stats(rows)}};
