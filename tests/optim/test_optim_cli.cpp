@@ -154,6 +154,10 @@ TEST(OptimCli, GamesRunWritesEveryTableAndPlot) {
   const auto late = lrgd::test::run_cli("ablate --out " + ab.string() + " --data " + kGames.string() + " --resume");
   EXPECT_EQ(late.code, 2) << late.out;
   EXPECT_NE(late.out.find("--resume is an option of ablate"), std::string::npos) << late.out;
+  const auto late_flag =
+      lrgd::test::run_cli("ablate --out " + ab.string() + " --data " + kGames.string() + " --test-per-round");
+  EXPECT_EQ(late_flag.code, 2) << late_flag.out;
+  EXPECT_NE(late_flag.out.find("--test-per-round is an option of ablate"), std::string::npos) << late_flag.out;
 }
 
 TEST(OptimCli, KillNineDuringOptimisationThenResume) {

@@ -398,8 +398,10 @@ int run_ablate(const AblateArgs& a, std::vector<std::string> extras) {
   for (const auto& e : extras) {
     if (e == "--out" || e == "-o" || e == "--method" || e == "--memory" || e == "--paths")
       throw OptionError("ablate", e + " is set by ablate itself");
-    if (e == "--resume" || e == "--overwrite")
-      throw OptionError("ablate", e + " is an option of ablate: lrgd ablate " + e);
+    if (e == "--resume" || e == "--overwrite" || e == "--test-per-round" || e == "--no-collapse" || e == "--variants" ||
+        e.starts_with("--variants="))
+      throw OptionError("ablate",
+                        e + " is an option of ablate: put it before the eval options (lrgd ablate " + e + " ...)");
   }
   if (a.resume && a.overwrite) throw OptionError("ablate", "--resume and --overwrite exclude each other");
   std::vector<Variant> chosen;
