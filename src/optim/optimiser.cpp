@@ -38,6 +38,35 @@ void set_perturbation(rec::Query& q, const Demo& d) {
   q.perturbation_explanation = d.explanation;
 }
 
+void clear_demo(rec::Query& q) {
+  q.demo_history.clear();
+  q.demo_target = data::kNoItem;
+  q.demo_explanation.clear();
+}
+
+// Queries with a demonstration go to `icl`, the others (users without any window) to
+// `zsl`; the answers come back in the queries' order.
+std::vector<rec::Ranked> rank_with_or_without_demo(rec::Ranker& icl, rec::Ranker& zsl,
+                                                   std::vector<rec::Query> queries) {
+  std::vector<rec::Query> with_demo, without;
+  std::vector<std::size_t> with_idx, without_idx;
+  for (std::size_t i = 0; i < queries.size(); ++i) {
+    const bool has_demo = !queries[i].demo_history.empty() && queries[i].demo_target != data::kNoItem;
+    (has_demo ? with_demo : without).push_back(std::move(queries[i]));
+    (has_demo ? with_idx : without_idx).push_back(i);
+  }
+  std::vector<rec::Ranked> out(queries.size());
+  if (!with_demo.empty()) {
+    auto r = icl.rank(with_demo);
+    for (std::size_t k = 0; k < r.size(); ++k) out[with_idx[k]] = std::move(r[k]);
+  }
+  if (!without.empty()) {
+    auto r = zsl.rank(without);
+    for (std::size_t k = 0; k < r.size(); ++k) out[without_idx[k]] = std::move(r[k]);
+  }
+  return out;
+}
+
 }  // namespace
 
 std::uint64_t generation_seed(std::uint64_t seed, data::UserIndex user, int path, int round) {
@@ -321,16 +350,13 @@ class LrgdRanker final : public rec::Ranker {
     for (const auto& e : rows)
       if (opts_.test_rounds <= 0 || e.round < opts_.test_rounds) by_id[e.user].push_back(e);
     const auto usage0 = backend_.usage();
-    std::vector<rec::Query> with_demo, without;
-    std::vector<std::size_t> with_idx, without_idx;
-    for (std::size_t i = 0; i < queries.size(); ++i) {
-      rec::Query q = queries[i];
+    std::vector<rec::Query> prepared(queries.begin(), queries.end());
+    for (auto& q : prepared) {
       const auto& urows = by_id[ds_.user_ids.at(static_cast<std::size_t>(q.user))];
       const auto* best = best_entry(urows);
       const Demo d = best != nullptr ? demo_from_json(item_ids_, best->demo) : Demo{};
       if (d.empty()) {
-        without.push_back(std::move(q));
-        without_idx.push_back(i);
+        clear_demo(q);
         continue;
       }
       set_demo(q, d);
@@ -339,18 +365,8 @@ class LrgdRanker final : public rec::Ranker {
           if (e.path == best->perturbation_path && e.round == best->perturbation_round)
             set_perturbation(q, demo_from_json(item_ids_, e.demo));
       }
-      with_demo.push_back(std::move(q));
-      with_idx.push_back(i);
     }
-    std::vector<rec::Ranked> out(queries.size());
-    if (!with_demo.empty()) {
-      auto r = ranker_->rank(with_demo);
-      for (std::size_t k = 0; k < r.size(); ++k) out[with_idx[k]] = std::move(r[k]);
-    }
-    if (!without.empty()) {
-      auto r = zsl_->rank(without);
-      for (std::size_t k = 0; k < r.size(); ++k) out[without_idx[k]] = std::move(r[k]);
-    }
+    auto out = rank_with_or_without_demo(*ranker_, *zsl_, std::move(prepared));
     Cost c = optimiser_->cost();
     test_usage_ += backend_.usage() - usage0;
     for (const auto& r : out)
@@ -424,33 +440,15 @@ class FirstRoundIclRanker final : public rec::Ranker {
       auto gens = generator_->generate(reqs);
       for (std::size_t k = 0; k < gens.size(); ++k) demos_[req_users[k]] = std::move(gens[k].demo);
     }
-    std::vector<rec::Query> with_demo, without;
-    std::vector<std::size_t> with_idx, without_idx;
-    for (std::size_t i = 0; i < queries.size(); ++i) {
-      rec::Query q = queries[i];
+    std::vector<rec::Query> prepared(queries.begin(), queries.end());
+    for (auto& q : prepared) {
       const Demo& d = demos_.at(q.user);
-      if (d.empty()) {
-        q.demo_history.clear();
-        q.demo_target = data::kNoItem;
-        q.demo_explanation.clear();
-        without.push_back(std::move(q));
-        without_idx.push_back(i);
-        continue;
-      }
-      set_demo(q, d);
-      with_demo.push_back(std::move(q));
-      with_idx.push_back(i);
+      if (d.empty())
+        clear_demo(q);
+      else
+        set_demo(q, d);
     }
-    std::vector<rec::Ranked> out(queries.size());
-    if (!with_demo.empty()) {
-      auto r = icl_->rank(with_demo);
-      for (std::size_t k = 0; k < r.size(); ++k) out[with_idx[k]] = std::move(r[k]);
-    }
-    if (!without.empty()) {
-      auto r = zsl_->rank(without);
-      for (std::size_t k = 0; k < r.size(); ++k) out[without_idx[k]] = std::move(r[k]);
-    }
-    return out;
+    return rank_with_or_without_demo(*icl_, *zsl_, std::move(prepared));
   }
 
  private:
