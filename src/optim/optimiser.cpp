@@ -306,24 +306,34 @@ std::vector<memory::Entry> Optimiser::optimise(std::span<const protocol::Prepare
 
 namespace {
 
+// The stage-1 generator by name; OptionError("--generator") for an unknown one.
+std::unique_ptr<Generator> make_generator(const data::Dataset& ds, llm::Backend& backend, const std::string& name,
+                                          const std::string& llm_template, std::uint64_t seed) {
+  if (name == "template") return make_template_generator(ds);
+  if (name == "llm") return make_llm_generator(ds, backend, {.template_text = llm_template, .seed = seed});
+  throw OptionError("--generator", "unknown generator '" + name + "' (template, llm)");
+}
+
+// The recommender with a demonstration (ICL prompt) and without one (zero-shot), for the
+// users whose history leaves no window.
+std::unique_ptr<rec::Ranker> make_icl(const data::Dataset& ds, llm::Backend& backend, rec::LlmRankerOptions o) {
+  o.method = rec::Method::Icl;
+  return rec::make_llm_ranker(ds, backend, o);
+}
+std::unique_ptr<rec::Ranker> make_zsl(const data::Dataset& ds, llm::Backend& backend, rec::LlmRankerOptions o) {
+  o.method = rec::Method::Zsl;
+  o.template_name = "zsl";
+  return rec::make_llm_ranker(ds, backend, o);
+}
+
 class LrgdRanker final : public rec::Ranker {
  public:
   LrgdRanker(const data::Dataset& ds, llm::Backend& backend, const rec::LlmRankerOptions& icl,
              const protocol::ProtocolOptions& protocol, const LrgdRankerOptions& o)
       : ds_(ds), backend_(backend), opts_(o), store_(o.memory_path), item_ids_(data::index_item_ids(ds)) {
-    auto ro = icl;
-    ro.method = rec::Method::Icl;
-    ranker_ = rec::make_llm_ranker(ds, backend, ro);
-    auto zo = icl;
-    zo.method = rec::Method::Zsl;
-    zo.template_name = "zsl";
-    zsl_ = rec::make_llm_ranker(ds, backend, zo);
-    if (o.optim.generator == "template")
-      generator_ = make_template_generator(ds);
-    else if (o.optim.generator == "llm")
-      generator_ = make_llm_generator(ds, backend, {.template_text = o.generator_template, .seed = o.optim.seed});
-    else
-      throw OptionError("--generator", "unknown generator '" + o.optim.generator + "' (template, llm)");
+    ranker_ = make_icl(ds, backend, icl);
+    zsl_ = make_zsl(ds, backend, icl);
+    generator_ = make_generator(ds, backend, o.optim.generator, o.generator_template, o.optim.seed);
     protocol::ProtocolOptions po = protocol;
     po.trial = 0;  // optimised once per user, on trial 0's validation candidates
     split_ = protocol::prepare_split(ds, po);
@@ -399,19 +409,9 @@ class FirstRoundIclRanker final : public rec::Ranker {
   FirstRoundIclRanker(const data::Dataset& ds, llm::Backend& backend, const rec::LlmRankerOptions& icl,
                       const protocol::ProtocolOptions& protocol, const FirstRoundIclOptions& o)
       : ds_(ds), opts_(o) {
-    auto ro = icl;
-    ro.method = rec::Method::Icl;
-    icl_ = rec::make_llm_ranker(ds, backend, ro);
-    auto zo = icl;
-    zo.method = rec::Method::Zsl;
-    zo.template_name = "zsl";
-    zsl_ = rec::make_llm_ranker(ds, backend, zo);
-    if (o.generator == "template")
-      generator_ = make_template_generator(ds);
-    else if (o.generator == "llm")
-      generator_ = make_llm_generator(ds, backend, {.template_text = o.generator_template, .seed = o.seed});
-    else
-      throw OptionError("--generator", "unknown generator '" + o.generator + "' (template, llm)");
+    icl_ = make_icl(ds, backend, icl);
+    zsl_ = make_zsl(ds, backend, icl);
+    generator_ = make_generator(ds, backend, o.generator, o.generator_template, o.seed);
     protocol::ProtocolOptions po = protocol;
     po.trial = 0;  // as LRGD: demonstrations come from trial 0's validation split
     split_ = protocol::prepare_split(ds, po);
