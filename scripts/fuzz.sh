@@ -3,10 +3,13 @@
 # bounded time, seeded from tests/fixtures; a crash leaves its input in $out/<target>/
 # and fails the script.   LRGD_FUZZ_SECONDS  seconds per target (default 20)
 #                         LRGD_FUZZ_DIR      build folder (default build-fuzz)
+#                         LRGD_FUZZ_SEED     libFuzzer seed (default 1, so a CI failure reproduces;
+#                                            0 draws a fresh one, for exploratory runs)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${LRGD_FUZZ_DIR:-$root/build-fuzz}"
 seconds="${LRGD_FUZZ_SECONDS:-20}"
+fuzz_seed="${LRGD_FUZZ_SEED:-1}"
 prefix_line=$(LRGD_FUZZ=1 bash "$root/scripts/setup.sh" | tail -n 1)
 prefix="${prefix_line#LLAMA_PREFIX=}"
 cxx=$(command -v clang++-14 || command -v clang++ || true)
@@ -53,7 +56,7 @@ for t in fuzz_answer fuzz_load_lcrec_inter fuzz_load_lcrec_item fuzz_load_csv fu
          fuzz_load_amazon_meta fuzz_results fuzz_split fuzz_candidates fuzz_template fuzz_gguf_meta; do
   mkdir -p "$out/$t/corpus"
   log="$out/$t/log.txt"
-  if (cd "$out/$t" && "$build/fuzz/$t" corpus -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 \
+  if (cd "$out/$t" && "$build/fuzz/$t" corpus -max_total_time="$seconds" -seed="$fuzz_seed" -max_len=65536 -rss_limit_mb=2048 \
         -print_final_stats=1 >"$log" 2>&1); then result=ok; else result="CRASH (input in $out/$t/)"; failed=1; fi
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
   rate=$(( runs / (seconds > 0 ? seconds : 1) ))

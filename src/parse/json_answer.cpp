@@ -3,6 +3,8 @@
 // possibly partial, element dropped.
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -87,9 +89,27 @@ std::optional<json> repair(std::string_view s, const Scan& full) {
   return std::nullopt;
 }
 
+// A number far outside any candidate range (an LLM's 1e300, 2^40) stays out of range, so it
+// counts as a hallucination instead of wrapping onto a real candidate or overflowing an int.
+int clamp_to_int(double d) {
+  constexpr double lo = std::numeric_limits<int>::min(), hi = std::numeric_limits<int>::max();
+  if (!(d > lo)) return std::numeric_limits<int>::min();  // NaN too
+  if (!(d < hi)) return std::numeric_limits<int>::max();
+  return static_cast<int>(d);
+}
+
 std::optional<int> as_number(const json& v) {
-  if (v.is_number_integer()) return v.get<int>();
-  if (v.is_number_float()) return static_cast<int>(v.get<double>());
+  if (v.is_number_unsigned()) {
+    const auto u = v.get<std::uint64_t>();
+    return u > static_cast<std::uint64_t>(std::numeric_limits<int>::max()) ? std::numeric_limits<int>::max()
+                                                                           : static_cast<int>(u);
+  }
+  if (v.is_number_integer()) {
+    const auto i = v.get<std::int64_t>();
+    return static_cast<int>(
+        std::clamp<std::int64_t>(i, std::numeric_limits<int>::min(), std::numeric_limits<int>::max()));
+  }
+  if (v.is_number_float()) return clamp_to_int(v.get<double>());
   if (v.is_string() && all_digits(v.get<std::string>())) return std::stoi(v.get<std::string>());
   return std::nullopt;
 }
