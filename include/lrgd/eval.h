@@ -76,6 +76,11 @@ struct RunResult {
 // "config_hash" = sha256 of the hashed fields) for `config` on `dataset` and model id.
 std::string config_json(const EvalConfig& config, const data::Dataset& dataset, const std::string& model_id);
 
+// The `retrieved` candidate scheme's ranker (protocol::Retriever) from any ranker built with
+// list_length >= the negatives needed (n_candidates - 1); `name` goes into config.json.
+// Retrievals are cached per (user, history), so trials share them.
+std::shared_ptr<protocol::Retriever> make_ranker_retriever(std::unique_ptr<rec::Ranker> ranker, std::string name);
+
 // Runs the evaluation and writes the run directory. `backend` is required for zsl/icl and
 // ignored for baselines. Throws OptionError for invalid options (a non-empty `out` without
 // resume/overwrite, a missing backend), Error when resuming a run whose config hash differs

@@ -72,7 +72,7 @@ UserPrompt build_user_prompt(const data::Dataset& ds, const std::string& user_id
                                           : protocol::split_leave_one_out(
                                                 ds.sequences[static_cast<std::size_t>(demo_user)], o.max_history);
 
-  protocol::CandidateSampler sampler(ds, protocol::NegativeSampling::Uniform);
+  protocol::CandidateSampler sampler(ds, protocol::NegativeSampling::UniformUnseen);
   Rng rt = protocol::candidate_rng(o.seed, protocol::Phase::Test, user, 0);
   const auto candidates = sampler.sample(user, loo.test_target, o.n_candidates, rt);
 

@@ -138,14 +138,18 @@ ojson config_document(const EvalConfig& c, const data::Dataset& ds, const std::s
                    {"max_history", p.max_history},
                    {"n_candidates", p.n_candidates},
                    {"negatives", protocol::negatives_name(p.negatives)},
+                   {"retriever", p.retriever ? p.retriever->name() : std::string()},
+                   {"candidates_per_trial", protocol::candidates_per_trial_name(p.fixed_across_trials)},
                    {"candidate_file_sha256", p.candidate_file.empty() ? std::string() : sha256_file(p.candidate_file)},
+                   {"users_file_sha256", p.users_file.empty() ? std::string() : sha256_file(p.users_file)},
                    {"phase", "test"}};
   d["trials"] = c.n_trials;
   d["list_length"] = c.list_length;
   ojson seeds;
   seeds["protocol"] = p.seed;
   seeds["users"] = "Rng::derive(protocol, \"users\")";
-  seeds["candidates"] = "Rng::derive(protocol, \"candidates/test\", (user << 32) | trial)";
+  seeds["candidates"] = p.fixed_across_trials ? "Rng::derive(protocol, \"candidates/test\", user << 32)"
+                                              : "Rng::derive(protocol, \"candidates/test\", (user << 32) | trial)";
   if (rec::needs_llm(c.method)) {
     const auto o = effective_llm(c);
     ojson per_trial = ojson::array();

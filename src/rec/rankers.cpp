@@ -239,9 +239,17 @@ class BaselineRanker final : public Ranker {
       baselines::Query bq{q.history, q.candidates, (static_cast<std::uint64_t>(q.user) << 32) | q.trial};
       const auto items = model_->rank(bq, list_length_);
       Ranked& r = out[i];
+      // A candidate set may repeat an item (--negatives uniform-all): each ranked item takes
+      // its first position not yet ranked, so rankings never name a position twice.
+      std::vector<char> taken(q.candidates.size(), 0);
       for (auto item : items) {
-        const auto it = std::find(q.candidates.begin(), q.candidates.end(), item);
-        r.ranking.push_back(static_cast<int>(it - q.candidates.begin()));
+        for (std::size_t p = 0; p < q.candidates.size(); ++p) {
+          if (q.candidates[p] == item && !taken[p]) {
+            taken[p] = 1;
+            r.ranking.push_back(static_cast<int>(p));
+            break;
+          }
+        }
       }
       r.valid = true;
       r.answer_format = "baseline";

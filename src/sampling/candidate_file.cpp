@@ -1,13 +1,18 @@
-// Fixed candidate files: `user<TAB>item item ...` per line (LLMRank's X.random).
-#include <fstream>
+// Fixed candidate files (lrgd's / LLMRank's `user<TAB>item item ...`, MoRE's JSON) and
+// user-list files: reading against a dataset's ids, and writing a prepared split's sets.
+#include <nlohmann/json.hpp>
+#include <optional>
 
 #include "lrgd/error.h"
+#include "lrgd/file.h"
 #include "lrgd/hash.h"
 #include "lrgd/protocol.h"
 
 namespace lrgd::protocol {
 
 namespace {
+
+using ojson = nlohmann::ordered_json;
 
 void add_issue(std::vector<data::LoadIssue>& issues, bool strict, const std::string& kind, const std::string& file,
                std::uint64_t line, const std::string& field, const std::string& detail) {
@@ -21,49 +26,127 @@ void add_issue(std::vector<data::LoadIssue>& issues, bool strict, const std::str
   issues.push_back(data::LoadIssue{kind, file, line, detail, 1, true});
 }
 
+// Ids as the files give them: the dataset's own ids first, then its second ids (LC-Rec:
+// reviewer ids and ASINs), so a file written from either id space reads.
+class IdResolver {
+ public:
+  explicit IdResolver(const Dataset& ds) : users_(ds.user_ids), items_(data::index_item_ids(ds)) {
+    for (std::size_t u = ds.user_alt_ids.size(); u-- > 0;)
+      if (!ds.user_alt_ids[u].empty()) alt_users_.add(ds.user_alt_ids[u], static_cast<std::int32_t>(u));
+    for (std::size_t i = ds.items.size(); i-- > 0;)
+      if (!ds.items[i].alt_id.empty()) alt_items_.add(ds.items[i].alt_id, static_cast<std::int32_t>(i));
+  }
+  UserIndex user(std::string_view id) const {
+    const auto k = users_.find(id);
+    return k >= 0 ? k : alt_users_.find(id);
+  }
+  ItemIndex item(std::string_view id) const {
+    const auto k = items_.find(id);
+    return k >= 0 ? k : alt_items_.find(id);
+  }
+
+ private:
+  data::IdIndex users_, items_, alt_users_, alt_items_;
+};
+
+std::uint64_t line_of(std::string_view text, std::size_t offset) {
+  std::uint64_t line = 1;
+  for (std::size_t i = 0; i < offset && i < text.size(); ++i) line += text[i] == '\n';
+  return line;
+}
+
+// A JSON id: a string, or a non-negative integer as MoRE's RecBole ids are.
+std::optional<std::string> json_id(const ojson& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_number_unsigned()) return std::to_string(v.get<std::uint64_t>());
+  if (v.is_number_integer() && v.get<std::int64_t>() >= 0) return std::to_string(v.get<std::int64_t>());
+  return std::nullopt;
+}
+
+void load_more(const std::string& text, const std::string& file, const IdResolver& ids, FixedCandidates& out) {
+  ojson doc;
+  try {
+    doc = ojson::parse(text);
+  } catch (const ojson::parse_error& e) {
+    throw InputError(file, line_of(text, e.byte > 0 ? e.byte - 1 : 0), "", std::string("malformed JSON: ") + e.what());
+  }
+  if (!doc.is_object() || doc.empty())
+    throw InputError(file, 1, "", "expected MoRE's layout {user: {\"-1\": {\"candidate_set\": [...]}}}");
+  std::size_t search_from = 0;
+  for (auto it = doc.begin(); it != doc.end(); ++it) {
+    // The key's line: keys are found in document order, each after the previous one.
+    const std::string quoted = ojson(it.key()).dump();
+    const std::size_t at = text.find(quoted, search_from);
+    if (at != std::string::npos) search_from = at + quoted.size();
+    const std::uint64_t line = line_of(text, at == std::string::npos ? search_from : at);
+    const UserIndex u = ids.user(it.key());
+    if (u < 0) throw InputError(file, line, "user", "user '" + it.key() + "' is not in the dataset");
+    const auto su = static_cast<std::size_t>(u);
+    if (!out.by_user[su].empty()) throw InputError(file, line, "user", "user '" + it.key() + "' appears again");
+    const ojson& entry = it.value();
+    if (!entry.is_object() || !entry.contains("-1") || !entry["-1"].is_object())
+      throw InputError(file, line, "-1", "user '" + it.key() + "': expected an object with the key \"-1\"");
+    const ojson& test = entry["-1"];
+    if (!test.contains("candidate_set") || !test["candidate_set"].is_array() || test["candidate_set"].empty())
+      throw InputError(file, line, "candidate_set", "user '" + it.key() + "': expected a non-empty array");
+    for (const auto& v : test["candidate_set"]) {
+      const auto id = json_id(v);
+      if (!id) throw InputError(file, line, "candidate_set", "user '" + it.key() + "': an item id is not an id");
+      const ItemIndex i = ids.item(*id);
+      if (i < 0) throw InputError(file, line, "candidate_set", "item '" + *id + "' is not in the dataset");
+      out.by_user[su].push_back(i);
+    }
+    if (test.contains("target_item")) {
+      const auto id = json_id(test["target_item"]);
+      const ItemIndex t = id ? ids.item(*id) : data::kNoItem;
+      if (t < 0) throw InputError(file, line, "target_item", "target item is not an item of the dataset");
+      out.target_by_user[su] = t;
+    }
+    out.line_by_user[su] = line;
+  }
+}
+
 }  // namespace
 
 FixedCandidates load_candidate_file(const std::filesystem::path& path, const Dataset& ds, bool strict) {
   const std::string file = path.string();
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError("cannot read candidate file " + file);
+  std::string text;
+  try {
+    text = read_file(path);
+  } catch (const std::exception&) {
+    throw IoError("cannot read candidate file " + file);
+  }
   FixedCandidates out;
-  out.file_hash = sha256_file(path);
+  out.file_hash = sha256_hex(text);
   out.by_user.resize(ds.n_users());
+  out.line_by_user.assign(ds.n_users(), 0);
+  out.target_by_user.assign(ds.n_users(), data::kNoItem);
+  const IdResolver ids(ds);
+  const auto first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) throw InputError(file, 0, "", "empty candidate file");
+  if (text[first] == '{') {
+    out.layout = FixedCandidates::Layout::More;
+    load_more(text, file, ids, out);
+    return out;
+  }
 
-  // Ids as the files give them: the dataset's own ids first, then its second ids (LC-Rec:
-  // reviewer ids and ASINs), so a candidate file written from either id space reads.
-  const data::IdIndex users(ds.user_ids);
-  const data::IdIndex items = data::index_item_ids(ds);
-  data::IdIndex alt_users, alt_items;
-  for (std::size_t u = ds.user_alt_ids.size(); u-- > 0;)
-    if (!ds.user_alt_ids[u].empty()) alt_users.add(ds.user_alt_ids[u], static_cast<std::int32_t>(u));
-  for (std::size_t i = ds.items.size(); i-- > 0;)
-    if (!ds.items[i].alt_id.empty()) alt_items.add(ds.items[i].alt_id, static_cast<std::int32_t>(i));
-  const auto find = [](const data::IdIndex& first, const data::IdIndex& second, std::string_view id) {
-    const auto k = first.find(id);
-    return k >= 0 ? k : second.find(id);
-  };
-
-  std::string line;
-  std::uint64_t line_no = 0;
   std::vector<char> seen_user(ds.n_users(), 0);
-  while (std::getline(in, line)) {
+  std::uint64_t line_no = 0;
+  for (std::size_t start = 0; start < text.size();) {
+    const std::size_t nl = std::min(text.find('\n', start), text.size());
+    std::string_view line(text.data() + start, nl - start);
+    start = nl + 1;
     ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     const std::size_t sep = line.find_first_of("\t ");
     if (sep == std::string::npos) {
       add_issue(out.issues, strict, "malformed_line", file, line_no, "", "expected 'user<TAB>item item ...'");
       continue;
     }
-    const std::string_view user_id(line.data(), sep);
-    const UserIndex found = find(users, alt_users, user_id);
-    if (found < 0) {
-      add_issue(out.issues, strict, "unknown_user", file, line_no, "user",
-                "user '" + std::string(user_id) + "' is not in the dataset");
-      continue;
-    }
+    const std::string_view user_id = line.substr(0, sep);
+    const UserIndex found = ids.user(user_id);
+    if (found < 0) throw InputError(file, line_no, "user", "user '" + std::string(user_id) + "' is not in the dataset");
     const auto u = static_cast<std::size_t>(found);
     if (seen_user[u]) {
       add_issue(out.issues, strict, "duplicate_user", file, line_no, "user",
@@ -71,8 +154,9 @@ FixedCandidates load_candidate_file(const std::filesystem::path& path, const Dat
       continue;
     }
     seen_user[u] = 1;
+    out.line_by_user[u] = line_no;
     auto& list = out.by_user[u];
-    std::string_view rest(line.data() + sep + 1, line.size() - sep - 1);
+    std::string_view rest = line.substr(sep + 1);
     while (!rest.empty()) {
       const std::size_t a = rest.find_first_not_of(" \t,");
       if (a == std::string_view::npos) break;
@@ -80,17 +164,99 @@ FixedCandidates load_candidate_file(const std::filesystem::path& path, const Dat
       const std::size_t b = std::min(rest.find_first_of(" \t,"), rest.size());
       const std::string_view tok = rest.substr(0, b);
       rest.remove_prefix(b);
-      const ItemIndex item = find(items, alt_items, tok);
-      if (item < 0) {
-        add_issue(out.issues, strict, "unknown_item", file, line_no, "item",
-                  "item '" + std::string(tok) + "' is not in the dataset");
-        continue;
-      }
+      const ItemIndex item = ids.item(tok);
+      if (item < 0) throw InputError(file, line_no, "item", "item '" + std::string(tok) + "' is not in the dataset");
       list.push_back(item);
     }
   }
-  if (in.bad()) throw IoError("read error on " + file);
-  if (line_no == 0) throw InputError(file, 0, "", "empty candidate file");
+  return out;
+}
+
+void write_candidate_file(const PreparedSplit& split, const Dataset& ds, std::string_view format,
+                          const std::filesystem::path& path) {
+  const auto item_id = [&](ItemIndex i) -> const std::string& { return ds.items[static_cast<std::size_t>(i)].id; };
+  std::string out;
+  if (format == "tsv" || format == "llmrank") {
+    const bool negatives_only = format == "llmrank";
+    for (const auto& u : split.users) {
+      out += u.user_id;
+      out += '\t';
+      bool first = true;
+      for (const ItemIndex i : u.test_candidates) {
+        if (negatives_only && i == u.test_target) continue;
+        if (!first) out += ' ';
+        out += item_id(i);
+        first = false;
+      }
+      out += '\n';
+    }
+  } else if (format == "more") {
+    ojson doc = ojson::object();
+    for (const auto& u : split.users) {
+      ojson inters = ojson::array(), set = ojson::array();
+      for (const ItemIndex i : u.test_history) inters.push_back(item_id(i));
+      for (const ItemIndex i : u.test_candidates) set.push_back(item_id(i));
+      doc[u.user_id]["-1"] = {{"inters", std::move(inters)},
+                              {"target_item", item_id(u.test_target)},
+                              {"candidate_set", std::move(set)}};
+    }
+    out = doc.dump(1) + "\n";
+  } else {
+    throw OptionError("--candidate-format", "unknown format '" + std::string(format) + "' (tsv, llmrank, more)");
+  }
+  write_file_atomic(path, out);
+}
+
+std::vector<UserIndex> load_user_list(const std::filesystem::path& path, const Dataset& ds) {
+  const std::string file = path.string();
+  std::string text;
+  try {
+    text = read_file(path);
+  } catch (const std::exception&) {
+    throw IoError("cannot read user list " + file);
+  }
+  const IdResolver ids(ds);
+  std::vector<UserIndex> out;
+  std::vector<char> seen(ds.n_users(), 0);
+  auto add = [&](const std::string& id, std::uint64_t line) {
+    const UserIndex u = ids.user(id);
+    if (u < 0) throw InputError(file, line, "user", "user '" + id + "' is not in the dataset");
+    if (seen[static_cast<std::size_t>(u)]) throw InputError(file, line, "user", "user '" + id + "' appears again");
+    seen[static_cast<std::size_t>(u)] = 1;
+    out.push_back(u);
+  };
+  const auto first = text.find_first_not_of(" \t\r\n");
+  if (first != std::string::npos && text[first] == '[') {
+    ojson doc;
+    try {
+      doc = ojson::parse(text);
+    } catch (const ojson::parse_error& e) {
+      throw InputError(file, line_of(text, e.byte > 0 ? e.byte - 1 : 0), "", std::string("malformed JSON: ") + e.what());
+    }
+    std::size_t search_from = 0;
+    for (const auto& v : doc) {
+      const auto id = json_id(v);
+      const std::string shown = v.dump();
+      const std::size_t at = text.find(shown, search_from);
+      if (at != std::string::npos) search_from = at + shown.size();
+      const std::uint64_t line = line_of(text, at == std::string::npos ? search_from : at);
+      if (!id) throw InputError(file, line, "user", "expected a user id, found " + shown);
+      add(*id, line);
+    }
+  } else {
+    std::uint64_t line_no = 0;
+    for (std::size_t start = 0; start < text.size();) {
+      const std::size_t nl = std::min(text.find('\n', start), text.size());
+      std::string_view line(text.data() + start, nl - start);
+      start = nl + 1;
+      ++line_no;
+      const auto a = line.find_first_not_of(" \t\r");
+      if (a == std::string_view::npos || line[a] == '#') continue;
+      const auto b = line.find_last_not_of(" \t\r");
+      add(std::string(line.substr(a, b - a + 1)), line_no);
+    }
+  }
+  if (out.empty()) throw InputError(file, 0, "", "the user list names no user");
   return out;
 }
 

@@ -99,6 +99,21 @@ void write_prepared_split(const PreparedSplit& split, std::ostream& os) {
   put_string(out, o.candidate_file.filename().string());
   key(out, "candidate_file_hash");
   put_string(out, split.candidate_file_hash);
+  // Written only where they differ from the defaults, so older splits keep their bytes.
+  if (o.fixed_across_trials) {
+    key(out, "candidates_per_trial");
+    put_string(out, candidates_per_trial_name(true));
+  }
+  if (!split.retriever_name.empty()) {
+    key(out, "retriever");
+    put_string(out, split.retriever_name);
+  }
+  if (!o.users_file.empty()) {
+    key(out, "users_file");
+    put_string(out, o.users_file.filename().string());
+    key(out, "users_file_hash");
+    put_string(out, split.users_file_hash);
+  }
   key(out, "n_eligible");
   put_uint(out, split.n_eligible);
   key(out, "n_selected");
@@ -230,6 +245,18 @@ PreparedSplit read_prepared_split(const std::filesystem::path& path) {
       }
       o.candidate_file = get_string(j, "candidate_file", file, line_no);
       split.candidate_file_hash = get_string(j, "candidate_file_hash", file, line_no);
+      if (j.contains("candidates_per_trial")) {
+        try {
+          o.fixed_across_trials = parse_candidates_per_trial(get_string(j, "candidates_per_trial", file, line_no));
+        } catch (const OptionError&) {
+          throw InputError(file, line_no, "candidates_per_trial", "expected \"redraw\" or \"fixed\"");
+        }
+      }
+      if (j.contains("retriever")) split.retriever_name = get_string(j, "retriever", file, line_no);
+      if (j.contains("users_file")) {
+        o.users_file = get_string(j, "users_file", file, line_no);
+        split.users_file_hash = get_string(j, "users_file_hash", file, line_no);
+      }
       split.n_eligible = get_uint(j, "n_eligible", file, line_no);
       have_header = true;
       continue;

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "lrgd/error.h"
+#include "lrgd/hash.h"
 
 namespace lrgd::protocol {
 
@@ -41,13 +42,36 @@ std::vector<UserIndex> sample_users(std::span<const UserIndex> eligible, std::si
 }
 
 NegativeSampling parse_negatives(std::string_view name) {
-  if (name == "uniform") return NegativeSampling::Uniform;
+  if (name == "uniform-unseen" || name == "uniform") return NegativeSampling::UniformUnseen;
+  if (name == "uniform-all") return NegativeSampling::UniformAll;
   if (name == "popularity") return NegativeSampling::Popularity;
-  throw OptionError("--negatives", "unknown sampling '" + std::string(name) + "' (uniform, popularity)");
+  if (name == "retrieved") return NegativeSampling::Retrieved;
+  throw OptionError("--negatives", "unknown scheme '" + std::string(name) +
+                                       "' (uniform-unseen, uniform-all, popularity, retrieved)");
 }
 
 std::string_view negatives_name(NegativeSampling negatives) {
-  return negatives == NegativeSampling::Popularity ? "popularity" : "uniform";
+  switch (negatives) {
+    case NegativeSampling::UniformUnseen:
+      return "uniform-unseen";
+    case NegativeSampling::UniformAll:
+      return "uniform-all";
+    case NegativeSampling::Popularity:
+      return "popularity";
+    case NegativeSampling::Retrieved:
+      return "retrieved";
+  }
+  return "uniform-unseen";
+}
+
+bool parse_candidates_per_trial(std::string_view name) {
+  if (name == "redraw") return false;
+  if (name == "fixed") return true;
+  throw OptionError("--candidates-per-trial", "unknown value '" + std::string(name) + "' (redraw, fixed)");
+}
+
+std::string_view candidates_per_trial_name(bool fixed_across_trials) {
+  return fixed_across_trials ? "fixed" : "redraw";
 }
 
 Rng candidate_rng(std::uint64_t seed, Phase phase, UserIndex user, std::uint32_t trial) {
@@ -55,12 +79,16 @@ Rng candidate_rng(std::uint64_t seed, Phase phase, UserIndex user, std::uint32_t
   return Rng::derive(seed, phase == Phase::Valid ? "candidates/valid" : "candidates/test", index);
 }
 
-CandidateSampler::CandidateSampler(const Dataset& dataset, NegativeSampling negatives)
-    : dataset_(dataset), negatives_(negatives), mark_(dataset.n_items(), 0) {
+CandidateSampler::CandidateSampler(const Dataset& dataset, NegativeSampling negatives, Retriever* retriever)
+    : dataset_(dataset), negatives_(negatives), retriever_(retriever), mark_(dataset.n_items(), 0) {
+  if (negatives_ == NegativeSampling::Retrieved && retriever_ == nullptr)
+    throw OptionError("--negatives", "retrieved needs a ranker (--retriever)");
   if (negatives_ == NegativeSampling::Popularity) {
+    // Training frequency: each user's validation and test targets are not counted.
     std::vector<std::uint64_t> counts(dataset.n_items(), 0);
     for (const auto& seq : dataset.sequences) {
-      for (const ItemIndex i : seq) ++counts[static_cast<std::size_t>(i)];
+      const std::size_t n_train = seq.size() >= 2 ? seq.size() - 2 : 0;
+      for (std::size_t k = 0; k < n_train; ++k) ++counts[static_cast<std::size_t>(seq[k])];
     }
     cumulative_.resize(counts.size());
     std::uint64_t sum = 0;
@@ -98,9 +126,23 @@ std::size_t CandidateSampler::n_negatives_available(UserIndex user) const {
   return dataset_.n_items() - distinct;
 }
 
-std::vector<ItemIndex> CandidateSampler::sample(UserIndex user, ItemIndex target, std::size_t n_candidates, Rng& rng) {
+std::vector<ItemIndex> CandidateSampler::sample(UserIndex user, ItemIndex target, std::size_t n_candidates, Rng& rng,
+                                                std::span<const ItemIndex> history) {
   if (n_candidates == 0) throw std::invalid_argument("CandidateSampler::sample: n_candidates must be > 0");
   const std::size_t need = n_candidates - 1;
+  if (negatives_ == NegativeSampling::UniformAll) {
+    if (dataset_.n_items() < 2 && need > 0)
+      throw std::invalid_argument("CandidateSampler::sample: no item besides the target");
+    std::vector<ItemIndex> out;
+    out.reserve(n_candidates);
+    while (out.size() < need) {
+      const auto i = static_cast<ItemIndex>(rng.uniform(dataset_.n_items()));
+      if (i != target) out.push_back(i);
+    }
+    out.push_back(target);
+    rng.shuffle(std::span<ItemIndex>(out));
+    return out;
+  }
   if (n_negatives_available(user) < need) {
     throw std::invalid_argument("CandidateSampler::sample: the user has fewer unseen items than negatives needed");
   }
@@ -108,6 +150,23 @@ std::vector<ItemIndex> CandidateSampler::sample(UserIndex user, ItemIndex target
   std::vector<ItemIndex> out;
   out.reserve(n_candidates);
   const std::uint64_t n_items = dataset_.n_items();
+  if (negatives_ == NegativeSampling::Retrieved) {
+    std::vector<ItemIndex> pool;
+    pool.reserve(n_items);
+    for (std::size_t i = 0; i < n_items; ++i)
+      if (!excluded(static_cast<ItemIndex>(i))) pool.push_back(static_cast<ItemIndex>(i));
+    out = retriever_->top(user, history, pool, need);
+    // The retriever is code, not data, but a wrong answer would silently bias every set.
+    if (out.size() != need) throw std::logic_error("retriever '" + retriever_->name() + "' returned too few items");
+    for (const ItemIndex i : out) {
+      if (i < 0 || static_cast<std::uint64_t>(i) >= n_items || excluded(i))
+        throw std::logic_error("retriever '" + retriever_->name() + "' returned an item outside the pool or twice");
+      mark_[static_cast<std::size_t>(i)] = epoch_;
+    }
+    out.push_back(target);
+    rng.shuffle(std::span<ItemIndex>(out));
+    return out;
+  }
   const bool popular = negatives_ == NegativeSampling::Popularity;
   const std::uint64_t total = popular && !cumulative_.empty() ? cumulative_.back() : 0;
   const std::size_t max_attempts = 64 * n_candidates + 1024;
@@ -198,7 +257,8 @@ PreparedSplit prepare_split(const Dataset& ds, const ProtocolOptions& opts) {
   split.n_interactions = ds.n_interactions();
   split.options = opts;
 
-  CandidateSampler sampler(ds, opts.negatives);
+  CandidateSampler sampler(ds, opts.negatives, opts.retriever.get());
+  if (opts.negatives == NegativeSampling::Retrieved) split.retriever_name = opts.retriever->name();
   FixedCandidates fixed;
   const bool use_file = !opts.candidate_file.empty();
   const std::string file = opts.candidate_file.string();
@@ -206,6 +266,16 @@ PreparedSplit prepare_split(const Dataset& ds, const ProtocolOptions& opts) {
     fixed = load_candidate_file(opts.candidate_file, ds, opts.strict);
     split.candidate_file_hash = fixed.file_hash;
     split.issues = fixed.issues;
+  }
+  // MoRE's file gives the test set itself; a TSV file lists items that fill the negatives.
+  const bool verbatim = use_file && fixed.layout == FixedCandidates::Layout::More;
+  std::vector<char> listed;  // --users-file: 1 for a listed user
+  std::vector<UserIndex> user_list;
+  if (!opts.users_file.empty()) {
+    user_list = load_user_list(opts.users_file, ds);
+    split.users_file_hash = sha256_file(opts.users_file);
+    listed.assign(ds.n_users(), 0);
+    for (const UserIndex u : user_list) listed[static_cast<std::size_t>(u)] = 1;
   }
   auto count = [&](const std::string& kind, const std::string& where, const std::string& detail, bool dropped) {
     for (auto& issue : split.issues) {
@@ -223,11 +293,50 @@ PreparedSplit prepare_split(const Dataset& ds, const ProtocolOptions& opts) {
   Rng probe(0);  // from_fixed shuffles; the eligibility probe's order is discarded
   for (std::size_t u = 0; u < ds.n_users(); ++u) {
     const auto user = static_cast<UserIndex>(u);
+    if (!listed.empty() && !listed[u]) continue;
     if (ds.sequences[u].size() < data::kMinUserItems) {
+      if (!listed.empty()) {
+        throw InputError(opts.users_file.string(), 0, "user",
+                         "user '" + ds.user_ids[u] + "' has fewer than 3 items and cannot be evaluated");
+      }
       count("short_user", "", "user '" + ds.user_ids[u] + "' has fewer than 3 items", true);
       continue;
     }
-    if (use_file) {
+    if (verbatim) {
+      const auto& set = fixed.by_user[u];
+      if (set.empty()) {
+        if (!listed.empty())
+          throw InputError(file, 0, "user", "user '" + ds.user_ids[u] + "' of the user list has no candidate set");
+        count("not_in_candidate_file", file, "users of the dataset without an entry in the candidate file (not sampled)",
+              false);
+        continue;
+      }
+      const ItemIndex target = ds.sequences[u].back();
+      if (fixed.target_by_user[u] != data::kNoItem && fixed.target_by_user[u] != target) {
+        throw InputError(file, fixed.line_by_user[u], "target_item",
+                         "user '" + ds.user_ids[u] + "': the file's target '" +
+                             ds.items[static_cast<std::size_t>(fixed.target_by_user[u])].id +
+                             "' is not the dataset's test target '" + ds.items[static_cast<std::size_t>(target)].id +
+                             "'");
+      }
+      if (std::count(set.begin(), set.end(), target) != 1) {
+        throw InputError(file, fixed.line_by_user[u], "candidate_set",
+                         "user '" + ds.user_ids[u] + "': the candidate set must contain the test target '" +
+                             ds.items[static_cast<std::size_t>(target)].id + "' exactly once");
+      }
+      if (set.size() != opts.n_candidates) {
+        throw InputError(file, fixed.line_by_user[u], "candidate_set",
+                         "user '" + ds.user_ids[u] + "' has " + std::to_string(set.size()) +
+                             " candidates; --candidates is " + std::to_string(opts.n_candidates));
+      }
+      if (opts.negatives != NegativeSampling::UniformAll && sampler.n_negatives_available(user) < need) {
+        count("too_few_negatives", "",
+              "user '" + ds.user_ids[u] + "' has fewer than " + std::to_string(need) +
+                  " unseen items for validation candidates (not sampled)",
+              true);
+        continue;
+      }
+    } else if (use_file) {
       if (fixed.by_user[u].empty()) {
         count("not_in_candidate_file", file, "users of the dataset without a line in the candidate file (not sampled)",
               false);
@@ -247,7 +356,11 @@ PreparedSplit prepare_split(const Dataset& ds, const ProtocolOptions& opts) {
               true);
         continue;
       }
-    } else if (sampler.n_negatives_available(user) < need) {
+    } else if (opts.negatives != NegativeSampling::UniformAll && sampler.n_negatives_available(user) < need) {
+      if (!listed.empty()) {
+        throw InputError(opts.users_file.string(), 0, "user",
+                         "user '" + ds.user_ids[u] + "' has fewer than " + std::to_string(need) + " unseen items");
+      }
       count("too_few_negatives", "",
             "user '" + ds.user_ids[u] + "' has fewer than " + std::to_string(need) + " unseen items (not sampled)",
             true);
@@ -257,7 +370,12 @@ PreparedSplit prepare_split(const Dataset& ds, const ProtocolOptions& opts) {
   }
   split.n_eligible = eligible.size();
 
-  const auto chosen = sample_users(eligible, opts.n_users, opts.seed);
+  // A user list is used as given, in its order; --users is ignored.
+  const auto chosen = listed.empty() ? sample_users(eligible, opts.n_users, opts.seed) : user_list;
+  if (!listed.empty() && eligible.size() != user_list.size()) {
+    throw InputError(opts.users_file.string(), 0, "user",
+                     std::to_string(user_list.size() - eligible.size()) + " listed users cannot be evaluated");
+  }
   split.users.reserve(chosen.size());
   std::size_t n_file_skipped = 0;
   for (const UserIndex user : chosen) {
@@ -266,17 +384,21 @@ PreparedSplit prepare_split(const Dataset& ds, const ProtocolOptions& opts) {
     PreparedUser pu;
     pu.user = user;
     pu.user_id = ds.user_ids[static_cast<std::size_t>(user)];
-    Rng rv = candidate_rng(opts.seed, Phase::Valid, user, opts.trial);
-    Rng rt = candidate_rng(opts.seed, Phase::Test, user, opts.trial);
-    if (use_file) {
+    const std::uint32_t draw = opts.fixed_across_trials ? 0 : opts.trial;
+    Rng rv = candidate_rng(opts.seed, Phase::Valid, user, draw);
+    Rng rt = candidate_rng(opts.seed, Phase::Test, user, draw);
+    if (verbatim) {
+      pu.valid_candidates = sampler.sample(user, loo.valid_target, opts.n_candidates, rv, loo.valid_history);
+      pu.test_candidates = fixed.by_user[static_cast<std::size_t>(user)];
+    } else if (use_file) {
       const auto& list = fixed.by_user[static_cast<std::size_t>(user)];
       std::size_t skipped = 0;
       pu.valid_candidates = sampler.from_fixed(user, loo.valid_target, list, opts.n_candidates, rv, skipped);
       pu.test_candidates = sampler.from_fixed(user, loo.test_target, list, opts.n_candidates, rt, skipped);
       n_file_skipped += skipped;
     } else {
-      pu.valid_candidates = sampler.sample(user, loo.valid_target, opts.n_candidates, rv);
-      pu.test_candidates = sampler.sample(user, loo.test_target, opts.n_candidates, rt);
+      pu.valid_candidates = sampler.sample(user, loo.valid_target, opts.n_candidates, rv, loo.valid_history);
+      pu.test_candidates = sampler.sample(user, loo.test_target, opts.n_candidates, rt, loo.test_history);
     }
     pu.valid_history = std::move(loo.valid_history);
     pu.valid_target = loo.valid_target;

@@ -64,6 +64,12 @@ inline void write_gz(const std::filesystem::path& p, std::string_view bytes) {
 }
 
 // The issue of `kind` in `issues`, or nullptr.
+// `text` with the first occurrence of `from` replaced by `to` (unchanged when absent).
+inline std::string replace_first(std::string text, std::string_view from, std::string_view to) {
+  if (const auto at = text.find(from); at != std::string::npos) text.replace(at, from.size(), to);
+  return text;
+}
+
 inline const data::LoadIssue* find_issue(const std::vector<data::LoadIssue>& issues, std::string_view kind) {
   for (const auto& i : issues) {
     if (i.kind == kind) return &i;

@@ -16,6 +16,9 @@ struct EvalConfig;
 namespace lrgd::rec {
 struct LlmRankerOptions;
 }
+namespace lrgd::protocol {
+struct ProtocolOptions;
+}
 
 namespace lrgd::cli {
 
@@ -43,6 +46,22 @@ void add_train_command(CLI::App* model, Action& action);
 // user's --mode, empty for the default). Text models: nothing changes. Throws OptionError.
 void configure_item_model(const std::string& model, const data::Dataset& dataset, const std::string& mode,
                           rec::LlmRankerOptions& options);
+
+// Users and candidates (protocol_args.cpp), shared by `data prepare`, `data export`, `eval`.
+struct ProtocolArgs {
+  std::size_t n_users = 1000;
+  std::string users_file;
+  std::uint64_t seed = 42;
+  std::size_t max_history = 20;
+  std::size_t n_candidates = 50;
+  std::string negatives = "uniform-unseen";
+  std::string retriever;
+  std::string candidates_per_trial = "redraw";
+  std::string candidate_file;
+};
+void add_protocol_options(CLI::App* cmd, ProtocolArgs& args);
+// Resolves the options (a --retriever model is opened here, with n_threads). Throws OptionError.
+protocol::ProtocolOptions protocol_options(const ProtocolArgs& args, const data::Dataset& dataset, int n_threads = 0);
 
 // LRGD (issue 6, cmd_lrgd.cpp): `memory` and `ablate`; the `eval --method lrgd` options
 // and the hook that configures such a run (returns what runs after run_eval: collapse.md/png).

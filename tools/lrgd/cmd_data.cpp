@@ -31,13 +31,10 @@ struct StatsArgs {
 struct PrepareArgs {
   DataArgs data;
   std::string out;
-  std::size_t n_users = 1000;
-  std::uint64_t seed = 42;
+  ProtocolArgs protocol;
   std::uint32_t trial = 0;
-  std::size_t max_history = 20;
-  std::size_t n_candidates = 50;
-  std::string negatives = "uniform";
-  std::string candidate_file;
+  std::string write_candidates;
+  std::string candidate_format = "tsv";
 };
 
 void add_data_options(CLI::App* cmd, DataArgs& a) {
@@ -143,19 +140,15 @@ int run_stats(const StatsArgs& a) {
 }
 
 int run_prepare(const PrepareArgs& a) {
-  protocol::ProtocolOptions o;
-  o.seed = a.seed;
-  o.trial = a.trial;
-  o.n_users = a.n_users;
-  o.max_history = a.max_history;
-  o.n_candidates = a.n_candidates;
-  o.negatives = protocol::parse_negatives(a.negatives);
-  o.candidate_file = a.candidate_file;
-  o.strict = a.data.strict;
   const Loaded l = load(a.data);
+  protocol::ProtocolOptions o = protocol_options(a.protocol, l.ds);
+  o.trial = a.trial;
+  o.strict = a.data.strict;
   const auto t0 = std::chrono::steady_clock::now();
   const auto split = protocol::prepare_split(l.ds, o);
   protocol::write_prepared_split(split, std::filesystem::path(a.out));
+  if (!a.write_candidates.empty())
+    protocol::write_candidate_file(split, l.ds, a.candidate_format, a.write_candidates);
   const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   fmt::print(stderr, "lrgd: loaded {} ({} users, {} items, {} interactions) in {:.3f} s\n", l.ds.name,
              thousands(l.ds.n_users()), thousands(l.ds.n_items()), thousands(l.ds.n_interactions()), l.seconds);
@@ -185,15 +178,13 @@ void add_data_commands(CLI::App& app, Action& action) {
   auto* pr = data->add_subcommand("prepare", "Write the evaluation split (users, histories, targets, candidates)");
   add_data_options(pr, prep->data);
   pr->add_option("--out,-o", prep->out, "Output file (JSON Lines, docs/formats.md)")->required();
-  pr->add_option("--users", prep->n_users, "Evaluation users to sample (0: all)")->capture_default_str();
-  pr->add_option("--seed", prep->seed, "Seed of user and candidate sampling")->capture_default_str();
+  add_protocol_options(pr, prep->protocol);
   pr->add_option("--trial", prep->trial, "Trial number (candidate draws differ per trial)")->capture_default_str();
-  pr->add_option("--max-history", prep->max_history, "Most recent items kept in a history (0: all)")
+  pr->add_option("--write-candidates", prep->write_candidates,
+                 "Also write the test candidates as a candidate file (--candidate-format)");
+  pr->add_option("--candidate-format", prep->candidate_format,
+                 "tsv (user<TAB>candidates) | llmrank (user<TAB>negatives) | more (MoRE's JSON)")
       ->capture_default_str();
-  pr->add_option("--candidates", prep->n_candidates, "Candidate set size (target + negatives)")->capture_default_str();
-  pr->add_option("--negatives", prep->negatives, "uniform | popularity")->capture_default_str();
-  pr->add_option("--candidate-file", prep->candidate_file,
-                 "Fixed candidates, 'user<TAB>item item ...' per line (e.g. llmrank/Games-6k.random)");
   pr->callback([&action, prep] { action = [prep] { return run_prepare(*prep); }; });
 }
 

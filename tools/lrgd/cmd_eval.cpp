@@ -25,13 +25,8 @@ struct EvalArgs {
   std::string format = "auto";
   int kcore = -1;
   std::string method;
-  std::size_t n_users = 1000;
+  ProtocolArgs protocol;
   std::uint32_t n_trials = 10;
-  std::uint64_t seed = 42;
-  std::size_t max_history = 20;
-  std::size_t n_candidates = 50;
-  std::string negatives = "uniform";
-  std::string candidate_file;
   int list_length = 10;
   // Model.
   std::string model;
@@ -118,7 +113,7 @@ std::unique_ptr<llm::Backend> make_backend(const EvalArgs& a, eval::EvalConfig& 
     o.endpoints = a.endpoints;
     o.model = a.api_model;
     o.max_in_flight = a.max_in_flight;
-    o.seed = a.seed;
+    o.seed = a.protocol.seed;
     o.model_id = a.model_id;
     // --constrain promises distinct candidate numbers: over a server that takes one grammar
     // per answer line (docs/backends.md).
@@ -145,12 +140,6 @@ int run_eval_command(const EvalArgs& a) {
     throw OptionError("--model", "method " + a.method + " needs --model FILE.gguf or --endpoint URL");
   if (!a.model.empty() && !a.endpoints.empty()) throw OptionError("--endpoint", "give --model or --endpoint, not both");
   if (a.kcore < -1) throw OptionError("--kcore", "must be -1 (format default), 0 (off) or k >= 1");
-  c.protocol.seed = a.seed;
-  c.protocol.n_users = a.n_users;
-  c.protocol.max_history = a.max_history;
-  c.protocol.n_candidates = a.n_candidates;
-  c.protocol.negatives = protocol::parse_negatives(a.negatives);
-  c.protocol.candidate_file = a.candidate_file;
   c.n_trials = a.n_trials;
   c.list_length = a.list_length;
   c.llm.mode = rec::parse_rank_mode(a.mode.empty() ? "generate" : a.mode);
@@ -160,7 +149,7 @@ int run_eval_command(const EvalArgs& a) {
   c.llm.generation.temperature = a.temperature;
   c.llm.generation.top_p = a.top_p;
   c.llm.generation.top_k = a.top_k;
-  c.llm.generation.seed = a.seed;
+  c.llm.generation.seed = a.protocol.seed;
   c.llm.score_target = rec::parse_score_target(a.score_on);
   c.llm.score_norm = rec::parse_score_norm(a.score_norm);
   c.llm.min_history = a.min_history;
@@ -176,6 +165,7 @@ int run_eval_command(const EvalArgs& a) {
   lo.format = data::parse_format(a.format);
   lo.kcore = a.kcore;
   const auto ds = data::load_dataset(a.data, lo);
+  c.protocol = protocol_options(a.protocol, ds, a.n_threads);
   if (llm_method && !a.model.empty()) configure_item_model(a.model, ds, a.mode, c.llm);
   // R goes to every text method alike (an item-token prompt has no text to put it in).
   if (llm_method && c.llm.prompt_form != rec::PromptForm::ItemTokens && !a.no_regularisation)
@@ -236,13 +226,8 @@ void add_eval_commands(CLI::App& app, Action& action) {
   ev->add_option("--out,-o", a->out, "Run directory")->required();
   ev->add_flag("--resume", a->resume, "Continue the run in --out (same configuration required)");
   ev->add_flag("--overwrite", a->overwrite, "Replace a run already in --out");
-  ev->add_option("--users", a->n_users, "Evaluation users (0: all)")->capture_default_str();
   ev->add_option("--trials", a->n_trials, "Trials (candidate draws)")->capture_default_str();
-  ev->add_option("--seed", a->seed, "Seed of users, candidates, baselines and sampling")->capture_default_str();
-  ev->add_option("--max-history", a->max_history, "Most recent history items shown (0: all)")->capture_default_str();
-  ev->add_option("--candidates", a->n_candidates, "Candidate set size")->capture_default_str();
-  ev->add_option("--negatives", a->negatives, "uniform | popularity")->capture_default_str();
-  ev->add_option("--candidate-file", a->candidate_file, "Fixed candidates, 'user<TAB>item item ...' per line");
+  add_protocol_options(ev, a->protocol);
   ev->add_option("--list-length", a->list_length, "Length of the ranked list")->capture_default_str();
   ev->add_option("--model,-m", a->model, "GGUF model or pulled model name (embedded libllama)")->transform(model_arg());
   ev->add_option("--endpoint", a->endpoints, "OpenAI-compatible server URL (repeat for several)");
