@@ -34,6 +34,11 @@ struct EvalConfig {
   int list_length = 10;                 // the ranked list's length (the LLM's and the baselines')
   rec::LlmRankerOptions llm;            // zsl/icl only; method and list_length are taken from above
   baselines::BaselineOptions baseline;  // random/pop/markov only; seed = protocol.seed
+  // external only: the score file (lrgd/external.h) and the row label of tables and reports
+  // ("" = "External"). The file's sha256 is hashed into config_hash; its path and the label
+  // are not.
+  std::string scores_path;
+  std::string label;
   std::vector<metrics::MetricSpec> metrics = metrics::default_metrics();
   double confidence = 0.95;
   // Descriptive (not hashed): where the data and the model came from.
@@ -82,9 +87,11 @@ std::string config_json(const EvalConfig& config, const data::Dataset& dataset, 
 std::shared_ptr<protocol::Retriever> make_ranker_retriever(std::unique_ptr<rec::Ranker> ranker, std::string name);
 
 // Runs the evaluation and writes the run directory. `backend` is required for zsl/icl and
-// ignored for baselines. Throws OptionError for invalid options (a non-empty `out` without
-// resume/overwrite, a missing backend), Error when resuming a run whose config hash differs
-// or whose results file is corrupt (not just a torn last line), IoError on write failures.
+// ignored for baselines and external. Throws OptionError for invalid options (a non-empty
+// `out` without resume/overwrite, a missing backend), Error when resuming a run whose config
+// hash differs or whose results file is corrupt (not just a torn last line), IoError on write
+// failures. External: the score file is read and checked against every query of the run
+// before anything is created or written; InputError (file, line) when it does not fit.
 RunResult run_eval(const EvalConfig& config, const data::Dataset& dataset, llm::Backend* backend,
                    const RunOptions& options);
 

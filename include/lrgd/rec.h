@@ -24,8 +24,9 @@ using data::ItemIndex;
 
 // Lrgd: optimised demonstrations (lrgd_optim supplies its ranker through
 // eval::EvalConfig::ranker_factory; make_llm_ranker treats it as ICL with the query's demo).
-enum class Method { Zsl, Icl, Random, Pop, Markov, Lrgd };
-// "zsl" | "icl" | "random" | "pop" | "markov" | "lrgd". Throws OptionError("--method") otherwise.
+// External: another tool's rankings read from a score file (lrgd/external.h).
+enum class Method { Zsl, Icl, Random, Pop, Markov, Lrgd, External };
+// "zsl" | "icl" | "random" | "pop" | "markov" | "lrgd" | "external". Throws OptionError("--method") otherwise.
 Method parse_method(std::string_view name);
 std::string_view method_name(Method method);
 bool needs_llm(Method method);
@@ -141,7 +142,7 @@ std::unique_ptr<Ranker> make_llm_ranker(const data::Dataset& dataset, llm::Backe
                                         const LlmRankerOptions& options);
 
 // random | pop | markov over the same queries (key = (user << 32) | trial). Throws
-// OptionError for an LLM method.
+// OptionError for an LLM method or external.
 std::unique_ptr<Ranker> make_baseline_ranker(const data::Dataset& dataset, Method method,
                                              const baselines::BaselineOptions& options, int list_length);
 

@@ -7,6 +7,7 @@
 
 #include "eval_internal.h"
 #include "lrgd/error.h"
+#include "lrgd/external.h"
 #include "lrgd/file.h"
 #include "lrgd/hash.h"
 #include "lrgd/progress.h"
@@ -46,11 +47,30 @@ ojson hashed_part(ojson doc) {
   doc.erase("runtime");
   doc.erase("config_hash");
   if (doc.contains("dataset")) doc["dataset"].erase("path");
+  if (doc.contains("external")) {
+    doc["external"].erase("scores_path");
+    doc["external"].erase("label");
+  }
   if (doc.contains("model")) {
     doc["model"].erase("path");
     doc["model"].erase("endpoint");
   }
   return doc;
+}
+
+// The query of one prepared user in one trial.
+rec::Query make_query(const protocol::PreparedUser& u, std::uint32_t trial, rec::Method method) {
+  rec::Query q;
+  q.user = u.user;
+  q.trial = trial;
+  q.history = u.test_history;
+  q.candidates = u.test_candidates;
+  q.target = u.test_target;
+  if (method == rec::Method::Icl) {
+    q.demo_history = u.valid_history;
+    q.demo_target = u.valid_target;
+  }
+  return q;
 }
 
 std::string record_line(const data::Dataset& ds, const rec::Query& q, std::size_t draw, const std::string& user_id,
@@ -183,6 +203,11 @@ ojson config_document(const EvalConfig& c, const data::Dataset& ds, const std::s
                   {"partial_min_coverage", o.parse.partial_min_coverage},
                   {"match_titles", o.parse.match_titles},
                   {"match_numbers", o.parse.match_numbers}};
+  } else if (c.method == rec::Method::External) {
+    d["external"] = {{"scores_path", c.scores_path},
+                     {"scores_sha256", sha256_file(c.scores_path)},
+                     {"tie_break", "candidate_order"},
+                     {"label", c.label}};
   } else {
     seeds["baseline"] = p.seed;
     d["baseline"] = {{"name", rec::method_name(c.method)},
@@ -221,6 +246,28 @@ RunResult run_eval(const EvalConfig& config, const data::Dataset& dataset, llm::
   if (config.list_length < 1) throw OptionError("--list-length", "must be >= 1");
   if (options.out.empty()) throw OptionError("--out", "a run directory is required");
   protocol::validate(config.protocol, dataset);
+  const bool external_method = config.method == rec::Method::External;
+  if (!config.scores_path.empty() && !external_method)
+    throw OptionError("--scores", "a score file is read by --method external only");
+
+  // External: the whole score file is read and checked against every query of the run
+  // before the run directory is touched, so a bad file leaves nothing behind.
+  std::vector<protocol::PreparedSplit> splits;
+  std::unique_ptr<rec::Ranker> ranker;
+  if (external_method) {
+    if (config.scores_path.empty()) throw OptionError("--scores", "--method external needs --scores FILE");
+    const auto file = external::read_score_file(config.scores_path, dataset);
+    std::map<std::pair<data::UserIndex, std::uint32_t>, std::vector<int>> rankings;
+    for (std::uint32_t trial = 0; trial < config.n_trials; ++trial) {
+      protocol::ProtocolOptions po = config.protocol;
+      po.trial = trial;
+      splits.push_back(protocol::prepare_split(dataset, po));
+      for (const auto& u : splits.back().users)
+        rankings[{u.user, trial}] =
+            external::order_candidates(file, make_query(u, trial, config.method), dataset, config.list_length);
+    }
+    ranker = external::make_external_ranker(std::move(rankings));
+  }
 
   const std::string model_id = llm_method ? backend->model_id() : std::string();
   const ojson doc = detail::config_document(config, dataset, model_id);
@@ -256,8 +303,9 @@ RunResult run_eval(const EvalConfig& config, const data::Dataset& dataset, llm::
   if (options.resume) resumed = detail::read_results(results_path);
   write_file_atomic(config_path, doc.dump(2, ' ', false, ojson::error_handler_t::replace) + "\n");
 
-  std::unique_ptr<rec::Ranker> ranker;
-  if (llm_method && config.ranker_factory) {
+  if (ranker) {
+    // external: made above
+  } else if (llm_method && config.ranker_factory) {
     ranker = config.ranker_factory(dataset, *backend, effective_llm(config));
   } else if (config.method == rec::Method::Lrgd) {
     throw OptionError("--method", "lrgd needs its optimiser (EvalConfig::ranker_factory)");
@@ -286,9 +334,13 @@ RunResult run_eval(const EvalConfig& config, const data::Dataset& dataset, llm::
     std::size_t n_planned = 0;
     std::unique_ptr<Progress> progress;
     for (std::uint32_t trial = 0; trial < config.n_trials; ++trial) {
-      protocol::ProtocolOptions po = config.protocol;
-      po.trial = trial;
-      const auto split = protocol::prepare_split(dataset, po);
+      protocol::PreparedSplit computed;
+      if (splits.empty()) {
+        protocol::ProtocolOptions po = config.protocol;
+        po.trial = trial;
+        computed = protocol::prepare_split(dataset, po);
+      }
+      const auto& split = splits.empty() ? computed : splits[trial];
       if (!progress) {
         n_planned = split.users.size() * config.n_trials;
         // One record is one (user, trial) pair.
@@ -310,18 +362,7 @@ RunResult run_eval(const EvalConfig& config, const data::Dataset& dataset, llm::
         std::vector<rec::Query> queries;
         queries.reserve(e - b);
         for (std::size_t k = b; k < e; ++k) {
-          const auto& u = split.users[todo[k]];
-          rec::Query q;
-          q.user = u.user;
-          q.trial = trial;
-          q.history = u.test_history;
-          q.candidates = u.test_candidates;
-          q.target = u.test_target;
-          if (config.method == rec::Method::Icl) {
-            q.demo_history = u.valid_history;
-            q.demo_target = u.valid_target;
-          }
-          queries.push_back(std::move(q));
+          queries.push_back(make_query(split.users[todo[k]], trial, config.method));
         }
         const auto ranked = ranker->rank(queries);
         std::string bytes;

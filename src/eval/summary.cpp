@@ -17,6 +17,11 @@ std::string run_label(const ojson& doc) {
   if (method == "pop") return "Pop";
   if (method == "markov") return "Markov";
   if (method == "random") return "Random";
+  if (method == "external") {
+    const auto e = doc.find("external");
+    const std::string label = e != doc.end() ? e->value("label", std::string()) : std::string();
+    return label.empty() ? "External" : label;
+  }
   return method;
 }
 

@@ -29,7 +29,9 @@ Method parse_method(std::string_view name) {
   if (n == "pop") return Method::Pop;
   if (n == "markov") return Method::Markov;
   if (n == "lrgd") return Method::Lrgd;
-  throw OptionError("--method", "unknown method '" + std::string(name) + "' (zsl, icl, random, pop, markov, lrgd)");
+  if (n == "external") return Method::External;
+  throw OptionError("--method",
+                    "unknown method '" + std::string(name) + "' (zsl, icl, random, pop, markov, lrgd, external)");
 }
 
 std::string_view method_name(Method method) {
@@ -46,6 +48,8 @@ std::string_view method_name(Method method) {
       return "markov";
     case Method::Lrgd:
       return "lrgd";
+    case Method::External:
+      return "external";
   }
   return "?";
 }

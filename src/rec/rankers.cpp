@@ -228,6 +228,7 @@ class BaselineRanker final : public Ranker {
   BaselineRanker(const data::Dataset& dataset, Method method, const baselines::BaselineOptions& o, int list_length)
       : list_length_(list_length) {
     if (needs_llm(method)) throw OptionError("--method", std::string(method_name(method)) + " needs a model");
+    if (method == Method::External) throw OptionError("--method", "external needs --scores (lrgd/external.h)");
     if (list_length < 1) throw OptionError("--list-length", "must be >= 1");
     model_ = baselines::make_baseline(method_name(method), dataset, o);
   }

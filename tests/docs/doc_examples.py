@@ -8,6 +8,7 @@ one of the same file wrote), with these changes, all printed:
   - the placeholder models M.gguf / MODEL.gguf become a tiny random-weight model;
   - --endpoint URLs point at a llama-server started here on that tiny model;
   - real models (smollm2-135m, gemma3-270m) run when cached, else are only parsed.
+  - `python3 scripts/X.py ...` runs the checkout's script in the scratch folder.
 Commands that cannot run here are parsed by the CLI (LRGD_PARSE_ONLY=1: every option and
 value is checked, nothing runs); the setup scripts are checked with `bash -n`.
 Synopses (``` blocks without a language, or code spans with placeholders such as FILE,
@@ -219,6 +220,12 @@ class Runner:
         if not words:
             return "skipped", True, "empty"
         prog = words[0]
+        if prog == "python3" and len(words) > 1 and words[1].startswith("scripts/"):
+            # A Python script of this checkout (standard library only), run in the scratch folder.
+            args = [str((self.root / x).resolve()) if x.startswith("../shared/data/") else x for x in words[2:]]
+            r = subprocess.run([sys.executable, str(self.root / words[1]), *args], cwd=cwd, capture_output=True,
+                               text=True, timeout=600)
+            return "ran", r.returncode == 0, (f"exit {r.returncode}: " + r.stderr.strip()[-400:]) if r.returncode else ""
         if prog.startswith("scripts/"):
             r = subprocess.run(["bash", "-n", str(self.root / prog)], capture_output=True, text=True)
             return "bash -n", r.returncode == 0, (r.stderr.strip() or "syntax ok (the script is the CI itself)")

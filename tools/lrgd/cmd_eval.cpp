@@ -58,6 +58,9 @@ struct EvalArgs {
   // Baselines.
   std::size_t markov_window = 1;
   double markov_decay = 0.5;
+  // External rankings.
+  std::string scores;
+  std::string label;
   // Output.
   std::string metrics;
   double confidence = 0.95;
@@ -140,6 +143,12 @@ int run_eval_command(const EvalArgs& a) {
     throw OptionError("--model", "method " + a.method + " needs --model FILE.gguf or --endpoint URL");
   if (!a.model.empty() && !a.endpoints.empty()) throw OptionError("--endpoint", "give --model or --endpoint, not both");
   if (a.kcore < -1) throw OptionError("--kcore", "must be -1 (format default), 0 (off) or k >= 1");
+  if (c.method == rec::Method::External && a.scores.empty())
+    throw OptionError("--scores", "--method external needs --scores FILE (docs/formats.md, \"Score files\")");
+  if (c.method != rec::Method::External && !a.scores.empty())
+    throw OptionError("--scores", "only with --method external");
+  if (c.method != rec::Method::External && !a.label.empty())
+    throw OptionError("--label", "only with --method external (other methods have fixed labels)");
   c.n_trials = a.n_trials;
   c.list_length = a.list_length;
   c.llm.mode = rec::parse_rank_mode(a.mode.empty() ? "generate" : a.mode);
@@ -155,6 +164,8 @@ int run_eval_command(const EvalArgs& a) {
   c.llm.min_history = a.min_history;
   c.baseline.markov_window = a.markov_window;
   c.baseline.markov_decay = a.markov_decay;
+  c.scores_path = a.scores;
+  c.label = a.label;
   if (!a.metrics.empty()) c.metrics = metrics::parse_metrics(a.metrics);
   if (!(a.confidence > 0 && a.confidence < 1)) throw OptionError("--confidence", "must be in (0, 1)");
   c.confidence = a.confidence;
@@ -184,7 +195,15 @@ int run_eval_command(const EvalArgs& a) {
   ro.progress = !a.no_progress;
   ro.fsync_interval_s = a.fsync_interval;
   ro.setup_s = std::chrono::duration<double>(Clock::now() - t0).count();
-  const auto r = eval::run_eval(c, ds, backend.get(), ro);
+  const auto r = [&] {
+    try {
+      return eval::run_eval(c, ds, backend.get(), ro);
+    } catch (const InputError& e) {
+      // A score file that does not fit the run is a usage error (exit 2), like a bad option.
+      if (!a.scores.empty() && e.file() == c.scores_path) throw OptionError("--scores", e.what());
+      throw;
+    }
+  }();
   if (after) after();
 
   fmt::print(stderr, "lrgd: {} records ({} computed, {} resumed) in {:.2f} s (model {:.2f} s, outside {:.2f} s)\n",
@@ -217,12 +236,12 @@ int run_report_command(const ReportArgs& a) {
 
 void add_eval_commands(CLI::App& app, Action& action) {
   auto a = std::make_shared<EvalArgs>();
-  auto* ev =
-      app.add_subcommand("eval", "Evaluate a method (zsl, icl, lrgd, pop, markov, random) and write a run directory");
+  auto* ev = app.add_subcommand(
+      "eval", "Evaluate a method (zsl, icl, lrgd, pop, markov, random, external) and write a run directory");
   ev->add_option("--data,-d", a->data, "Dataset folder or file")->required();
   ev->add_option("--format", a->format, "auto | lcrec | recbole | amazon-raw | csv")->capture_default_str();
   ev->add_option("--kcore", a->kcore, "k-core filter (-1: format default)")->capture_default_str();
-  ev->add_option("--method", a->method, "zsl | icl | lrgd | pop | markov | random")->required();
+  ev->add_option("--method", a->method, "zsl | icl | lrgd | pop | markov | random | external")->required();
   ev->add_option("--out,-o", a->out, "Run directory")->required();
   ev->add_flag("--resume", a->resume, "Continue the run in --out (same configuration required)");
   ev->add_flag("--overwrite", a->overwrite, "Replace a run already in --out");
@@ -265,6 +284,10 @@ void add_eval_commands(CLI::App& app, Action& action) {
       ->capture_default_str();
   ev->add_option("--markov-window", a->markov_window, "markov: recent items that vote")->capture_default_str();
   ev->add_option("--markov-decay", a->markov_decay, "markov: weight decay per step back")->capture_default_str();
+  ev->add_option("--scores", a->scores,
+                 "external: another tool's rankings or scores for the run's candidates (JSON Lines or TSV; "
+                 "docs/formats.md)");
+  ev->add_option("--label", a->label, "external: the run's row label in tables and reports (default: External)");
   ev->add_option("--metrics", a->metrics, "Comma-separated metric keys (default: the report's seven)");
   ev->add_option("--confidence", a->confidence, "Confidence of the intervals")->capture_default_str();
   ev->add_option("--batch", a->batch, "Queries per backend call")->capture_default_str();
