@@ -22,6 +22,15 @@ Format parse_format(std::string_view name);
 // The name parse_format accepts for `format`.
 std::string_view format_name(Format format);
 
+// What a loader does when a user has an item again (--repeats): keep every occurrence (a
+// repeat purchase is an event of the sequence; counted as "repeat_interaction", data kept),
+// or keep only the first or the last occurrence (the others counted as "duplicate_interaction").
+enum class Repeats { Keep, First, Last };
+
+// "keep" | "first" | "last". Throws OptionError("--repeats") otherwise.
+Repeats parse_repeats(std::string_view name);
+std::string_view repeats_name(Repeats repeats);
+
 // Users with fewer items cannot be split leave-one-out (train, validation, test): every
 // loader removes them and counts them as "short_user".
 inline constexpr std::size_t kMinUserItems = 3;
@@ -37,6 +46,8 @@ struct LoadOptions {
   // false: a problem on one line or record is skipped and counted in Dataset::issues.
   // true: the first problem that would drop data throws InputError instead.
   bool strict = false;
+  // A user's repeated item: kept (default), or only its first or last occurrence.
+  Repeats repeats = Repeats::Keep;
   // csv only: the item file (item,title[,brand,category]) when `path` names the interaction
   // file and the item file is not beside it under a recognised name.
   std::filesystem::path items_file;
@@ -48,9 +59,9 @@ struct DetectedFiles {
   std::string name;                                 // dataset name, from the file names
   std::vector<std::filesystem::path> interactions;  // lcrec: X.inter.json; recbole: *.valid/test.inter
                                                     // or one per-interaction .inter; raw: review files
-  std::filesystem::path items;                      // may be empty (no item text)
-  std::filesystem::path item2id;                    // lcrec only, optional
-  std::filesystem::path user2id;                    // lcrec only, optional
+  std::filesystem::path items;                      // may be empty (no item text); UniSRec: X.text
+  std::filesystem::path item2id;                    // lcrec: X.item2id; recbole: X.item2index (UniSRec); optional
+  std::filesystem::path user2id;                    // lcrec: X.user2id; recbole: X.user2index (UniSRec); optional
 };
 
 // Finds the format and files for a directory or a file (rules in docs/formats.md).
@@ -60,9 +71,9 @@ struct DetectedFiles {
 DetectedFiles detect_files(const std::filesystem::path& path, Format format = Format::Auto);
 
 // Loads a dataset. Sequences are chronological (oldest first), every user has at least
-// kMinUserItems items and no item twice. Skipped records are counted in Dataset::issues.
-// Throws InputError (file, line, field) for unusable input (malformed single-document JSON,
-// an empty file, a truncated .gz, any skip when opts.strict), IoError if a file cannot be read.
+// kMinUserItems items; a user's repeated item is kept or not as opts.repeats says. Skipped records are counted in
+// Dataset::issues. Throws InputError (file, line, field) for unusable input (malformed single-document JSON, an empty
+// file, a truncated .gz, any skip when opts.strict), IoError if a file cannot be read.
 Dataset load_dataset(const std::filesystem::path& path, const LoadOptions& opts = {});
 
 // Item text cleaning: decodes HTML character references (named, &#NNN; and &#xHH;), turns

@@ -36,6 +36,7 @@ struct Dataset {
   std::vector<std::string> user_ids;      // by UserIndex
   std::vector<std::string> user_alt_ids;  // by UserIndex where the files give one (LC-Rec: reviewerID), else empty
   std::string format;                     // the loader that read it: "lcrec", "recbole", "amazon-raw", "csv"
+  std::string repeats;                    // how a user's repeated item was loaded (--repeats): "keep", "first", "last"
   std::vector<std::vector<ItemIndex>> sequences;  // by UserIndex, chronological, oldest first
   std::string content_hash;                       // sha256 over the canonical content (see docs/formats.md)
   std::vector<LoadIssue> issues;                  // skips reported at the end of loading

@@ -88,7 +88,7 @@ void LogBuilder::add(std::string_view user, std::string_view item, double time, 
   records_.push_back(Record{time, line, users_.intern(user), items_.intern(item), file});
 }
 
-Dataset LogBuilder::build(const std::vector<std::string>& files, IssueLog& log) {
+Dataset LogBuilder::build(const std::vector<std::string>& files, Repeats repeats, IssueLog& log) {
   const std::size_t n_users = users_.size();
   // Counting sort by user keeps the reading order inside each user.
   std::vector<std::size_t> start(n_users + 1, 0);
@@ -104,7 +104,8 @@ Dataset LogBuilder::build(const std::vector<std::string>& files, IssueLog& log) 
   Dataset ds;
   ds.user_ids = users_.strings();
   ds.sequences.resize(n_users);
-  std::vector<std::uint32_t> seen(items_.size(), 0);  // user + 1 that last used the item
+  std::vector<char> mark(items_.size(), 0);
+  std::vector<std::size_t> repeated;
   user_lines_.assign(n_users, 0);
   for (std::size_t u = 0; u < n_users; ++u) {
     auto first = order.begin() + static_cast<std::ptrdiff_t>(start[u]);
@@ -117,24 +118,67 @@ Dataset LogBuilder::build(const std::vector<std::string>& files, IssueLog& log) 
     std::uint32_t first_index = UINT32_MAX;
     for (auto it = first; it != last; ++it) first_index = std::min(first_index, *it);
     if (first != last) user_lines_[u] = records_[first_index].line;
-    for (auto it = first; it != last; ++it) {
-      const Record& r = records_[*it];
-      auto& s = seen[static_cast<std::size_t>(r.item)];
-      if (s == u + 1) {
-        log.skip("duplicate_interaction", files[r.file], r.line, "item",
-                 "user '" + ds.user_ids[u] + "' has item '" + items_.strings()[static_cast<std::size_t>(r.item)] +
-                     "' again; the earliest is kept");
-        continue;
-      }
-      s = static_cast<std::uint32_t>(u + 1);
-      seq.push_back(r.item);
+    for (auto it = first; it != last; ++it) seq.push_back(records_[*it].item);
+    find_repeats(seq, repeats, mark, repeated);
+    for (const std::size_t k : repeated) {
+      const Record& r = records_[*(first + static_cast<std::ptrdiff_t>(k))];
+      report_repeat(log, repeats, files[r.file], r.line, "item", ds.user_ids[u],
+                    items_.strings()[static_cast<std::size_t>(r.item)]);
     }
+    drop_repeats(seq, repeats, repeated);
   }
   ds.items.resize(items_.size());
   for (std::size_t i = 0; i < items_.size(); ++i) ds.items[i].id = items_.strings()[i];
   records_.clear();
   records_.shrink_to_fit();
   return ds;
+}
+
+void find_repeats(const std::vector<ItemIndex>& seq, Repeats mode, std::vector<char>& mark,
+                  std::vector<std::size_t>& repeats) {
+  repeats.clear();
+  auto visit = [&](std::size_t k) {
+    const auto i = static_cast<std::size_t>(seq[k]);
+    if (mark.size() <= i) mark.resize(i + 1, 0);
+    if (mark[i]) {
+      repeats.push_back(k);
+    } else {
+      mark[i] = 1;
+    }
+  };
+  if (mode == Repeats::Last) {
+    for (std::size_t k = seq.size(); k-- > 0;) visit(k);
+    std::reverse(repeats.begin(), repeats.end());
+  } else {
+    for (std::size_t k = 0; k < seq.size(); ++k) visit(k);
+  }
+  for (const ItemIndex i : seq) mark[static_cast<std::size_t>(i)] = 0;
+}
+
+void drop_repeats(std::vector<ItemIndex>& seq, Repeats mode, const std::vector<std::size_t>& repeats) {
+  if (mode == Repeats::Keep || repeats.empty()) return;
+  std::size_t out = 0;
+  std::size_t r = 0;
+  for (std::size_t k = 0; k < seq.size(); ++k) {
+    if (r < repeats.size() && repeats[r] == k) {
+      ++r;
+      continue;
+    }
+    seq[out++] = seq[k];
+  }
+  seq.resize(out);
+}
+
+void report_repeat(IssueLog& log, Repeats mode, const std::string& file, std::uint64_t line, std::string_view field,
+                   std::string_view user, std::string_view item) {
+  const std::string what = "user '" + std::string(user) + "' has item '" + std::string(item) + "' again; ";
+  if (mode == Repeats::Keep) {
+    log.note("repeat_interaction", file, line, what + "every occurrence is kept (--repeats keep)");
+  } else {
+    log.skip(
+        "duplicate_interaction", file, line, field,
+        what + (mode == Repeats::First ? "the first is kept (--repeats first)" : "the last is kept (--repeats last)"));
+  }
 }
 
 namespace {

@@ -50,10 +50,9 @@ class LogBuilder {
   std::size_t size() const { return records_.size(); }
 
   // Users in order of first appearance; each user's items sorted by (time, reading order);
-  // a repeated (user, item) keeps its first occurrence in that order and counts the others
-  // as "duplicate_interaction". Items are indexed in order of first use when users are
-  // scanned in order. `files` names the files by the `file` numbers given to add().
-  Dataset build(const std::vector<std::string>& files, IssueLog& log);
+  // a repeated (user, item) is handled as `repeats` says (apply_repeats). Items are indexed in order of first use when
+  // users are scanned in order. `files` names the files by the `file` numbers given to add().
+  Dataset build(const std::vector<std::string>& files, Repeats repeats, IssueLog& log);
   // After build(): the line of each user's first record, by UserIndex.
   std::vector<std::uint64_t>& user_lines() { return user_lines_; }
 
@@ -70,6 +69,19 @@ class LogBuilder {
   std::vector<Record> records_;
   std::vector<std::uint64_t> user_lines_;
 };
+
+// --repeats on one user's sequence: fills `repeats` with the positions (ascending) of the
+// occurrences that repeat an item, the later ones for Keep and First, the earlier ones for
+// Last. `mark` is scratch (grown as needed), all 0 on entry and on return.
+void find_repeats(const std::vector<ItemIndex>& seq, Repeats mode, std::vector<char>& mark,
+                  std::vector<std::size_t>& repeats);
+// Removes the positions `repeats` (from find_repeats) from `seq`, unless mode is Keep.
+void drop_repeats(std::vector<ItemIndex>& seq, Repeats mode, const std::vector<std::size_t>& repeats);
+
+// Counts one repeated occurrence: kept ("repeat_interaction", a note) or dropped
+// ("duplicate_interaction", a skip: an error when strict).
+void report_repeat(IssueLog& log, Repeats mode, const std::string& file, std::uint64_t line, std::string_view field,
+                   std::string_view user, std::string_view item);
 
 // k-core (k > 1): removes users and items with fewer than k interactions until stable,
 // counting what it removed (kinds "kcore_user", "kcore_item", "kcore_interaction").

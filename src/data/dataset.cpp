@@ -33,6 +33,25 @@ std::string_view format_name(Format format) {
   return "auto";
 }
 
+Repeats parse_repeats(std::string_view name) {
+  if (name == "keep") return Repeats::Keep;
+  if (name == "first") return Repeats::First;
+  if (name == "last") return Repeats::Last;
+  throw OptionError("--repeats", "unknown value '" + std::string(name) + "' (keep, first, last)");
+}
+
+std::string_view repeats_name(Repeats repeats) {
+  switch (repeats) {
+    case Repeats::Keep:
+      return "keep";
+    case Repeats::First:
+      return "first";
+    case Repeats::Last:
+      return "last";
+  }
+  return "keep";
+}
+
 namespace {
 
 // Appends a field with '\', TAB and LF escaped as \\, \t and \n.

@@ -149,6 +149,26 @@ DetectedFiles detect_recbole(const fs::path& dir, const fs::path& given) {
       }
     }
   }
+  // UniSRec: X.text (item text by source id), X.item2index and X.user2index, where X starts
+  // the interaction file's name.
+  const std::string inter_name = d.interactions[0].filename().string();
+  auto by_stem = [&](std::string_view suffix) {
+    fs::path best;
+    std::size_t best_len = 0;
+    for (const auto& f : files) {
+      const std::string n = f.filename().string();
+      if (!ends_with(n, suffix)) continue;
+      const std::string stem = strip_suffix(n, suffix);
+      if (!stem.empty() && inter_name.rfind(stem, 0) == 0 && stem.size() > best_len) {
+        best = f;
+        best_len = stem.size();
+      }
+    }
+    return best;
+  };
+  d.item2id = by_stem(".item2index");
+  d.user2id = by_stem(".user2index");
+  if (d.items.empty()) d.items = by_stem(".text");
   if (!d.items.empty()) {
     d.name = d.items.stem().string();
   } else {
@@ -335,6 +355,7 @@ Dataset load_dataset(const fs::path& path, const LoadOptions& opts) {
   }
   ds.name = files.name;
   ds.format = std::string(format_name(files.format));
+  ds.repeats = std::string(repeats_name(opts.repeats));
   detail::finish_dataset(ds, log, files.items.empty() ? std::string() : files.items.string());
   return ds;
 }

@@ -174,7 +174,7 @@ Dataset load_amazon_raw(const DetectedFiles& files, const LoadOptions& opts, int
     read_reviews(f, static_cast<std::uint32_t>(names.size()), builder, log);
     names.push_back(f.string());
   }
-  Dataset ds = builder.build(names, log);
+  Dataset ds = builder.build(names, opts.repeats, log);
   apply_kcore(ds, kcore, log, names.at(0), &builder.user_lines());
   remove_short_users(ds, log, names.at(0), builder.user_lines());
   order_items_by_first_use(ds);

@@ -135,7 +135,10 @@ Dataset load_lcrec(const DetectedFiles& files, const LoadOptions& opts, int kcor
     c.begin_object();
     bool first = true;
     std::string_view key;
-    std::vector<char> in_seq(ds.items.size(), 0);
+    std::vector<char> mark(ds.items.size(), 0);
+    std::vector<std::size_t> repeated;
+    std::vector<std::size_t> el_offsets;  // the text offset and array position of each item of u.seq
+    std::vector<std::size_t> el_pos;
     while (c.next_member(first, key)) {
       RawUser u;
       u.id.assign(key);
@@ -164,19 +167,22 @@ Dataset load_lcrec(const DetectedFiles& files, const LoadOptions& opts, int kcor
           }
         } else {
           item = new_items.intern(token);
-          if (in_seq.size() <= static_cast<std::size_t>(item)) in_seq.resize(static_cast<std::size_t>(item) + 1, 0);
         }
-        if (in_seq[static_cast<std::size_t>(item)]) {
-          log.skip("duplicate_interaction", inter_file, lines.line_at(el_at), u.id + "[" + std::to_string(pos) + "]",
-                   "user '" + u.id + "' has item '" + std::string(token) + "' again; the first is kept");
-          ++pos;
-          continue;
-        }
-        in_seq[static_cast<std::size_t>(item)] = 1;
         u.seq.push_back(item);
+        el_offsets.push_back(el_at);
+        el_pos.push_back(pos);
         ++pos;
       }
-      for (const ItemIndex i : u.seq) in_seq[static_cast<std::size_t>(i)] = 0;
+      find_repeats(u.seq, opts.repeats, mark, repeated);
+      for (const std::size_t k : repeated) {
+        const auto i = static_cast<std::size_t>(u.seq[k]);
+        report_repeat(log, opts.repeats, inter_file, lines.line_at(el_offsets[k]),
+                      u.id + "[" + std::to_string(el_pos[k]) + "]", u.id,
+                      have_items ? std::string_view(ds.items[i].id) : std::string_view(new_items.strings()[i]));
+      }
+      drop_repeats(u.seq, opts.repeats, repeated);
+      el_offsets.clear();
+      el_pos.clear();
       users.push_back(std::move(u));
     }
     field = "(top level)";

@@ -95,7 +95,7 @@ int find_column(const std::vector<std::string>& names, std::span<const std::stri
 constexpr std::string_view kUserCols[] = {"user_id", "user", "userid", "reviewerid", "uid"};
 constexpr std::string_view kItemCols[] = {"item_id", "item", "itemid", "asin", "iid", "parent_asin"};
 constexpr std::string_view kTimeCols[] = {"timestamp", "time", "unixreviewtime", "ts", "date"};
-constexpr std::string_view kTitleCols[] = {"title", "name", "item_name"};
+constexpr std::string_view kTitleCols[] = {"title", "name", "item_name", "text"};
 constexpr std::string_view kBrandCols[] = {"brand"};
 constexpr std::string_view kCategoryCols[] = {"categories", "category"};
 
@@ -201,7 +201,7 @@ ItemTable read_item_table(const std::filesystem::path& path, bool csv_quotes, co
 
 // Interaction table: user, item, timestamp per line (CSV, or RecBole per-interaction .inter).
 Dataset read_interaction_table(const std::filesystem::path& path, bool csv_quotes, bool header_required, int kcore,
-                               IssueLog& log) {
+                               Repeats repeats, IssueLog& log) {
   const std::string file = path.string();
   LineReader reader(path);
   std::string_view line;
@@ -266,7 +266,7 @@ Dataset read_interaction_table(const std::filesystem::path& path, bool csv_quote
     builder.add(user, item, t, 0, reader.line_number());
   }
   if (first) throw InputError(file, 0, "", "empty file: expected interactions");
-  Dataset ds = builder.build({file}, log);
+  Dataset ds = builder.build({file}, repeats, log);
   apply_kcore(ds, kcore, log, file, &builder.user_lines());
   remove_short_users(ds, log, file, builder.user_lines());
   order_items_by_first_use(ds);
@@ -380,6 +380,87 @@ bool is_seq_inter(const std::filesystem::path& path) {
   return line.find("item_id_list") != std::string_view::npos || line.find("item_list") != std::string_view::npos;
 }
 
+// UniSRec's X.item2index / X.user2index: 'source id<TAB>index' per line, sorted by index
+// (canonical integers by value first). A first line naming columns ('item_id:token<TAB>...')
+// is skipped.
+struct IndexEntry {
+  std::string id;
+  std::string index;
+  std::uint64_t line;
+};
+
+std::vector<IndexEntry> read_index_file(const std::filesystem::path& path, const std::string& what, IssueLog& log) {
+  const std::string file = path.string();
+  LineReader reader(path);
+  std::string_view line;
+  std::vector<IndexEntry> out;
+  IdIndex ids, indices;
+  bool any = false;
+  while (reader.next(line)) {
+    const bool first = !any;
+    any = true;
+    if (line.empty()) {
+      log.note("blank_line", file, reader.line_number(), "blank line ignored");
+      continue;
+    }
+    const std::size_t tab = line.find('\t');
+    if (tab == std::string_view::npos) {
+      log.skip("malformed_line", file, reader.line_number(), "", "expected '" + what + " id<TAB>index'");
+      continue;
+    }
+    const std::string_view id = line.substr(0, tab);
+    const std::string_view index = line.substr(tab + 1);
+    if (first && id.find(':') != std::string_view::npos && index.find(':') != std::string_view::npos) continue;
+    if (id.empty() || index.empty()) {
+      log.skip("missing_field", file, reader.line_number(), id.empty() ? what + "_id" : "index", "empty field");
+      continue;
+    }
+    if (ids.find(id) >= 0 || indices.find(index) >= 0) {
+      log.skip(
+          "duplicate_" + what, file, reader.line_number(), ids.find(id) >= 0 ? what + "_id" : "index",
+          what + " '" + std::string(id) + "' or index '" + std::string(index) + "' appears again; the first is kept");
+      continue;
+    }
+    ids.add(id, 0);
+    indices.add(index, 0);
+    out.push_back(IndexEntry{std::string(id), std::string(index), reader.line_number()});
+  }
+  if (!any) throw InputError(file, 0, "", "empty file: expected '" + what + " id<TAB>index' lines");
+  const auto by_index = [](const IndexEntry& a, const IndexEntry& b) { return id_less(a.index, b.index); };
+  if (!std::is_sorted(out.begin(), out.end(), by_index)) std::stable_sort(out.begin(), out.end(), by_index);
+  return out;
+}
+
+// UniSRec items: one per X.item2index line, in index order, id = the source id, alt_id = the
+// index; text from `table` (X.text) by source id, or by index where the source id is absent.
+std::vector<Item> index_items(const std::filesystem::path& item2index, ItemTable& table, bool have_items,
+                              const std::string& items_file, IdIndex& by_index, IssueLog& log) {
+  const auto entries = read_index_file(item2index, "item", log);
+  std::vector<Item> items(entries.size());
+  std::vector<char> used(table.items.size(), 0);
+  for (std::size_t k = 0; k < entries.size(); ++k) {
+    Item& item = items[k];
+    item.id = entries[k].id;
+    item.alt_id = entries[k].index;
+    by_index.add(item.alt_id, static_cast<ItemIndex>(k));
+    if (!have_items) continue;
+    ItemIndex t = table.lookup.find(item.id);
+    if (t == kNoItem) t = table.lookup.find(item.alt_id);
+    if (t == kNoItem) continue;
+    const Item& src = table.items[static_cast<std::size_t>(t)];
+    item.title = src.title;
+    item.brand = src.brand;
+    item.category = src.category;
+    used[static_cast<std::size_t>(t)] = 1;
+  }
+  const auto n_unused = static_cast<std::uint64_t>(std::count(used.begin(), used.end(), 0));
+  if (have_items) {
+    log.filtered("meta_not_in_dataset", items_file, n_unused,
+                 "text lines for items that are not in " + item2index.filename().string());
+  }
+  return items;
+}
+
 }  // namespace
 
 Dataset load_recbole(const DetectedFiles& files, const LoadOptions& opts, int kcore, IssueLog& log) {
@@ -390,7 +471,7 @@ Dataset load_recbole(const DetectedFiles& files, const LoadOptions& opts, int kc
 
   if (!is_seq_inter(files.interactions.at(0))) {
     // Per-interaction atomic file: user_id, item_id, timestamp.
-    Dataset ds = read_interaction_table(files.interactions[0], false, true, kcore, log);
+    Dataset ds = read_interaction_table(files.interactions[0], false, true, kcore, opts.repeats, log);
     if (have_items) attach_items(ds, table, items_file, log);
     return ds;
   }
@@ -406,14 +487,32 @@ Dataset load_recbole(const DetectedFiles& files, const LoadOptions& opts, int kc
 
   Dataset ds;
   Interner new_items;
-  if (have_items) ds.items = std::move(table.items);
+  // UniSRec: the .inter files hold indices, X.item2index and X.user2index map them to ids.
+  const bool item_index = !files.item2id.empty();
+  const bool user_index = !files.user2id.empty();
+  IdIndex by_index;
+  if (item_index) {
+    ds.items = index_items(files.item2id, table, have_items, items_file, by_index, log);
+  } else if (have_items) {
+    ds.items = std::move(table.items);
+  }
+  std::vector<IndexEntry> users_by_index;
+  IdIndex user_lookup;
+  std::vector<char> user_used;
+  if (user_index) {
+    users_by_index = read_index_file(files.user2id, "user", log);
+    for (std::size_t k = users_by_index.size(); k-- > 0;)
+      user_lookup.add(users_by_index[k].index, static_cast<std::int32_t>(k));
+    user_used.assign(users_by_index.size(), 0);
+  }
+  const bool known_items = item_index || have_items;
   auto resolve = [&](std::string_view token, const std::string& file, std::uint64_t line, std::string_view user) {
-    if (have_items) {
-      const ItemIndex i = table.lookup.find(token);
+    if (known_items) {
+      const ItemIndex i = item_index ? by_index.find(token) : table.lookup.find(token);
       if (i == kNoItem) {
         log.skip("unknown_item", file, line, "item_id",
                  "user '" + std::string(user) + "': item '" + std::string(token) + "' is not in " +
-                     files.items.filename().string());
+                     (item_index ? files.item2id : files.items).filename().string());
       }
       return i;
     }
@@ -436,7 +535,8 @@ Dataset load_recbole(const DetectedFiles& files, const LoadOptions& opts, int kc
 
   IdIndex seen_users;
   std::vector<std::string_view> tokens;
-  std::vector<char> in_seq(ds.items.size(), 0);
+  std::vector<char> mark(ds.items.size(), 0);
+  std::vector<std::size_t> repeat_pos;
   std::vector<std::uint64_t> user_lines;
   ds.sequences.reserve(first.rows.size());
   ds.user_ids.reserve(first.rows.size());
@@ -449,6 +549,19 @@ Dataset load_recbole(const DetectedFiles& files, const LoadOptions& opts, int kc
       continue;
     }
     seen_users.add(user, 0);
+    std::int32_t user_k = -1;
+    if (user_index) {
+      user_k = user_lookup.find(user);
+      if (user_k < 0) {
+        log.skip("unknown_user", first_file, row.line, "user_id",
+                 "user '" + std::string(user) + "' is not in " + files.user2id.filename().string());
+        if (paired) {
+          const std::int32_t j = find_last(k, user);
+          if (j >= 0) last_used[static_cast<std::size_t>(j)] = 1;
+        }
+        continue;
+      }
+    }
     const auto vh = first.history(row);
     tokens.assign(vh.begin(), vh.end());
     tokens.push_back(row.target);
@@ -491,18 +604,23 @@ Dataset load_recbole(const DetectedFiles& files, const LoadOptions& opts, int kc
     seq.reserve(tokens.size());
     for (const auto tok : tokens) {
       const ItemIndex i = resolve(tok, *file, line, user);
-      if (i == kNoItem) continue;
-      if (in_seq.size() <= static_cast<std::size_t>(i)) in_seq.resize(static_cast<std::size_t>(i) + 1, 0);
-      if (in_seq[static_cast<std::size_t>(i)]) {
-        log.skip("duplicate_interaction", *file, line, "item_id_list",
-                 "user '" + std::string(user) + "' has item '" + std::string(tok) + "' again; the first is kept");
-        continue;
-      }
-      in_seq[static_cast<std::size_t>(i)] = 1;
-      seq.push_back(i);
+      if (i != kNoItem) seq.push_back(i);
     }
-    for (const ItemIndex i : seq) in_seq[static_cast<std::size_t>(i)] = 0;
-    ds.user_ids.emplace_back(user);
+    find_repeats(seq, opts.repeats, mark, repeat_pos);
+    for (const std::size_t r : repeat_pos) {
+      const auto i = static_cast<std::size_t>(seq[r]);
+      report_repeat(log, opts.repeats, *file, line, "item_id_list", user,
+                    known_items ? std::string_view(ds.items[i].id) : std::string_view(new_items.strings()[i]));
+    }
+    drop_repeats(seq, opts.repeats, repeat_pos);
+    if (user_index) {
+      const auto uk = static_cast<std::size_t>(user_k);
+      user_used[uk] = 1;
+      ds.user_ids.push_back(users_by_index[uk].id);
+      ds.user_alt_ids.emplace_back(user);
+    } else {
+      ds.user_ids.emplace_back(user);
+    }
     ds.sequences.push_back(std::move(seq));
     user_lines.push_back(line);
   }
@@ -515,7 +633,11 @@ Dataset load_recbole(const DetectedFiles& files, const LoadOptions& opts, int kc
              repeated ? "user '" + std::string(user) + "' appears again; the first is kept"
                       : "user '" + std::string(user) + "' is not in " + files.interactions.front().filename().string());
   }
-  if (!have_items) {
+  if (user_index) {
+    const auto n_unused = static_cast<std::uint64_t>(std::count(user_used.begin(), user_used.end(), 0));
+    log.note("user2id_unused", files.user2id.string(), 0, "users that are not in the .inter files", n_unused);
+  }
+  if (!known_items) {
     ds.items.resize(new_items.size());
     for (std::size_t i = 0; i < new_items.size(); ++i) ds.items[i].id = new_items.strings()[i];
   }
@@ -525,7 +647,7 @@ Dataset load_recbole(const DetectedFiles& files, const LoadOptions& opts, int kc
 }
 
 Dataset load_csv(const DetectedFiles& files, const LoadOptions& opts, int kcore, IssueLog& log) {
-  Dataset ds = read_interaction_table(files.interactions.at(0), true, false, kcore, log);
+  Dataset ds = read_interaction_table(files.interactions.at(0), true, false, kcore, opts.repeats, log);
   if (!files.items.empty()) {
     const ItemTable table = read_item_table(files.items, true, opts, log);
     attach_items(ds, table, files.items.string(), log);

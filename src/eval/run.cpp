@@ -46,7 +46,10 @@ std::string template_sha256(const std::string& name) {
 ojson hashed_part(ojson doc) {
   doc.erase("runtime");
   doc.erase("config_hash");
-  if (doc.contains("dataset")) doc["dataset"].erase("path");
+  if (doc.contains("dataset")) {
+    doc["dataset"].erase("path");
+    doc["dataset"].erase("repeats");  // its effect on the data is in the content hash
+  }
   if (doc.contains("external")) {
     doc["external"].erase("scores_path");
     doc["external"].erase("label");
@@ -151,7 +154,7 @@ ojson config_document(const EvalConfig& c, const data::Dataset& ds, const std::s
   d["method"] = rec::method_name(c.method);
   d["dataset"] = {{"name", ds.name},         {"hash", ds.content_hash}, {"format", ds.format},
                   {"n_users", ds.n_users()}, {"n_items", ds.n_items()}, {"n_interactions", ds.n_interactions()},
-                  {"path", c.data_path}};
+                  {"repeats", ds.repeats},   {"path", c.data_path}};
   const auto& p = c.protocol;
   d["protocol"] = {{"seed", p.seed},
                    {"n_users", p.n_users},

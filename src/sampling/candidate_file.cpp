@@ -196,9 +196,8 @@ void write_candidate_file(const PreparedSplit& split, const Dataset& ds, std::st
       ojson inters = ojson::array(), set = ojson::array();
       for (const ItemIndex i : u.test_history) inters.push_back(item_id(i));
       for (const ItemIndex i : u.test_candidates) set.push_back(item_id(i));
-      doc[u.user_id]["-1"] = {{"inters", std::move(inters)},
-                              {"target_item", item_id(u.test_target)},
-                              {"candidate_set", std::move(set)}};
+      doc[u.user_id]["-1"] = {
+          {"inters", std::move(inters)}, {"target_item", item_id(u.test_target)}, {"candidate_set", std::move(set)}};
     }
     out = doc.dump(1) + "\n";
   } else {
@@ -231,7 +230,8 @@ std::vector<UserIndex> load_user_list(const std::filesystem::path& path, const D
     try {
       doc = ojson::parse(text);
     } catch (const ojson::parse_error& e) {
-      throw InputError(file, line_of(text, e.byte > 0 ? e.byte - 1 : 0), "", std::string("malformed JSON: ") + e.what());
+      throw InputError(file, line_of(text, e.byte > 0 ? e.byte - 1 : 0), "",
+                       std::string("malformed JSON: ") + e.what());
     }
     std::size_t search_from = 0;
     for (const auto& v : doc) {

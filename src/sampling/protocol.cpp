@@ -46,8 +46,8 @@ NegativeSampling parse_negatives(std::string_view name) {
   if (name == "uniform-all") return NegativeSampling::UniformAll;
   if (name == "popularity") return NegativeSampling::Popularity;
   if (name == "retrieved") return NegativeSampling::Retrieved;
-  throw OptionError("--negatives", "unknown scheme '" + std::string(name) +
-                                       "' (uniform-unseen, uniform-all, popularity, retrieved)");
+  throw OptionError("--negatives",
+                    "unknown scheme '" + std::string(name) + "' (uniform-unseen, uniform-all, popularity, retrieved)");
 }
 
 std::string_view negatives_name(NegativeSampling negatives) {
@@ -307,8 +307,8 @@ PreparedSplit prepare_split(const Dataset& ds, const ProtocolOptions& opts) {
       if (set.empty()) {
         if (!listed.empty())
           throw InputError(file, 0, "user", "user '" + ds.user_ids[u] + "' of the user list has no candidate set");
-        count("not_in_candidate_file", file, "users of the dataset without an entry in the candidate file (not sampled)",
-              false);
+        count("not_in_candidate_file", file,
+              "users of the dataset without an entry in the candidate file (not sampled)", false);
         continue;
       }
       const ItemIndex target = ds.sequences[u].back();

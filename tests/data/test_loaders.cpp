@@ -198,6 +198,7 @@ TEST(Loaders, KCoreMatchesAReferenceOnRandomData) {
     SCOPED_TRACE(k);
     LoadOptions o;
     o.kcore = k;
+    o.repeats = Repeats::First;  // the reference counts distinct (user, item) edges
     const Dataset ds = load_dataset(dir / "log.csv", o);
     std::set<std::pair<std::string, std::string>> got;
     for (std::size_t u = 0; u < ds.n_users(); ++u) {
@@ -268,8 +269,14 @@ void expect_issue(const Dataset& ds, std::string_view kind, std::uint64_t count,
   EXPECT_TRUE(i->file.ends_with(file_end)) << kind << " " << i->file;
 }
 
+LoadOptions repeats(Repeats r) {
+  LoadOptions o = no_kcore();
+  o.repeats = r;
+  return o;
+}
+
 TEST(BadInput, LcRecSkipsAreCounted) {
-  const Dataset ds = load_dataset(fixture("bad_lcrec"), no_kcore());
+  const Dataset ds = load_dataset(fixture("bad_lcrec"), repeats(Repeats::First));
   EXPECT_EQ(ds.user_ids, (std::vector<std::string>{"0", "1", "2"}));
   EXPECT_EQ(seq_ids(ds, 0), "0 1 2 3");
   EXPECT_EQ(seq_ids(ds, 1), "0 1 2");
@@ -333,7 +340,7 @@ TEST(BadInput, EmptyFilesAreErrors) {
 }
 
 TEST(BadInput, RawSkipsAreCounted) {
-  const Dataset ds = load_dataset(fixture("bad_raw"), no_kcore());
+  const Dataset ds = load_dataset(fixture("bad_raw"), repeats(Repeats::First));
   ASSERT_EQ(ds.n_users(), 1u);
   EXPECT_EQ(seq_ids(ds, 0), "a1 a2 a3");
   expect_issue(ds, "malformed_json", 1, 2, "Bad.json");
@@ -355,7 +362,7 @@ TEST(BadInput, RawSkipsAreCounted) {
 }
 
 TEST(BadInput, CsvSkipsAreCounted) {
-  const Dataset ds = load_dataset(fixture("bad_csv"), no_kcore());
+  const Dataset ds = load_dataset(fixture("bad_csv"), repeats(Repeats::First));
   EXPECT_EQ(ds.user_ids, (std::vector<std::string>{"u1", "u2"}));
   EXPECT_EQ(seq_ids(ds, 0), "i1 i2 i3");
   EXPECT_EQ(seq_ids(ds, 1), "i2 i3 i4");
@@ -378,11 +385,126 @@ TEST(BadInput, RecBoleSkipsAreCounted) {
   expect_issue(ds, "unpaired_user", 1, 5, "Bad.valid.inter");
 }
 
+// --- --repeats: a user's repeated item is kept (default) or only its first or last occurrence.
+
+TEST(Repeats, EveryLoaderKeepsFirstOrLast) {
+  struct Case {
+    std::string dir;
+    std::size_t user;
+    std::string keep, first, last;
+    std::uint64_t line;  // of the repeat counted (keep, first: the later one; last: the earlier one)
+    std::uint64_t last_line;
+    std::string file;
+  };
+  const std::vector<Case> cases{
+      {"bad_lcrec", 2, "1 2 1 4 5", "1 2 4 5", "2 1 4 5", 4, 4, "Bad.inter.json"},
+      {"bad_raw", 0, "a1 a1 a2 a3", "a1 a2 a3", "a1 a2 a3", 4, 1, "Bad.json"},
+      {"bad_csv", 0, "i1 i2 i3 i2", "i1 i2 i3", "i1 i3 i2", 6, 3, "interactions.csv"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.dir);
+    const Dataset keep = load_dataset(fixture(c.dir), no_kcore());
+    EXPECT_EQ(keep.repeats, "keep");
+    EXPECT_EQ(seq_ids(keep, c.user), c.keep);
+    expect_issue(keep, "repeat_interaction", 1, c.line, c.file);
+    const LoadIssue* kept = find_issue(keep.issues, "repeat_interaction");
+    ASSERT_NE(kept, nullptr);
+    EXPECT_FALSE(kept->dropped);
+    EXPECT_EQ(find_issue(keep.issues, "duplicate_interaction"), nullptr);
+    const Dataset first = load_dataset(fixture(c.dir), repeats(Repeats::First));
+    EXPECT_EQ(seq_ids(first, c.user), c.first);
+    expect_issue(first, "duplicate_interaction", 1, c.line, c.file);
+    const LoadIssue* dropped = find_issue(first.issues, "duplicate_interaction");
+    ASSERT_NE(dropped, nullptr);
+    EXPECT_TRUE(dropped->dropped);
+    const Dataset last = load_dataset(fixture(c.dir), repeats(Repeats::Last));
+    EXPECT_EQ(last.repeats, "last");
+    EXPECT_EQ(seq_ids(last, c.user), c.last);
+    expect_issue(last, "duplicate_interaction", 1, c.last_line, c.file);
+    EXPECT_EQ(find_issue(last.issues, "repeat_interaction"), nullptr);
+    // Kept repeats never fail a strict load; dropped ones do.
+    LoadOptions strict = no_kcore();
+    strict.strict = true;
+    strict.repeats = Repeats::First;
+    EXPECT_THROW(load_dataset(fixture(c.dir), strict), InputError);
+  }
+}
+
+TEST(Repeats, RecBoleSequencesAndHashes) {
+  TempDir dir("repeats");
+  test::write_file(dir / "R.valid.inter",
+                   "user_id:token\titem_id_list:token_seq\titem_id:token\nu1\tx y x\tz\nu2\tx y\tz\n");
+  test::write_file(dir / "R.test.inter",
+                   "user_id:token\titem_id_list:token_seq\titem_id:token\nu1\tx y x z\ty\nu2\tx y z\tw\n");
+  const Dataset keep = load_dataset(dir.path(), no_kcore());
+  EXPECT_EQ(seq_ids(keep, 0), "x y x z y");
+  expect_issue(keep, "repeat_interaction", 2, 2, "R.test.inter");
+  const Dataset first = load_dataset(dir.path(), repeats(Repeats::First));
+  EXPECT_EQ(seq_ids(first, 0), "x y z");
+  const Dataset last = load_dataset(dir.path(), repeats(Repeats::Last));
+  EXPECT_EQ(seq_ids(last, 0), "x z y");
+  EXPECT_EQ(seq_ids(last, 1), "x y z w");
+  EXPECT_NE(keep.content_hash, first.content_hash);
+  EXPECT_NE(first.content_hash, last.content_hash);
+  // Without repeats the mode changes nothing: the Tiny data gives one hash under every mode.
+  for (const auto r : {Repeats::Keep, Repeats::First, Repeats::Last}) {
+    for (const std::string d : {"lcrec", "recbole", "raw", "csv", "unisrec"}) {
+      EXPECT_EQ(load_dataset(fixture(d), repeats(r)).content_hash, kTinyHash) << d;
+    }
+  }
+  EXPECT_EQ(parse_repeats("first"), Repeats::First);
+  EXPECT_EQ(repeats_name(Repeats::Last), "last");
+  EXPECT_THROW(parse_repeats("all"), OptionError);
+}
+
+// --- UniSRec downstream layout: indices in the .inter files, X.text by source id.
+
+TEST(Loaders, UniSRecLayoutLoadsWithTitles) {
+  const Dataset ds = load_dataset(fixture("unisrec"), no_kcore());
+  EXPECT_EQ(ds.format, "recbole");
+  EXPECT_EQ(ds.name, "Tiny");
+  expect_tiny(ds);  // the same content (and hash) as the other four formats
+  EXPECT_EQ(ds.items[2].alt_id, "3");
+  EXPECT_EQ(ds.user_alt_ids, (std::vector<std::string>{"1", "2", "3", "4"}));
+  EXPECT_EQ(compute_stats(ds).n_items_with_title, 7u);
+  const auto files = detect_files(fixture("unisrec"));
+  EXPECT_EQ(files.items.filename(), "Tiny.text");
+  EXPECT_EQ(files.item2id.filename(), "Tiny.item2index");
+  EXPECT_EQ(files.user2id.filename(), "Tiny.user2index");
+  ASSERT_EQ(files.interactions.size(), 2u);
+  // Named by one of its .inter files too.
+  expect_tiny(load_dataset(fixture("unisrec/Tiny.test.inter"), no_kcore()));
+}
+
+TEST(BadInput, UniSRecSkipsAreCounted) {
+  const Dataset ds = load_dataset(fixture("bad_unisrec"), no_kcore());
+  EXPECT_EQ(ds.user_ids, (std::vector<std::string>{"u1", "u2", "u3"}));
+  EXPECT_EQ(seq_ids(ds, 0), "a1 a2 a3 a4");
+  EXPECT_EQ(seq_ids(ds, 1), "a1 a2 a5");  // index 99 is not in Bad.item2index
+  EXPECT_EQ(seq_ids(ds, 2), "a4 a1 a4 a5");
+  EXPECT_EQ(ds.items[0].title, "One");
+  expect_issue(ds, "unknown_item", 1, 3, "Bad.test.inter");
+  expect_issue(ds, "unknown_user", 1, 4, "Bad.valid.inter");
+  expect_issue(ds, "malformed_line", 1, 5, "Bad.item2index");
+  expect_issue(ds, "meta_not_in_dataset", 1, 0, "Bad.text");
+  expect_issue(ds, "repeat_interaction", 1, 5, "Bad.test.inter");
+  EXPECT_EQ(find_issue(ds.issues, "unpaired_user"), nullptr);  // user 9's test row goes with its valid row
+  LoadOptions strict = no_kcore();
+  strict.strict = true;
+  try {
+    load_dataset(fixture("bad_unisrec"), strict);
+    FAIL() << "expected InputError";
+  } catch (const InputError& e) {
+    EXPECT_TRUE(e.file().ends_with("Bad.item2index")) << e.file();
+    EXPECT_EQ(e.line(), 5u);
+  }
+}
+
 // Every prefix of every fixture file (and a few byte flips) either loads or gives InputError:
 // never a crash, never another exception.
 TEST(BadInput, DamagedFilesNeverCrash) {
   std::size_t n_loaded = 0, n_errors = 0;
-  for (const std::string dir : {"lcrec", "recbole", "raw", "csv"}) {
+  for (const std::string dir : {"lcrec", "recbole", "raw", "csv", "unisrec"}) {
     std::vector<std::filesystem::path> files;
     for (const auto& e : std::filesystem::directory_iterator(fixture(dir))) files.push_back(e.path());
     for (const auto& victim : files) {

@@ -170,6 +170,34 @@ TEST(EvalRun, RefusesToResumeAnotherConfiguration) {
   EXPECT_THROW(eval::run_eval(changed, ds, nullptr, opts), OptionError);
 }
 
+// --repeats keep: a user may have an item several times, the test target among them. Every
+// method ranks such users; the candidates never hold an item the user had.
+TEST(EvalRun, RepeatedItemsInSequences) {
+  auto ds = test::tiny_dataset();
+  for (auto& seq : ds.sequences) {
+    seq.push_back(seq[1]);  // the validation target repeats an earlier item
+    seq.push_back(seq[0]);  // so does the test target
+    seq.insert(seq.begin() + 3, seq[2]);
+  }
+  for (const auto m :
+       {rec::Method::Zsl, rec::Method::Icl, rec::Method::Pop, rec::Method::Markov, rec::Method::Random}) {
+    SCOPED_TRACE(rec::method_name(m));
+    test::TempDir dir("repeats");
+    test::ScriptedBackend backend;
+    const bool llm = rec::needs_llm(m);
+    const auto r = eval::run_eval(small_config(m), ds, llm ? &backend : nullptr, quiet(dir.path()));
+    EXPECT_EQ(r.n_records, 20u);
+    const auto results = test::slurp(dir / "results.jsonl");
+    for (std::size_t p = 0; p < results.size();) {
+      const auto nl = results.find('\n', p);
+      const auto j = json::parse(results.substr(p, nl - p));
+      p = nl + 1;
+      const auto u = static_cast<std::size_t>(data::find_user(ds, j["user"].get<std::string>()));
+      EXPECT_EQ(j["target"], ds.items[static_cast<std::size_t>(ds.sequences[u].back())].id);
+    }
+  }
+}
+
 TEST(EvalRun, InvalidAnswersAreMissesNotDropped) {
   const auto ds = test::tiny_dataset();
   test::TempDir dir("invalid");

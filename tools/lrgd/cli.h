@@ -3,10 +3,12 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <string>
 
 namespace lrgd::data {
 struct Dataset;
-}
+struct LoadOptions;
+}  // namespace lrgd::data
 namespace lrgd::llm {
 class Backend;
 }
@@ -30,6 +32,18 @@ CLI::Validator model_arg();
 
 // Exit codes: 0 success, 1 runtime error (bad input, IO), 2 usage error.
 int run(int argc, char** argv);
+
+// How every command that reads a dataset loads it: --format, --kcore, --repeats (cmd_data.cpp).
+struct DataLoadArgs {
+  std::string format = "auto";
+  int kcore = -1;
+  std::string repeats = "keep";
+};
+// Adds the options; `format_option` names the input format option where --format means
+// something else (`lrgd data export`).
+void add_data_load_options(CLI::App* cmd, DataLoadArgs& args, const std::string& format_option = "--format");
+// The loader's options. Throws OptionError for a bad value.
+data::LoadOptions load_options(const DataLoadArgs& args);
 
 // Each command group adds its subcommands and sets `action` when one of them is chosen.
 void add_model_commands(CLI::App& app, Action& action);

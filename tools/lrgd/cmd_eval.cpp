@@ -22,8 +22,7 @@ namespace {
 struct EvalArgs {
   // Data and protocol.
   std::string data;
-  std::string format = "auto";
-  int kcore = -1;
+  DataLoadArgs load;  // --format, --kcore, --repeats
   std::string method;
   ProtocolArgs protocol;
   std::uint32_t n_trials = 10;
@@ -142,13 +141,13 @@ int run_eval_command(const EvalArgs& a) {
   if (llm_method && a.model.empty() && a.endpoints.empty())
     throw OptionError("--model", "method " + a.method + " needs --model FILE.gguf or --endpoint URL");
   if (!a.model.empty() && !a.endpoints.empty()) throw OptionError("--endpoint", "give --model or --endpoint, not both");
-  if (a.kcore < -1) throw OptionError("--kcore", "must be -1 (format default), 0 (off) or k >= 1");
   if (c.method == rec::Method::External && a.scores.empty())
     throw OptionError("--scores", "--method external needs --scores FILE (docs/formats.md, \"Score files\")");
   if (c.method != rec::Method::External && !a.scores.empty())
     throw OptionError("--scores", "only with --method external");
   if (c.method != rec::Method::External && !a.label.empty())
     throw OptionError("--label", "only with --method external (other methods have fixed labels)");
+  const data::LoadOptions lo = load_options(a.load);
   c.n_trials = a.n_trials;
   c.list_length = a.list_length;
   c.llm.mode = rec::parse_rank_mode(a.mode.empty() ? "generate" : a.mode);
@@ -172,9 +171,6 @@ int run_eval_command(const EvalArgs& a) {
   c.data_path = a.data;
   c.runtime["batch"] = std::to_string(a.batch);
 
-  data::LoadOptions lo;
-  lo.format = data::parse_format(a.format);
-  lo.kcore = a.kcore;
   const auto ds = data::load_dataset(a.data, lo);
   c.protocol = protocol_options(a.protocol, ds, a.n_threads);
   if (llm_method && !a.model.empty()) configure_item_model(a.model, ds, a.mode, c.llm);
@@ -239,8 +235,7 @@ void add_eval_commands(CLI::App& app, Action& action) {
   auto* ev = app.add_subcommand(
       "eval", "Evaluate a method (zsl, icl, lrgd, pop, markov, random, external) and write a run directory");
   ev->add_option("--data,-d", a->data, "Dataset folder or file")->required();
-  ev->add_option("--format", a->format, "auto | lcrec | recbole | amazon-raw | csv")->capture_default_str();
-  ev->add_option("--kcore", a->kcore, "k-core filter (-1: format default)")->capture_default_str();
+  add_data_load_options(ev, a->load);
   ev->add_option("--method", a->method, "zsl | icl | lrgd | pop | markov | random | external")->required();
   ev->add_option("--out,-o", a->out, "Run directory")->required();
   ev->add_flag("--resume", a->resume, "Continue the run in --out (same configuration required)");

@@ -18,7 +18,7 @@ namespace {
 
 struct TrainArgs {
   std::string data;
-  std::string format = "auto";
+  DataLoadArgs load;
   std::string out;
   std::string checkpoint_dir;
   bool no_resume = false;
@@ -29,10 +29,8 @@ struct TrainArgs {
   train::TrainOptions o;
 };
 
-data::Dataset load(const std::string& path, const std::string& format) {
-  data::LoadOptions lo;
-  lo.format = data::parse_format(format);
-  return data::load_dataset(path, lo);
+data::Dataset load(const std::string& path, const DataLoadArgs& args) {
+  return data::load_dataset(path, load_options(args));
 }
 
 int run_train(TrainArgs a) {
@@ -42,7 +40,7 @@ int run_train(TrainArgs a) {
   a.o.tied = !a.untied;
   a.o.reset_gradients = !a.no_grad_reset;
   a.o.train_token_embd = !a.freeze_token_embd;
-  const auto ds = load(a.data, a.format);
+  const auto ds = load(a.data, a.load);
   const auto r = train::train_item_model(ds, a.out, a.o);
   nlohmann::json j{{"path", r.path.string()},
                    {"finished", r.finished},
@@ -65,7 +63,7 @@ int run_train(TrainArgs a) {
 
 struct EvalArgs {
   std::string data;
-  std::string format = "auto";
+  DataLoadArgs load;
   std::string model;
   train::ItemEvalOptions o;
   bool valid = false;
@@ -74,7 +72,7 @@ struct EvalArgs {
 int run_eval_items(const EvalArgs& a) {
   auto o = a.o;
   o.test = !a.valid;
-  const auto ds = load(a.data, a.format);
+  const auto ds = load(a.data, a.load);
   const auto r = train::evaluate_item_model(ds, a.model, o);
   nlohmann::json j{{"model", a.model},
                    {"n_users", r.n_users},
@@ -114,7 +112,7 @@ void add_train_command(CLI::App* model, Action& action) {
   auto a = std::make_shared<TrainArgs>();
   auto* t = model->add_subcommand("train", "Train an item-token llama model on a dataset's training histories");
   t->add_option("--data", a->data, "Dataset folder or file")->required();
-  t->add_option("--format", a->format, "auto | lcrec | recbole | amazon-raw | csv")->capture_default_str();
+  add_data_load_options(t, a->load);
   t->add_option("--out,-o", a->out, "Output .gguf file")->required();
   t->add_option("--layers", a->o.n_layer, "Transformer blocks")->capture_default_str();
   t->add_option("--width", a->o.n_embd, "Embedding width")->capture_default_str();
@@ -148,7 +146,7 @@ void add_train_command(CLI::App* model, Action& action) {
   auto e = std::make_shared<EvalArgs>();
   auto* ev = model->add_subcommand("eval-items", "Rank test candidates with an item model, next to pop/markov/random");
   ev->add_option("--data", e->data, "Dataset folder or file")->required();
-  ev->add_option("--format", e->format, "auto | lcrec | recbole | amazon-raw | csv")->capture_default_str();
+  add_data_load_options(ev, e->load);
   ev->add_option("--model,-m", e->model, "Item model .gguf (lrgd model train)")->required();
   ev->add_option("--users", e->o.n_users, "Evaluation users (0: all)")->capture_default_str();
   ev->add_option("--seed", e->o.seed, "Protocol seed")->capture_default_str();

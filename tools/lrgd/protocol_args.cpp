@@ -67,8 +67,8 @@ protocol::ProtocolOptions protocol_options(const ProtocolArgs& a, const data::Da
   if (a.retriever == "pop" || a.retriever == "markov") {
     baselines::BaselineOptions bo;
     bo.seed = o.seed;
-    o.retriever = eval::make_ranker_retriever(
-        rec::make_baseline_ranker(ds, rec::parse_method(a.retriever), bo, k), a.retriever);
+    o.retriever =
+        eval::make_ranker_retriever(rec::make_baseline_ranker(ds, rec::parse_method(a.retriever), bo, k), a.retriever);
     return o;
   }
   if (!std::filesystem::is_regular_file(a.retriever))
