@@ -315,8 +315,7 @@ TEST(Prepare, CandidateFile) {
   TempDir dir("candfile");
   test::write_file(dir / "c.random",
                    "u1\ta5 a6 a1 a7 a8\n"
-                   "u2\ta3 a4 a6 a7 zz\n"
-                   "nobody\ta1 a2\n"
+                   "u2\ta3 a4 a6 a7\n"
                    "u3\ta3 a6\n");
   ProtocolOptions o;
   o.n_candidates = 3;
@@ -324,8 +323,6 @@ TEST(Prepare, CandidateFile) {
   const PreparedSplit split = prepare_split(ds, o);
   EXPECT_EQ(split.n_eligible, 2u);  // u3's line has only seen items; u4 has no line
   EXPECT_EQ(split.candidate_file_hash, sha256_file(dir / "c.random"));
-  EXPECT_EQ(test::find_issue(split.issues, "unknown_user")->count, 1u);
-  EXPECT_EQ(test::find_issue(split.issues, "unknown_item")->count, 1u);
   EXPECT_EQ(test::find_issue(split.issues, "too_few_candidates")->count, 1u);
   EXPECT_EQ(test::find_issue(split.issues, "not_in_candidate_file")->count, 1u);
   for (const auto& u : split.users) {
@@ -340,10 +337,253 @@ TEST(Prepare, CandidateFile) {
   }
   o.strict = true;
   EXPECT_THROW(prepare_split(ds, o), InputError);
-  test::write_file(dir / "empty.random", "");
-  o.strict = false;
-  o.candidate_file = dir / "empty.random";
-  EXPECT_THROW(prepare_split(ds, o), InputError);
+  // A user or item the dataset lacks is an error naming the file and line, never a skip.
+  const auto message = [&](const std::string& name, const std::string& text) {
+    test::write_file(dir / name, text);
+    o.strict = false;
+    o.candidate_file = dir / name;
+    try {
+      prepare_split(ds, o);
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message("item.random", "u1\ta5 a6\nu2\ta3 zz\n").find("item.random:2: field 'item'"), std::string::npos);
+  EXPECT_NE(message("user.random", "u1\ta5 a6\n\nnobody\ta1\n").find("user.random:3: field 'user'"),
+            std::string::npos);
+  EXPECT_NE(message("empty.random", "").find("empty candidate file"), std::string::npos);
+}
+
+// uniform-all (MoRE): the target once, negatives from every other item with replacement, so
+// history items and repeated negatives occur; uniform-unseen never shows either.
+TEST(Schemes, UniformAllAllowsHistoryItemsAndRepeats) {
+  const Dataset ds = synthetic(400, 60);
+  ProtocolOptions o;
+  o.n_users = 0;
+  o.n_candidates = 30;
+  o.negatives = NegativeSampling::UniformAll;
+  const auto all = prepare_split(ds, o);
+  EXPECT_EQ(all.n_eligible, ds.n_users());
+  std::size_t n_history = 0, n_repeats = 0;
+  for (const auto& u : all.users) {
+    ASSERT_EQ(u.test_candidates.size(), 30u);
+    EXPECT_EQ(std::count(u.test_candidates.begin(), u.test_candidates.end(), u.test_target), 1);
+    const auto& seq = ds.sequences[static_cast<std::size_t>(u.user)];
+    for (const ItemIndex c : u.test_candidates)
+      n_history += c != u.test_target && std::find(seq.begin(), seq.end(), c) != seq.end();
+    std::vector<ItemIndex> sorted = u.test_candidates;
+    std::sort(sorted.begin(), sorted.end());
+    n_repeats += std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end();
+  }
+  EXPECT_GT(n_history, 0u);
+  EXPECT_GT(n_repeats, 0u);
+  o.negatives = NegativeSampling::UniformUnseen;
+  o.n_candidates = 20;
+  for (const auto& u : prepare_split(ds, o).users) {
+    const auto& seq = ds.sequences[static_cast<std::size_t>(u.user)];
+    std::vector<ItemIndex> sorted = u.test_candidates;
+    std::sort(sorted.begin(), sorted.end());
+    EXPECT_EQ(std::adjacent_find(sorted.begin(), sorted.end()), sorted.end());
+    for (const ItemIndex c : u.test_candidates)
+      if (c != u.test_target) {
+        EXPECT_EQ(std::find(seq.begin(), seq.end(), c), seq.end());
+      }
+  }
+}
+
+// popularity: weights are training frequencies, so an item that is only ever a validation or
+// test target is never a negative, and frequent training items are drawn more often.
+TEST(Schemes, PopularityFollowsTrainingFrequency) {
+  Dataset ds;
+  ds.name = "pop";
+  for (int i = 0; i < 30; ++i) ds.items.push_back(data::Item{"i" + std::to_string(i), "t", "", "", ""});
+  // Item 29 is every user's test target, item 28 every user's validation target; items 0..2
+  // open every history, items 3..27 once each in some user's history.
+  for (int u = 0; u < 200; ++u) {
+    ds.user_ids.push_back("u" + std::to_string(u));
+    ds.sequences.push_back({0, 1, 2, static_cast<ItemIndex>(3 + u % 25), 28, 29});
+  }
+  ds.content_hash = data::compute_content_hash(ds);
+  ProtocolOptions o;
+  o.n_users = 0;
+  o.n_candidates = 5;
+  o.negatives = NegativeSampling::Popularity;
+  std::vector<int> drawn(30, 0);
+  for (std::uint32_t t = 0; t < 5; ++t) {
+    o.trial = t;
+    for (const auto& u : prepare_split(ds, o).users)
+      for (const ItemIndex c : u.test_candidates)
+        if (c != u.test_target) ++drawn[static_cast<std::size_t>(c)];
+  }
+  EXPECT_EQ(drawn[28], 0);  // a validation target only: no training frequency
+  int n_drawn = 0;
+  for (int i = 3; i < 28; ++i) n_drawn += drawn[static_cast<std::size_t>(i)];
+  EXPECT_EQ(n_drawn, 200 * 5 * 4);  // every negative is a training item the user has not seen
+}
+
+// A retriever's top n-1 items of the user's unseen pool, plus the target: checked against a
+// plain computation of the pool.
+class FirstOfPool final : public Retriever {
+ public:
+  std::string name() const override { return "first-of-pool"; }
+  std::vector<ItemIndex> top(UserIndex, std::span<const ItemIndex> history, std::span<const ItemIndex> pool,
+                             std::size_t k) override {
+    histories.emplace_back(history.begin(), history.end());
+    return {pool.begin(), pool.begin() + static_cast<std::ptrdiff_t>(k)};
+  }
+  std::vector<std::vector<ItemIndex>> histories;
+};
+
+TEST(Schemes, RetrievedAreTheRetrieversTopUnseenItems) {
+  const Dataset ds = synthetic(100, 50);
+  ProtocolOptions o;
+  o.n_users = 20;
+  o.n_candidates = 6;
+  o.negatives = NegativeSampling::Retrieved;
+  EXPECT_THROW(prepare_split(ds, o), OptionError);  // no retriever
+  auto retriever = std::make_shared<FirstOfPool>();
+  o.retriever = retriever;
+  const auto split = prepare_split(ds, o);
+  EXPECT_EQ(split.retriever_name, "first-of-pool");
+  ASSERT_EQ(retriever->histories.size(), 40u);  // validation and test of 20 users
+  for (std::size_t k = 0; k < split.users.size(); ++k) {
+    const auto& u = split.users[k];
+    const auto& seq = ds.sequences[static_cast<std::size_t>(u.user)];
+    std::vector<ItemIndex> expected;
+    for (ItemIndex i = 0; expected.size() < 5; ++i)
+      if (std::find(seq.begin(), seq.end(), i) == seq.end()) expected.push_back(i);
+    expected.push_back(u.test_target);
+    std::sort(expected.begin(), expected.end());
+    std::vector<ItemIndex> got = u.test_candidates;
+    std::sort(got.begin(), got.end());
+    EXPECT_EQ(got, expected) << u.user_id;
+    EXPECT_EQ(retriever->histories[2 * k + 1], u.test_history);
+  }
+  std::ostringstream os;
+  write_prepared_split(split, os);
+  EXPECT_NE(os.str().find("\"negatives\":\"retrieved\",\"candidate_file\":\"\",\"candidate_file_hash\":\"\","
+                          "\"retriever\":\"first-of-pool\""),
+            std::string::npos);
+}
+
+TEST(Schemes, FixedAcrossTrialsRepeatsTrialZero) {
+  const Dataset ds = synthetic(300, 120);
+  ProtocolOptions o;
+  o.n_users = 50;
+  const auto t0 = prepare_split(ds, o);
+  o.trial = 3;
+  const auto redrawn = prepare_split(ds, o);
+  o.fixed_across_trials = true;
+  const auto fixed = prepare_split(ds, o);
+  std::size_t n_same_redrawn = 0;
+  for (std::size_t k = 0; k < t0.users.size(); ++k) {
+    EXPECT_EQ(fixed.users[k].test_candidates, t0.users[k].test_candidates);
+    EXPECT_EQ(fixed.users[k].valid_candidates, t0.users[k].valid_candidates);
+    n_same_redrawn += redrawn.users[k].test_candidates == t0.users[k].test_candidates;
+  }
+  EXPECT_EQ(n_same_redrawn, 0u);
+  // Recorded in the split's header and read back.
+  TempDir dir("fixed");
+  write_prepared_split(fixed, dir / "s.jsonl");
+  EXPECT_TRUE(read_prepared_split(dir / "s.jsonl").options.fixed_across_trials);
+  EXPECT_EQ(parse_candidates_per_trial("fixed"), true);
+  EXPECT_THROW(parse_candidates_per_trial("sometimes"), OptionError);
+  EXPECT_EQ(parse_negatives("uniform"), NegativeSampling::UniformUnseen);
+  for (const auto n : {NegativeSampling::UniformUnseen, NegativeSampling::UniformAll, NegativeSampling::Popularity,
+                       NegativeSampling::Retrieved})
+    EXPECT_EQ(parse_negatives(negatives_name(n)), n);
+}
+
+TEST(Schemes, UserListInFileOrder) {
+  const Dataset ds = synthetic(100, 50);
+  TempDir dir("users");
+  test::write_file(dir / "users.json", "[\"u7\", \"u3\",\n \"u42\"]");
+  test::write_file(dir / "users.txt", "# three users\nu7\n\nu3\r\nu42\n");
+  ProtocolOptions o;
+  o.n_candidates = 10;
+  o.n_users = 1;  // ignored with a list
+  for (const char* name : {"users.json", "users.txt"}) {
+    o.users_file = dir / name;
+    const auto split = prepare_split(ds, o);
+    ASSERT_EQ(split.users.size(), 3u) << name;
+    EXPECT_EQ(split.users[0].user_id, "u7");
+    EXPECT_EQ(split.users[1].user_id, "u3");
+    EXPECT_EQ(split.users[2].user_id, "u42");
+    EXPECT_EQ(split.users_file_hash, sha256_file(dir / name));
+  }
+  const auto message = [&](const std::string& text) {
+    test::write_file(dir / "bad.txt", text);
+    try {
+      load_user_list(dir / "bad.txt", ds);
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message("u1\nu2\nnobody\n").find("bad.txt:3: field 'user'"), std::string::npos);
+  EXPECT_NE(message("u1\nu1\n").find("bad.txt:2"), std::string::npos);
+  EXPECT_NE(message("[\"u1\",\n \"nobody\"]").find("bad.txt:2"), std::string::npos);
+  EXPECT_NE(message("[\"u1\", ").find("malformed JSON"), std::string::npos);
+}
+
+// Written candidate files read back to the same sets: MoRE's JSON verbatim (order too),
+// LLMRank's negatives-only layout and lrgd's TSV as sets.
+TEST(Schemes, CandidateFilesRoundTrip) {
+  const Dataset ds = synthetic(200, 80);
+  ProtocolOptions o;
+  o.n_users = 30;
+  o.n_candidates = 8;
+  o.negatives = NegativeSampling::UniformAll;
+  const auto split = prepare_split(ds, o);
+  TempDir dir("roundtrip");
+  for (const char* format : {"more"}) {
+    const auto file = dir / (std::string("c.") + format);
+    write_candidate_file(split, ds, format, file);
+    ProtocolOptions r;
+    r.n_users = 0;
+    r.n_candidates = 8;
+    r.candidate_file = file;
+    const bool more = std::string(format) == "more";
+    std::map<std::string, std::vector<ItemIndex>> back;
+    if (more) {
+      for (const auto& u : prepare_split(ds, r).users) back[u.user_id] = u.test_candidates;
+      ASSERT_EQ(back.size(), split.users.size());
+      for (const auto& u : split.users) EXPECT_EQ(back[u.user_id], u.test_candidates) << u.user_id;
+    }
+  }
+  o.negatives = NegativeSampling::UniformUnseen;
+  const auto unseen = prepare_split(ds, o);
+  for (const char* format : {"tsv", "llmrank"}) {
+    const auto file = dir / (std::string("u.") + format);
+    write_candidate_file(unseen, ds, format, file);
+    ProtocolOptions r;
+    r.n_users = 0;
+    r.n_candidates = 8;
+    r.candidate_file = file;
+    std::map<std::string, std::vector<ItemIndex>> back;
+    for (auto u : prepare_split(ds, r).users) {
+      std::sort(u.test_candidates.begin(), u.test_candidates.end());
+      back[u.user_id] = u.test_candidates;
+    }
+    ASSERT_EQ(back.size(), unseen.users.size()) << format;
+    for (auto u : unseen.users) {
+      std::sort(u.test_candidates.begin(), u.test_candidates.end());
+      EXPECT_EQ(back[u.user_id], u.test_candidates) << format << " " << u.user_id;
+    }
+  }
+  // MoRE: a target that is not the dataset's, or a set without it, is an error with the line.
+  test::write_file(dir / "bad.json", "{\n\"u1\": {\"-1\": {\"target_item\": \"0\", \"candidate_set\": [\"1\", \"2\"]}}\n}");
+  ProtocolOptions r;
+  r.n_candidates = 2;
+  r.candidate_file = dir / "bad.json";
+  try {
+    prepare_split(ds, r);
+    ADD_FAILURE() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.json:2"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(write_candidate_file(split, ds, "csv", dir / "x"), OptionError);
 }
 
 }  // namespace
