@@ -1,5 +1,6 @@
-// A fixed candidate file (--candidate-file) against a small dataset, on arbitrary bytes:
-// unknown users and items are counted skips, never an index out of range.
+// A fixed candidate file (--candidate-file, TSV or MoRE's JSON) and a user list
+// (--users-file) against a small dataset, on arbitrary bytes: unknown users and items are
+// typed errors, never an index out of range; prepare_split on the file keeps every set in range.
 #include <cstdlib>
 
 #include "fuzz_common.h"
@@ -24,6 +25,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (const auto& list : c.by_user)
       for (const auto item : list)
         if (item < 0 || static_cast<std::size_t>(item) >= ds.items.size()) std::abort();
+    lrgd::protocol::ProtocolOptions o;
+    o.n_users = 0;
+    o.n_candidates = 4;
+    o.negatives = lrgd::protocol::NegativeSampling::UniformAll;
+    o.candidate_file = path;
+    for (const auto& u : lrgd::protocol::prepare_split(ds, o).users)
+      if (u.test_candidates.size() != 4) std::abort();
+  });
+  lrgd::fuzz::expect_clean([&] {
+    for (const auto u : lrgd::protocol::load_user_list(path, ds))
+      if (u < 0 || static_cast<std::size_t>(u) >= ds.n_users()) std::abort();
   });
   return 0;
 }

@@ -37,7 +37,7 @@ seed fuzz_load_amazon "$fixtures"/data/raw/Tiny.json "$fixtures"/data/bad_raw/Ba
 seed fuzz_load_amazon_meta "$fixtures"/data/raw/meta_Tiny.json "$fixtures"/data/bad_raw/meta_Bad.json
 seed fuzz_results "$root"/fuzz/seeds/results.jsonl
 seed fuzz_split "$root"/fuzz/seeds/split.jsonl
-seed fuzz_candidates "$root"/fuzz/seeds/candidates.tsv
+seed fuzz_candidates "$root"/fuzz/seeds/candidates.tsv "$root"/fuzz/seeds/candidates-more.json "$root"/fuzz/seeds/users.json
 seed fuzz_template "$root"/prompts/*.txt "$fixtures"/prompt/*.txt
 # A minimal GGUF v3 header with lrgd's item-model keys, written here (no model file is kept
 # in the repository).
