@@ -350,8 +350,7 @@ TEST(Prepare, CandidateFile) {
     return std::string("no error");
   };
   EXPECT_NE(message("item.random", "u1\ta5 a6\nu2\ta3 zz\n").find("item.random:2: field 'item'"), std::string::npos);
-  EXPECT_NE(message("user.random", "u1\ta5 a6\n\nnobody\ta1\n").find("user.random:3: field 'user'"),
-            std::string::npos);
+  EXPECT_NE(message("user.random", "u1\ta5 a6\n\nnobody\ta1\n").find("user.random:3: field 'user'"), std::string::npos);
   EXPECT_NE(message("empty.random", "").find("empty candidate file"), std::string::npos);
 }
 
@@ -573,7 +572,8 @@ TEST(Schemes, CandidateFilesRoundTrip) {
     }
   }
   // MoRE: a target that is not the dataset's, or a set without it, is an error with the line.
-  test::write_file(dir / "bad.json", "{\n\"u1\": {\"-1\": {\"target_item\": \"0\", \"candidate_set\": [\"1\", \"2\"]}}\n}");
+  test::write_file(dir / "bad.json",
+                   "{\n\"u1\": {\"-1\": {\"target_item\": \"0\", \"candidate_set\": [\"1\", \"2\"]}}\n}");
   ProtocolOptions r;
   r.n_candidates = 2;
   r.candidate_file = dir / "bad.json";

@@ -61,7 +61,8 @@ std::vector<json> records(const fs::path& run) {
 
 TEST(SchemesCli, EverySchemeRunsAndIsRecorded) {
   test::TempDir dir("schemes-cli");
-  const std::string base = "eval --data " + kFixture + " --method pop --users 0 --candidates 4 --trials 2 --no-progress";
+  const std::string base =
+      "eval --data " + kFixture + " --method pop --users 0 --candidates 4 --trials 2 --no-progress";
   struct Case {
     std::string args, negatives, retriever, per_trial;
   };
