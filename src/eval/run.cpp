@@ -270,6 +270,12 @@ RunResult run_eval(const EvalConfig& config, const data::Dataset& dataset, llm::
             external::order_candidates(file, make_query(u, trial, config.method), dataset, config.list_length);
     }
     ranker = external::make_external_ranker(std::move(rankings));
+  } else {
+    // Candidate and user files are read here, before the run directory is touched, so a
+    // file that does not fit the data leaves nothing behind (trials read the same files).
+    protocol::ProtocolOptions po = config.protocol;
+    po.trial = 0;
+    splits.push_back(protocol::prepare_split(dataset, po));
   }
 
   const std::string model_id = llm_method ? backend->model_id() : std::string();
@@ -338,12 +344,12 @@ RunResult run_eval(const EvalConfig& config, const data::Dataset& dataset, llm::
     std::unique_ptr<Progress> progress;
     for (std::uint32_t trial = 0; trial < config.n_trials; ++trial) {
       protocol::PreparedSplit computed;
-      if (splits.empty()) {
+      if (trial >= splits.size()) {
         protocol::ProtocolOptions po = config.protocol;
         po.trial = trial;
         computed = protocol::prepare_split(dataset, po);
       }
-      const auto& split = splits.empty() ? computed : splits[trial];
+      const auto& split = trial < splits.size() ? splits[trial] : computed;
       if (!progress) {
         n_planned = split.users.size() * config.n_trials;
         // One record is one (user, trial) pair.

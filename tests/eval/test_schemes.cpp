@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -93,6 +94,36 @@ TEST(SchemesCli, EverySchemeRunsAndIsRecorded) {
   EXPECT_EQ(test::run_cli(base + " --negatives retrieved -o " + (dir.path() / "y").string()).code, 2);
   EXPECT_EQ(test::run_cli(base + " --retriever pop -o " + (dir.path() / "z").string()).code, 2);
   EXPECT_FALSE(fs::exists(dir.path() / "x"));
+}
+
+// A candidate or user file that does not fit the data: exit 2, file and line named, and the
+// run directory never created.
+TEST(SchemesCli, BadCandidateAndUserFilesWriteNothing) {
+  test::TempDir dir("schemes-bad");
+  const std::string base =
+      "eval --data " + kFixture + " --method pop --users 0 --candidates 3 --trials 1 --no-progress";
+  const auto write_file = [](const fs::path& p, const std::string& text) {
+    std::ofstream(p, std::ios::binary) << text;
+  };
+  write_file(dir / "c.tsv", "u1\ta5 a6\nu2\ta3 zz\n");
+  write_file(dir / "c.json", "{\"u1\": {\"-1\": {\"candidate_set\": [\"a5\", \"a6\"\n");
+  write_file(dir / "users.txt", "u1\nnobody\n");
+  struct Case {
+    std::string args, expected;
+  };
+  for (const Case& c : {Case{" --candidate-file " + (dir / "c.tsv").string(), "c.tsv:2: field 'item'"},
+                        Case{" --candidate-file " + (dir / "c.json").string(), "c.json:2"},
+                        Case{" --users-file " + (dir / "users.txt").string(), "users.txt:2: field 'user'"}}) {
+    const fs::path out = dir / "run";
+    const auto r = test::run_cli(base + c.args + " -o " + out.string());
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find(c.expected), std::string::npos) << r.out;
+    EXPECT_FALSE(fs::exists(out)) << c.args;
+  }
+  const auto prep = test::run_cli("data prepare --data " + kFixture + " --candidates 3 --users-file " +
+                                  (dir / "users.txt").string() + " -o " + (dir / "split.jsonl").string());
+  EXPECT_EQ(prep.code, 2) << prep.out;
+  EXPECT_FALSE(fs::exists(dir / "split.jsonl"));
 }
 
 }  // namespace

@@ -76,6 +76,9 @@ struct ProtocolArgs {
 void add_protocol_options(CLI::App* cmd, ProtocolArgs& args);
 // Resolves the options (a --retriever model is opened here, with n_threads). Throws OptionError.
 protocol::ProtocolOptions protocol_options(const ProtocolArgs& args, const data::Dataset& dataset, int n_threads = 0);
+// Runs `work`; an InputError in the --candidate-file or --users-file becomes an OptionError
+// naming that option (exit 2: a file given on the command line that does not fit the data).
+void with_protocol_files(const ProtocolArgs& args, const std::function<void()>& work);
 
 // LRGD (issue 6, cmd_lrgd.cpp): `memory` and `ablate`; the `eval --method lrgd` options
 // and the hook that configures such a run (returns what runs after run_eval: collapse.md/png).

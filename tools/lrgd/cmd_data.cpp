@@ -173,7 +173,8 @@ int run_prepare(const PrepareArgs& a) {
   const Loaded l = load(a.data);
   const protocol::ProtocolOptions o = trial_options(a.protocol, l.ds, a.trial, a.data.strict);
   const auto t0 = std::chrono::steady_clock::now();
-  const auto split = protocol::prepare_split(l.ds, o);
+  protocol::PreparedSplit split;
+  with_protocol_files(a.protocol, [&] { split = protocol::prepare_split(l.ds, o); });
   protocol::write_prepared_split(split, std::filesystem::path(a.out));
   if (!a.write_candidates.empty()) protocol::write_candidate_file(split, l.ds, a.candidate_format, a.write_candidates);
   const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -242,7 +243,7 @@ int run_export(const ExportArgs& a) {
   protocol::ProtocolOptions o = trial_options(a.protocol, ds, 0, a.data.strict);  // one retriever for all trials
   for (std::uint32_t t = 0; t < a.n_trials; ++t) {
     o.trial = t;
-    splits.push_back(protocol::prepare_split(ds, o));
+    with_protocol_files(a.protocol, [&] { splits.push_back(protocol::prepare_split(ds, o)); });
   }
 
   // Tokens in the .inter files: the dataset's ids (recbole) or indices (unisrec).

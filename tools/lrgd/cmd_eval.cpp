@@ -191,15 +191,16 @@ int run_eval_command(const EvalArgs& a) {
   ro.progress = !a.no_progress;
   ro.fsync_interval_s = a.fsync_interval;
   ro.setup_s = std::chrono::duration<double>(Clock::now() - t0).count();
-  const auto r = [&] {
+  eval::RunResult r;
+  with_protocol_files(a.protocol, [&] {
     try {
-      return eval::run_eval(c, ds, backend.get(), ro);
+      r = eval::run_eval(c, ds, backend.get(), ro);
     } catch (const InputError& e) {
       // A score file that does not fit the run is a usage error (exit 2), like a bad option.
       if (!a.scores.empty() && e.file() == c.scores_path) throw OptionError("--scores", e.what());
       throw;
     }
-  }();
+  });
   if (after) after();
 
   fmt::print(stderr, "lrgd: {} records ({} computed, {} resumed) in {:.2f} s (model {:.2f} s, outside {:.2f} s)\n",

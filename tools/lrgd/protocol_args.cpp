@@ -87,4 +87,14 @@ protocol::ProtocolOptions protocol_options(const ProtocolArgs& a, const data::Da
   return o;
 }
 
+void with_protocol_files(const ProtocolArgs& a, const std::function<void()>& work) {
+  try {
+    work();
+  } catch (const InputError& e) {
+    if (!a.candidate_file.empty() && e.file() == a.candidate_file) throw OptionError("--candidate-file", e.what());
+    if (!a.users_file.empty() && e.file() == a.users_file) throw OptionError("--users-file", e.what());
+    throw;
+  }
+}
+
 }  // namespace lrgd::cli
