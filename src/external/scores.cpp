@@ -273,8 +273,11 @@ std::vector<int> order_candidates(const ScoreFile& file, const rec::Query& query
                                  user_id, query.trial));
   const Entry& e = it->second;
   const char* field = e.is_ranking ? "ranking" : file.format == "tsv" ? "item" : "scores";
-  std::unordered_map<ItemIndex, int> position;
-  for (std::size_t k = 0; k < query.candidates.size(); ++k) position.emplace(query.candidates[k], static_cast<int>(k));
+  // An item may fill several positions (--negatives uniform-all repeats negatives): its one
+  // line in the file covers every copy, which then sit next to each other in the order.
+  std::unordered_map<ItemIndex, std::vector<int>> position;
+  for (std::size_t k = 0; k < query.candidates.size(); ++k)
+    position[query.candidates[k]].push_back(static_cast<int>(k));
   const auto item_id = [&](ItemIndex i) { return dataset.items.at(static_cast<std::size_t>(i)).id; };
   // Every item named must be a candidate ...
   std::vector<int> given;
@@ -287,8 +290,10 @@ std::vector<int> order_candidates(const ScoreFile& file, const rec::Query& query
       throw InputError(
           file.path, e.is_ranking ? e.line : e.score_lines[k], field,
           fmt::format("item '{}' is not a candidate of user '{}' in trial {}", item_id(item), user_id, query.trial));
-    given.push_back(p->second);
-    if (!e.is_ranking) scores.push_back(e.scores[k].second);
+    for (const int copy : p->second) {
+      given.push_back(copy);
+      if (!e.is_ranking) scores.push_back(e.scores[k].second);
+    }
   }
   // ... and every candidate must be named (the reader refused repeats).
   if (given.size() != query.candidates.size()) {

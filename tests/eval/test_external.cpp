@@ -151,6 +151,16 @@ TEST(External, OrderCandidatesBreaksTiesByCandidatePosition) {
                          "\n");
   EXPECT_EQ(external::order_candidates(external::read_score_file(dir / "r.jsonl", ds), q, ds, 10),
             (std::vector<int>{2, 3, 0, 1}));
+  // A repeated candidate (--negatives uniform-all): one line covers both copies, adjacent.
+  q.candidates = {50, 40, 50, 20};
+  write(dir / "d.jsonl", R"({"user":"u1","trial":0,"scores":{"20":1,"40":0,"50":2}})"
+                         "\n");
+  EXPECT_EQ(external::order_candidates(external::read_score_file(dir / "d.jsonl", ds), q, ds, 10),
+            (std::vector<int>{0, 2, 3, 1}));
+  write(dir / "dr.jsonl", R"({"user":"u1","trial":0,"ranking":["40","50","20"]})"
+                          "\n");
+  EXPECT_EQ(external::order_candidates(external::read_score_file(dir / "dr.jsonl", ds), q, ds, 10),
+            (std::vector<int>{1, 0, 2, 3}));
 }
 
 // ---- Through the CLI, on the LC-Rec fixture (4 users, 8 items: 4 candidates each). ----
