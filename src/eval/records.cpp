@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 #include "eval_internal.h"
@@ -17,7 +18,10 @@ namespace {
 int get_int(const nlohmann::json& j, const char* name, const std::string& file, std::uint64_t line_no) {
   const auto it = j.find(name);
   if (it == j.end() || !it->is_number_integer()) throw InputError(file, line_no, name, "missing or not an integer");
-  return it->get<int>();
+  const auto v = it->get<std::int64_t>();
+  if (it->is_number_unsigned() ? it->get<std::uint64_t>() > 0x7fffffffu : v < INT32_MIN || v > INT32_MAX)
+    throw InputError(file, line_no, name, "out of range");
+  return static_cast<int>(v);
 }
 
 std::string errno_text() { return std::strerror(errno); }
@@ -43,7 +47,7 @@ Record parse_record(std::string line, const std::string& file, std::uint64_t lin
   r.user = user->get<std::string>();
   const auto rank = j.find("target_rank");
   if (rank == j.end()) throw InputError(file, line_no, "target_rank", "missing");
-  r.target_rank = rank->is_null() ? metrics::kNotRanked : rank->get<int>();
+  r.target_rank = rank->is_null() ? metrics::kNotRanked : get_int(j, "target_rank", file, line_no);
   const auto valid = j.find("valid");
   if (valid == j.end() || !valid->is_boolean()) throw InputError(file, line_no, "valid", "missing or not a boolean");
   r.valid = valid->get<bool>();

@@ -249,7 +249,12 @@ std::int64_t latest_checkpoint(const std::filesystem::path& dir) {
   if (!std::filesystem::is_regular_file(dir / name / "model.gguf") ||
       !std::filesystem::is_regular_file(dir / name / "state.gguf"))
     return -1;
-  return std::stoll(name.substr(5));
+  // Written by save_checkpoint as step-<9 digits>; anything else is a damaged file.
+  const std::string digits = name.substr(5);
+  if (digits.empty() || digits.size() > 18 ||
+      !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    throw InputError((dir / "latest").string(), 1, "step", "'" + name + "' is not a checkpoint name (step-NNNNNNNNN)");
+  return std::stoll(digits);
 }
 
 void save_checkpoint(const std::filesystem::path& dir, const State& st, const data::Dataset& ds, const TrainOptions& o,

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "eval_test_util.h"
 #include "lrgd/data.h"
@@ -141,6 +142,36 @@ TEST(EvalRun, ResumeAfterTornLastLineGivesTheSameFile) {
   EXPECT_EQ(again.n_computed, 0u);
   EXPECT_EQ(b3.usage().n_requests, 0u);
   EXPECT_EQ(test::slurp(cut / "results.jsonl"), want);
+}
+
+// A damaged record inside results.jsonl (a field of the wrong type or out of range) is an
+// InputError naming the line and field, never a JSON library exception.
+TEST(EvalRun, DamagedRecordFieldsAreNamedOnResume) {
+  const auto ds = test::tiny_dataset();
+  test::TempDir dir("damaged");
+  test::ScriptedBackend b1;
+  eval::run_eval(small_config(rec::Method::Zsl), ds, &b1, quiet(dir.path()));
+  const std::string good = test::slurp(dir / "results.jsonl");
+  for (const auto& [from, to, field] :
+       {std::tuple<std::string, std::string, std::string>{
+            "\"target_rank\":", "\"target_rank\":\"x\",\"was\":", "target_rank"},
+        {"\"n_duplicates\":", "\"n_duplicates\":9999999999,\"was\":", "n_duplicates"}}) {
+    // Damage the third line (not the last: that one may be a torn write).
+    std::size_t pos = good.find('\n', good.find('\n') + 1) + 1;
+    std::string bad = good;
+    bad.replace(bad.find(from, pos), from.size(), to);
+    std::ofstream(dir / "results.jsonl", std::ios::binary) << bad;
+    test::ScriptedBackend b2;
+    auto opts = quiet(dir.path());
+    opts.resume = true;
+    try {
+      eval::run_eval(small_config(rec::Method::Zsl), ds, &b2, opts);
+      ADD_FAILURE() << "no error for " << field;
+    } catch (const InputError& e) {
+      EXPECT_EQ(e.line(), 3u);
+      EXPECT_EQ(e.field(), field);
+    }
+  }
 }
 
 TEST(EvalRun, RefusesToResumeAnotherConfiguration) {

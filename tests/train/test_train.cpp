@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 
 #include "../../src/train/gguf_io.h"
 #include "lrgd/error.h"
@@ -171,5 +172,20 @@ TEST(Train, ResumeRefusesOtherOptions) {
   o.lr = 1e-3f;
   o.stop_after_steps = 0;
   EXPECT_THROW((void)lrgd::train::train_item_model(ds, dir / "m.gguf", o), lrgd::OptionError);
+  // A damaged `latest` pointer names its file, not the bare word "stoll".
+  std::string name;
+  std::ifstream(o.checkpoint_dir / "latest") >> name;
+  ASSERT_EQ(name.rfind("step-", 0), 0u);
+  fs::copy(o.checkpoint_dir / name, o.checkpoint_dir / "step-x1", fs::copy_options::recursive);
+  std::ofstream(o.checkpoint_dir / "latest") << "step-x1\n";
+  o.lr = tiny().lr;
+  o.resume = true;
+  try {
+    (void)lrgd::train::train_item_model(ds, dir / "m.gguf", o);
+    ADD_FAILURE() << "no error";
+  } catch (const lrgd::InputError& e) {
+    EXPECT_EQ(e.file(), (o.checkpoint_dir / "latest").string());
+    EXPECT_EQ(e.field(), "step");
+  }
   fs::remove_all(dir);
 }
