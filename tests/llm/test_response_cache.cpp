@@ -303,6 +303,36 @@ TEST_F(ResponseCache, SurvivesReopenAndKeepsBytesExactly) {
   EXPECT_EQ(other->n_prompts_seen, 1);
 }
 
+// A stored row whose fields have other types (a damaged or foreign file) is a miss that is
+// computed again and overwritten, never a JSON exception out of the cache.
+TEST_F(ResponseCache, RowsWithWrongFieldTypesAreMisses) {
+  {
+    ScriptedBackend* inner = nullptr;
+    auto cache = open(inner);
+    cache->generate(raw_prompts({"a", "b"}), {});
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "UPDATE responses SET value = '{\"finish\":\"stop\",\"n_prompt_tokens\":\"many\"}' "
+                         "WHERE rowid = (SELECT min(rowid) FROM responses);"
+                         "UPDATE responses SET value = '{\"finish\":7}' "
+                         "WHERE rowid = (SELECT max(rowid) FROM responses)",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  ScriptedBackend* inner = nullptr;
+  auto cache = open(inner);
+  const auto out = cache->generate(raw_prompts({"a", "b"}), {});
+  EXPECT_EQ(inner->n_prompts_seen, 2);
+  EXPECT_FALSE(out[0].from_cache);
+  EXPECT_FALSE(out[1].from_cache);
+  ScriptedBackend* again = nullptr;
+  auto cache2 = open(again);
+  cache2->generate(raw_prompts({"a", "b"}), {});
+  EXPECT_EQ(again->n_prompts_seen, 0);  // overwritten with good rows
+}
+
 TEST_F(ResponseCache, SampledDecodingIsCachedOnlyWhenAskedAndKeyedBySeed) {
   ScriptedBackend* inner = nullptr;
   auto cache = open(inner);

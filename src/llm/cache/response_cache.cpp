@@ -295,7 +295,8 @@ std::string encode_generation(const Generation& g) {
 bool decode_generation(const std::string& value, std::string text, Generation& g) {
   const auto j = nlohmann::json::parse(value, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return false;
-  const std::string finish = j.value("finish", "");
+  const auto f = j.find("finish");
+  const std::string finish = f != j.end() && f->is_string() ? f->get<std::string>() : std::string();
   if (finish == "stop") {
     g.finish = FinishReason::Stop;
   } else if (finish == "length") {
@@ -303,12 +304,16 @@ bool decode_generation(const std::string& value, std::string text, Generation& g
   } else {
     return false;
   }
+  try {  // a field of another type is a malformed row too, not an escaping JSON exception
+    g.n_prompt_tokens = j.value("n_prompt_tokens", 0);
+    g.n_generated_tokens = j.value("n_generated_tokens", 0);
+    g.n_reused_tokens = j.value("n_reused_tokens", 0);
+    g.prompt_ms = j.value("prompt_ms", 0.0);
+    g.generate_ms = j.value("generate_ms", 0.0);
+  } catch (const nlohmann::json::exception&) {
+    return false;
+  }
   g.text = std::move(text);
-  g.n_prompt_tokens = j.value("n_prompt_tokens", 0);
-  g.n_generated_tokens = j.value("n_generated_tokens", 0);
-  g.n_reused_tokens = j.value("n_reused_tokens", 0);
-  g.prompt_ms = j.value("prompt_ms", 0.0);
-  g.generate_ms = j.value("generate_ms", 0.0);
   g.from_cache = true;
   return true;
 }
