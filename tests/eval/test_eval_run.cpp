@@ -2,7 +2,11 @@
 // and the baselines on the Games data.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <numeric>
+#include <sstream>
 #include <tuple>
 
 #include "eval_test_util.h"
@@ -87,6 +91,50 @@ TEST(EvalRun, WritesTheRunDirectory) {
             std::string::npos)
       << table;
   EXPECT_NE(table.find("| ZSL |"), std::string::npos) << table;
+}
+
+// summary.json recomputed from results.jsonl by plain code: per-trial means of each record's
+// metric, the mean and sample standard deviation over trials, the 95% t interval, and
+// nDCG@10 / Recall@10 of each record from its target rank alone.
+TEST(EvalRun, SummaryIsRecomputedFromResults) {
+  const auto ds = test::tiny_dataset();
+  test::TempDir dir("recompute");
+  eval::run_eval(small_config(rec::Method::Markov, 30, 3), ds, nullptr, quiet(dir.path()));
+  std::map<std::string, std::vector<std::vector<double>>> values;  // metric -> trial -> record values
+  std::istringstream in(test::slurp(dir / "results.jsonl"));
+  for (std::string line; std::getline(in, line);) {
+    const auto rec = json::parse(line);
+    const auto trial = rec["trial"].get<std::size_t>();
+    for (const auto& [k, v] : rec["metrics"].items()) {
+      auto& per_trial = values[k];
+      if (per_trial.size() <= trial) per_trial.resize(trial + 1);
+      per_trial[trial].push_back(v.get<double>());
+    }
+    const double rank = rec["target_rank"].is_null() ? 1e9 : rec["target_rank"].get<double>();
+    EXPECT_DOUBLE_EQ(rec["metrics"]["ndcg@10"].get<double>(), rank <= 10 ? 1.0 / std::log2(rank + 1) : 0.0);
+    EXPECT_DOUBLE_EQ(rec["metrics"]["recall@10"].get<double>(), rank <= 10 ? 1.0 : 0.0);
+  }
+  const auto summary = json::parse(test::slurp(dir / "summary.json"));
+  ASSERT_EQ(values.size(), summary["metrics"].size());
+  for (const auto& [k, per_trial] : values) {
+    const auto& m = summary["metrics"][k];
+    ASSERT_EQ(per_trial.size(), 3u) << k;
+    std::vector<double> means;
+    for (const auto& v : per_trial) {
+      EXPECT_EQ(v.size(), 30u);
+      means.push_back(std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size()));
+    }
+    const double mean = std::accumulate(means.begin(), means.end(), 0.0) / static_cast<double>(means.size());
+    double ss = 0;
+    for (const double x : means) ss += (x - mean) * (x - mean);
+    const double sd = std::sqrt(ss / 2);
+    for (std::size_t t = 0; t < 3; ++t) EXPECT_NEAR(m["per_trial"][t].get<double>(), means[t], 1e-12) << k;
+    EXPECT_NEAR(m["mean"].get<double>(), mean, 1e-12) << k;
+    EXPECT_NEAR(m["std"].get<double>(), sd, 1e-12) << k;
+    const double half = 4.302652729911275 * sd / std::sqrt(3.0);  // t(0.975, 2 df)
+    EXPECT_NEAR(m["ci_low"].get<double>(), mean - half, 1e-9) << k;
+    EXPECT_NEAR(m["ci_high"].get<double>(), mean + half, 1e-9) << k;
+  }
 }
 
 TEST(EvalRun, SameSeedGivesByteIdenticalResults) {
