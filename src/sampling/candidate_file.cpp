@@ -63,13 +63,17 @@ std::optional<std::string> json_id(const ojson& v) {
   return std::nullopt;
 }
 
-void load_more(const std::string& text, const std::string& file, const IdResolver& ids, FixedCandidates& out) {
-  ojson doc;
+// The whole file as JSON; a syntax error names its line.
+ojson parse_json(const std::string& text, const std::string& file) {
   try {
-    doc = ojson::parse(text);
+    return ojson::parse(text);
   } catch (const ojson::parse_error& e) {
     throw InputError(file, line_of(text, e.byte > 0 ? e.byte - 1 : 0), "", std::string("malformed JSON: ") + e.what());
   }
+}
+
+void load_more(const std::string& text, const std::string& file, const IdResolver& ids, FixedCandidates& out) {
+  const ojson doc = parse_json(text, file);
   if (!doc.is_object() || doc.empty())
     throw InputError(file, 1, "", "expected MoRE's layout {user: {\"-1\": {\"candidate_set\": [...]}}}");
   std::size_t search_from = 0;
@@ -110,12 +114,7 @@ void load_more(const std::string& text, const std::string& file, const IdResolve
 
 FixedCandidates load_candidate_file(const std::filesystem::path& path, const Dataset& ds, bool strict) {
   const std::string file = path.string();
-  std::string text;
-  try {
-    text = read_file(path);
-  } catch (const std::exception&) {
-    throw IoError("cannot read candidate file " + file);
-  }
+  const std::string text = read_file(path);
   FixedCandidates out;
   out.file_hash = sha256_hex(text);
   out.by_user.resize(ds.n_users());
@@ -208,12 +207,7 @@ void write_candidate_file(const PreparedSplit& split, const Dataset& ds, std::st
 
 std::vector<UserIndex> load_user_list(const std::filesystem::path& path, const Dataset& ds) {
   const std::string file = path.string();
-  std::string text;
-  try {
-    text = read_file(path);
-  } catch (const std::exception&) {
-    throw IoError("cannot read user list " + file);
-  }
+  const std::string text = read_file(path);
   const IdResolver ids(ds);
   std::vector<UserIndex> out;
   std::vector<char> seen(ds.n_users(), 0);
@@ -226,13 +220,7 @@ std::vector<UserIndex> load_user_list(const std::filesystem::path& path, const D
   };
   const auto first = text.find_first_not_of(" \t\r\n");
   if (first != std::string::npos && text[first] == '[') {
-    ojson doc;
-    try {
-      doc = ojson::parse(text);
-    } catch (const ojson::parse_error& e) {
-      throw InputError(file, line_of(text, e.byte > 0 ? e.byte - 1 : 0), "",
-                       std::string("malformed JSON: ") + e.what());
-    }
+    const ojson doc = parse_json(text, file);
     std::size_t search_from = 0;
     for (const auto& v : doc) {
       const auto id = json_id(v);
