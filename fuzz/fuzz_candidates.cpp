@@ -34,7 +34,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (u.test_candidates.size() != 4) std::abort();
   });
   lrgd::fuzz::expect_clean([&] {
-    for (const auto u : lrgd::protocol::load_user_list(path, ds))
+    for (const auto u : lrgd::protocol::load_user_list(path, ds).users)
       if (u < 0 || static_cast<std::size_t>(u) >= ds.n_users()) std::abort();
   });
   return 0;

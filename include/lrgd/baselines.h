@@ -42,6 +42,8 @@ class Recommender {
   // The top k candidates (k <= 0: all), best first: by score, ties by training popularity,
   // then by position in query.candidates (shuffled per user by the protocol).
   std::vector<ItemIndex> rank(const Query& query, int k = 10) const;
+  // The same order as positions in query.candidates (distinct even where an item repeats).
+  std::vector<std::size_t> rank_positions(const Query& query, int k = 10) const;
   // Training interactions of `item` (0 for unknown items).
   std::uint32_t popularity(ItemIndex item) const;
 

@@ -139,7 +139,11 @@ FixedCandidates load_candidate_file(const std::filesystem::path& path, const Dat
 
 // A user-list file: a JSON array of ids or one id a line (blank lines and '#' comments
 // skipped). Throws InputError naming the line for an id the dataset lacks or a repeated id.
-std::vector<UserIndex> load_user_list(const std::filesystem::path& path, const Dataset& dataset);
+struct UserList {
+  std::vector<UserIndex> users;  // in file order
+  std::string file_hash;         // sha256 of the file's bytes
+};
+UserList load_user_list(const std::filesystem::path& path, const Dataset& dataset);
 
 struct ProtocolOptions {
   std::uint64_t seed = 42;

@@ -39,6 +39,12 @@ void Recommender::check(const Query& query) const {
 }
 
 std::vector<ItemIndex> Recommender::rank(const Query& query, int k) const {
+  std::vector<ItemIndex> out;
+  for (const std::size_t p : rank_positions(query, k)) out.push_back(query.candidates[p]);
+  return out;
+}
+
+std::vector<std::size_t> Recommender::rank_positions(const Query& query, int k) const {
   const auto scores = score(query);
   std::vector<std::size_t> order(query.candidates.size());
   std::iota(order.begin(), order.end(), std::size_t{0});
@@ -46,11 +52,8 @@ std::vector<ItemIndex> Recommender::rank(const Query& query, int k) const {
     if (scores[a] != scores[b]) return scores[a] > scores[b];
     return popularity(query.candidates[a]) > popularity(query.candidates[b]);
   });
-  const std::size_t n = k <= 0 ? order.size() : std::min(order.size(), static_cast<std::size_t>(k));
-  std::vector<ItemIndex> out;
-  out.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) out.push_back(query.candidates[order[i]]);
-  return out;
+  if (k > 0 && order.size() > static_cast<std::size_t>(k)) order.resize(static_cast<std::size_t>(k));
+  return order;
 }
 
 RandomRecommender::RandomRecommender(const data::Dataset& dataset, const BaselineOptions& options)

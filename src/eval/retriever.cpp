@@ -21,7 +21,7 @@ class RankerRetriever final : public protocol::Retriever {
                                    std::span<const data::ItemIndex> pool, std::size_t k) override {
     // Trials share the retrieval: only the shuffle of the set differs between them.
     auto key = std::make_pair(user, std::vector<data::ItemIndex>(history.begin(), history.end()));
-    if (const auto it = cache_.find(key); it != cache_.end() && it->second.size() == k) return it->second;
+    if (const auto it = cache_.find(key); it != cache_.end()) return it->second;
     rec::Query q;
     q.user = user;
     q.history = key.second;

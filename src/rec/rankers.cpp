@@ -238,20 +238,8 @@ class BaselineRanker final : public Ranker {
     for (std::size_t i = 0; i < queries.size(); ++i) {
       const Query& q = queries[i];
       baselines::Query bq{q.history, q.candidates, (static_cast<std::uint64_t>(q.user) << 32) | q.trial};
-      const auto items = model_->rank(bq, list_length_);
       Ranked& r = out[i];
-      // A candidate set may repeat an item (--negatives uniform-all): each ranked item takes
-      // its first position not yet ranked, so rankings never name a position twice.
-      std::vector<char> taken(q.candidates.size(), 0);
-      for (auto item : items) {
-        for (std::size_t p = 0; p < q.candidates.size(); ++p) {
-          if (q.candidates[p] == item && !taken[p]) {
-            taken[p] = 1;
-            r.ranking.push_back(static_cast<int>(p));
-            break;
-          }
-        }
-      }
+      for (const std::size_t p : model_->rank_positions(bq, list_length_)) r.ranking.push_back(static_cast<int>(p));
       r.valid = true;
       r.answer_format = "baseline";
     }

@@ -1,5 +1,6 @@
 // Fixed candidate files (lrgd's / LLMRank's `user<TAB>item item ...`, MoRE's JSON) and
 // user-list files: reading against a dataset's ids, and writing a prepared split's sets.
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -50,9 +51,40 @@ class IdResolver {
 };
 
 std::uint64_t line_of(std::string_view text, std::size_t offset) {
-  std::uint64_t line = 1;
-  for (std::size_t i = 0; i < offset && i < text.size(); ++i) line += text[i] == '\n';
-  return line;
+  return 1 + static_cast<std::uint64_t>(std::count(text.begin(), text.begin() + std::min(offset, text.size()), '\n'));
+}
+
+// The lines of a JSON document's values, asked for in document order: each value's text is
+// searched after the previous one's, and lines are counted on from there (one pass in all).
+class DocumentLines {
+ public:
+  explicit DocumentLines(std::string_view text) : text_(text) {}
+  std::uint64_t next(std::string_view shown) {
+    const std::size_t at = text_.find(shown, from_);
+    const std::size_t to = at == std::string_view::npos ? from_ : at;
+    line_ += static_cast<std::uint64_t>(std::count(text_.begin() + counted_, text_.begin() + to, '\n'));
+    counted_ = to;
+    if (at != std::string_view::npos) from_ = at + shown.size();
+    return line_;
+  }
+
+ private:
+  std::string_view text_;
+  std::size_t from_ = 0, counted_ = 0;
+  std::uint64_t line_ = 1;
+};
+
+// f(line, line_no) for every line of `text`, a trailing '\r' removed.
+template <class F>
+void for_each_line(std::string_view text, F&& f) {
+  std::uint64_t line_no = 0;
+  for (std::size_t start = 0; start < text.size();) {
+    const std::size_t nl = std::min(text.find('\n', start), text.size());
+    std::string_view line = text.substr(start, nl - start);
+    start = nl + 1;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    f(line, ++line_no);
+  }
 }
 
 // A JSON id: a string, or a non-negative integer as MoRE's RecBole ids are.
@@ -76,13 +108,9 @@ void load_more(const std::string& text, const std::string& file, const IdResolve
   const ojson doc = parse_json(text, file);
   if (!doc.is_object() || doc.empty())
     throw InputError(file, 1, "", "expected MoRE's layout {user: {\"-1\": {\"candidate_set\": [...]}}}");
-  std::size_t search_from = 0;
+  DocumentLines lines(text);
   for (auto it = doc.begin(); it != doc.end(); ++it) {
-    // The key's line: keys are found in document order, each after the previous one.
-    const std::string quoted = ojson(it.key()).dump();
-    const std::size_t at = text.find(quoted, search_from);
-    if (at != std::string::npos) search_from = at + quoted.size();
-    const std::uint64_t line = line_of(text, at == std::string::npos ? search_from : at);
+    const std::uint64_t line = lines.next(ojson(it.key()).dump());
     const UserIndex u = ids.user(it.key());
     if (u < 0) throw InputError(file, line, "user", "user '" + it.key() + "' is not in the dataset");
     const auto su = static_cast<std::size_t>(u);
@@ -130,18 +158,12 @@ FixedCandidates load_candidate_file(const std::filesystem::path& path, const Dat
   }
 
   std::vector<char> seen_user(ds.n_users(), 0);
-  std::uint64_t line_no = 0;
-  for (std::size_t start = 0; start < text.size();) {
-    const std::size_t nl = std::min(text.find('\n', start), text.size());
-    std::string_view line(text.data() + start, nl - start);
-    start = nl + 1;
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+  for_each_line(text, [&](std::string_view line, std::uint64_t line_no) {
+    if (line.find_first_not_of(" \t") == std::string::npos) return;
     const std::size_t sep = line.find_first_of("\t ");
     if (sep == std::string::npos) {
       add_issue(out.issues, strict, "malformed_line", file, line_no, "", "expected 'user<TAB>item item ...'");
-      continue;
+      return;
     }
     const std::string_view user_id = line.substr(0, sep);
     const UserIndex found = ids.user(user_id);
@@ -150,7 +172,7 @@ FixedCandidates load_candidate_file(const std::filesystem::path& path, const Dat
     if (seen_user[u]) {
       add_issue(out.issues, strict, "duplicate_user", file, line_no, "user",
                 "user '" + std::string(user_id) + "' appears again; the first line is kept");
-      continue;
+      return;
     }
     seen_user[u] = 1;
     out.line_by_user[u] = line_no;
@@ -167,7 +189,7 @@ FixedCandidates load_candidate_file(const std::filesystem::path& path, const Dat
       if (item < 0) throw InputError(file, line_no, "item", "item '" + std::string(tok) + "' is not in the dataset");
       list.push_back(item);
     }
-  }
+  });
   return out;
 }
 
@@ -205,11 +227,13 @@ void write_candidate_file(const PreparedSplit& split, const Dataset& ds, std::st
   write_file_atomic(path, out);
 }
 
-std::vector<UserIndex> load_user_list(const std::filesystem::path& path, const Dataset& ds) {
+UserList load_user_list(const std::filesystem::path& path, const Dataset& ds) {
   const std::string file = path.string();
   const std::string text = read_file(path);
   const IdResolver ids(ds);
-  std::vector<UserIndex> out;
+  UserList list;
+  list.file_hash = sha256_hex(text);
+  auto& out = list.users;
   std::vector<char> seen(ds.n_users(), 0);
   auto add = [&](const std::string& id, std::uint64_t line) {
     const UserIndex u = ids.user(id);
@@ -221,31 +245,24 @@ std::vector<UserIndex> load_user_list(const std::filesystem::path& path, const D
   const auto first = text.find_first_not_of(" \t\r\n");
   if (first != std::string::npos && text[first] == '[') {
     const ojson doc = parse_json(text, file);
-    std::size_t search_from = 0;
+    DocumentLines lines(text);
     for (const auto& v : doc) {
-      const auto id = json_id(v);
       const std::string shown = v.dump();
-      const std::size_t at = text.find(shown, search_from);
-      if (at != std::string::npos) search_from = at + shown.size();
-      const std::uint64_t line = line_of(text, at == std::string::npos ? search_from : at);
+      const std::uint64_t line = lines.next(shown);
+      const auto id = json_id(v);
       if (!id) throw InputError(file, line, "user", "expected a user id, found " + shown);
       add(*id, line);
     }
   } else {
-    std::uint64_t line_no = 0;
-    for (std::size_t start = 0; start < text.size();) {
-      const std::size_t nl = std::min(text.find('\n', start), text.size());
-      std::string_view line(text.data() + start, nl - start);
-      start = nl + 1;
-      ++line_no;
-      const auto a = line.find_first_not_of(" \t\r");
-      if (a == std::string_view::npos || line[a] == '#') continue;
-      const auto b = line.find_last_not_of(" \t\r");
+    for_each_line(text, [&](std::string_view line, std::uint64_t line_no) {
+      const auto a = line.find_first_not_of(" \t");
+      if (a == std::string_view::npos || line[a] == '#') return;
+      const auto b = line.find_last_not_of(" \t");
       add(std::string(line.substr(a, b - a + 1)), line_no);
-    }
+    });
   }
   if (out.empty()) throw InputError(file, 0, "", "the user list names no user");
-  return out;
+  return list;
 }
 
 }  // namespace lrgd::protocol

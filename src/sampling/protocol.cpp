@@ -5,7 +5,6 @@
 #include <stdexcept>
 
 #include "lrgd/error.h"
-#include "lrgd/hash.h"
 
 namespace lrgd::protocol {
 
@@ -272,8 +271,9 @@ PreparedSplit prepare_split(const Dataset& ds, const ProtocolOptions& opts) {
   std::vector<char> listed;  // --users-file: 1 for a listed user
   std::vector<UserIndex> user_list;
   if (!opts.users_file.empty()) {
-    user_list = load_user_list(opts.users_file, ds);
-    split.users_file_hash = sha256_file(opts.users_file);
+    auto loaded = load_user_list(opts.users_file, ds);
+    user_list = std::move(loaded.users);
+    split.users_file_hash = std::move(loaded.file_hash);
     listed.assign(ds.n_users(), 0);
     for (const UserIndex u : user_list) listed[static_cast<std::size_t>(u)] = 1;
   }

@@ -32,6 +32,11 @@ TEST(Baselines, PopularityCountsTrainingOnly) {
   const std::vector<ItemIndex> candidates = {4, 3, 2, 6, 1};
   EXPECT_EQ(pop->rank({{}, candidates, 0}, 0), (std::vector<ItemIndex>{2, 3, 1, 4, 6}));
   EXPECT_EQ(pop->rank({{}, candidates, 0}, 2), (std::vector<ItemIndex>{2, 3}));
+  EXPECT_EQ(pop->rank_positions({{}, candidates, 0}, 0), (std::vector<std::size_t>{2, 1, 4, 0, 3}));
+  // A repeated candidate (--negatives uniform-all): both copies ranked, at distinct positions.
+  const std::vector<ItemIndex> repeated = {4, 2, 6, 2};
+  EXPECT_EQ(pop->rank_positions({{}, repeated, 0}, 0), (std::vector<std::size_t>{1, 3, 0, 2}));
+  EXPECT_EQ(pop->rank({{}, repeated, 0}, 3), (std::vector<ItemIndex>{2, 2, 4}));
   b::BaselineOptions all;
   all.holdout = 0;
   EXPECT_EQ(b::make_baseline("pop", d, all)->popularity(4), 2u);

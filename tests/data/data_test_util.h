@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "lrgd/dataset.h"
+#include "lrgd/error.h"
 
 namespace lrgd::test {
 
@@ -64,6 +65,17 @@ inline void write_gz(const std::filesystem::path& p, std::string_view bytes) {
 }
 
 // The issue of `kind` in `issues`, or nullptr.
+// The message of the InputError that `work` throws, or "no error".
+template <class F>
+std::string input_error_of(F&& work) {
+  try {
+    work();
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
 // `text` with the first occurrence of `from` replaced by `to` (unchanged when absent).
 inline std::string replace_first(std::string text, std::string_view from, std::string_view to) {
   if (const auto at = text.find(from); at != std::string::npos) text.replace(at, from.size(), to);
