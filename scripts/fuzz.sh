@@ -37,7 +37,7 @@ seed fuzz_load_amazon "$fixtures"/data/raw/Tiny.json "$fixtures"/data/bad_raw/Ba
 seed fuzz_load_amazon_meta "$fixtures"/data/raw/meta_Tiny.json "$fixtures"/data/bad_raw/meta_Bad.json
 seed fuzz_results "$root"/fuzz/seeds/results.jsonl
 seed fuzz_split "$root"/fuzz/seeds/split.jsonl
-seed fuzz_candidates "$root"/fuzz/seeds/candidates.tsv "$root"/fuzz/seeds/candidates-more.json "$root"/fuzz/seeds/users.json
+seed fuzz_candidates "$root"/fuzz/seeds/candidates.tsv "$root"/fuzz/seeds/candidates-more.json "$root"/fuzz/seeds/candidates-overflow.json "$root"/fuzz/seeds/users.json
 seed fuzz_template "$root"/prompts/*.txt "$fixtures"/prompt/*.txt
 # A minimal GGUF v3 header with lrgd's item-model keys, written here (no model file is kept
 # in the repository).
@@ -61,5 +61,8 @@ for t in fuzz_answer fuzz_load_lcrec_inter fuzz_load_lcrec_item fuzz_load_csv fu
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
   rate=$(( runs / (seconds > 0 ? seconds : 1) ))
   printf '%-24s %10s %8s %s\n' "$t" "$runs" "$rate" "$result"
+  if [ "$result" != ok ]; then  # what a CI log needs to reproduce it: the error, lrgd's frames, the input
+    grep -E 'ERROR:|runtime error|SUMMARY|what\(\)|/(src|tools|fuzz)/|^Base64:' "$log" | grep -v '/usr/' | head -20 | sed 's/^/    /' >&2
+  fi
 done
 exit "$failed"

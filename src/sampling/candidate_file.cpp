@@ -95,13 +95,29 @@ std::optional<std::string> json_id(const ojson& v) {
   return std::nullopt;
 }
 
-// The whole file as JSON; a syntax error names its line.
-ojson parse_json(const std::string& text, const std::string& file) {
-  try {
-    return ojson::parse(text);
-  } catch (const ojson::parse_error& e) {
-    throw InputError(file, line_of(text, e.byte > 0 ? e.byte - 1 : 0), "", std::string("malformed JSON: ") + e.what());
+// nlohmann's DOM parser throws a number too large for a double (out_of_range 406) without
+// its offset; this parser keeps the offset of any error, so every error names its line.
+class PositionedDomParser : public nlohmann::detail::json_sax_dom_parser<ojson> {
+ public:
+  explicit PositionedDomParser(ojson& document) : json_sax_dom_parser(document, false) {}
+  template <class Exception>
+  bool parse_error(std::size_t offset, const std::string& /*token*/, const Exception& e) {
+    error_offset = offset;
+    error = e.what();
+    return false;
   }
+  std::size_t error_offset = 0;
+  std::string error;
+};
+
+// The whole file as JSON; a syntax error or an out-of-range number names its line.
+ojson parse_json(const std::string& text, const std::string& file) {
+  ojson doc;
+  PositionedDomParser sax(doc);
+  if (!ojson::sax_parse(text, &sax) || !sax.error.empty())
+    throw InputError(file, line_of(text, sax.error_offset > 0 ? sax.error_offset - 1 : 0), "",
+                     "malformed JSON: " + (sax.error.empty() ? std::string("unreadable") : sax.error));
+  return doc;
 }
 
 void load_more(const std::string& text, const std::string& file, const IdResolver& ids, FixedCandidates& out) {

@@ -566,6 +566,15 @@ TEST(Schemes, CandidateFilesRoundTrip) {
   const std::string error = test::input_error_of([&] { prepare_split(ds, r); });
   EXPECT_NE(error.find("bad.json:2"), std::string::npos) << error;
   EXPECT_THROW(write_candidate_file(split, ds, "csv", dir / "x"), OptionError);
+  // A number too large for a double (found by fuzz_candidates) and a syntax error are input
+  // errors that name their line, never an escaped parser exception.
+  for (const auto& [text, line] :
+       {std::pair<std::string, std::string>{"{\n\"u1\": [6666666E646]}", ":2"}, {"{\n\n\"u1\": {\"-1\": [}", ":3"}}) {
+    test::write_file(dir / "overflow.json", text);
+    const std::string overflow = test::input_error_of([&] { load_candidate_file(dir / "overflow.json", ds); });
+    EXPECT_NE(overflow.find("overflow.json" + line), std::string::npos) << overflow;
+    EXPECT_NE(overflow.find("malformed JSON"), std::string::npos) << overflow;
+  }
 }
 
 }  // namespace
