@@ -27,6 +27,37 @@ function(lrgd_library name)
   target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR}/include PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
   target_link_libraries(${name} PUBLIC ${ARG_PUBLIC_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
   lrgd_target_flags(${name})
+  set_property(GLOBAL APPEND PROPERTY LRGD_LIBRARIES ${name})
+endfunction()
+
+# Writes <build>/library-graph.txt, one line per lrgd library (and lrgd_cli): "name|public
+# deps|private deps", in the order the libraries are defined. scripts/design_graph.py turns it
+# into docs/design.md's dependency block; the DesignGraph test fails when that block is stale.
+function(lrgd_write_library_graph)
+  get_property(libraries GLOBAL PROPERTY LRGD_LIBRARIES)
+  list(APPEND libraries lrgd_cli)
+  set(lines "")
+  foreach(lib IN LISTS libraries)
+    get_target_property(all ${lib} LINK_LIBRARIES)
+    get_target_property(public ${lib} INTERFACE_LINK_LIBRARIES)
+    if(NOT all)
+      set(all "")
+    endif()
+    if(NOT public)
+      set(public "")
+    endif()
+    list(FILTER public EXCLUDE REGEX "^\\$<LINK_ONLY:")
+    set(private ${all})
+    if(public)
+      list(REMOVE_ITEM private ${public})
+    endif()
+    list(REMOVE_DUPLICATES public)
+    list(REMOVE_DUPLICATES private)
+    list(JOIN public "," public_text)
+    list(JOIN private "," private_text)
+    string(APPEND lines "${lib}|${public_text}|${private_text}\n")
+  endforeach()
+  file(WRITE ${CMAKE_BINARY_DIR}/library-graph.txt "${lines}")
 endfunction()
 
 # lrgd_test(name SOURCES ... DEPS ... [LABELS ...] [SERIAL])
@@ -42,13 +73,26 @@ function(lrgd_test name)
     LRGD_SHARED_DATA_DIR="${PROJECT_SOURCE_DIR}/../shared/data"
     LRGD_VOCAB_DIR="${LRGD_VOCAB_DIR}"
     LRGD_LLAMA_BIN_DIR="${LRGD_LLAMA_BIN_DIR}"
-    LRGD_CLI="$<TARGET_FILE:lrgd>")
+    LRGD_CLI="$<TARGET_FILE:lrgd>"
+    LRGD_TEST_CACHE_DIR="${CMAKE_BINARY_DIR}/test-cache")
   lrgd_target_flags(${name})
-  # Escaped so that several labels reach the property as one list.
-  string(REPLACE ";" "\\;" labels "${ARG_LABELS}")
-  if(ARG_SERIAL)
-    gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "${labels}" RUN_SERIAL TRUE)
-  else()
-    gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "${labels}")
+  # Speed tiers: a suite that loads no model, starts no server and is not marked slow is
+  # `fast` (the whole tier runs in about a minute on 2 cores: `ctest -L fast`). Each test
+  # has its own timeout, so one hung test fails alone and soon.
+  set(labels ${ARG_LABELS})
+  set(timeout 600)
+  if(NOT labels MATCHES "(^|;)(model|server|real_model|docs|slow)(;|$)")
+    list(APPEND labels fast)
+    set(timeout 120)
   endif()
+  # One label joined by dots ("eval.model", "data.fast"): gtest_discover_tests loses the
+  # escaping of a list-valued property (the second label became a property name), and
+  # ctest's -L/-LE take regular expressions, so `-L fast` and `-LE model` select as before.
+  list(JOIN labels "." label)
+  set(serial)
+  if(ARG_SERIAL)
+    set(serial RUN_SERIAL TRUE)
+  endif()
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60
+                       PROPERTIES LABELS ${label} TIMEOUT ${timeout} FIXTURES_REQUIRED test_cache ${serial})
 endfunction()

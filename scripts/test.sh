@@ -11,8 +11,8 @@ LRGD_LLAMA_TOOLS=1 bash "$root/scripts/build.sh" "$@"
 rc=0
 (cd "$build" && ctest --output-on-failure -j "$(nproc)" --timeout 900) || rc=1
 
-# The fast tier: every test that loads no model and starts no server.
-fast_tier=(-LE "model|server|real_model|docs|slow")
+# The fast tier (label `fast`): every test that loads no model and starts no server.
+fast_tier=(-L fast)
 if [ "${LRGD_TEST_SANITIZE:-1}" = 1 ]; then
   echo "[test] the fast tier under ASan + UBSan (build-asan)" >&2
   LRGD_BUILD_DIR="$root/build-asan" bash "$root/scripts/build.sh" -DCMAKE_BUILD_TYPE=RelWithDebInfo \

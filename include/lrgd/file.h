@@ -10,7 +10,11 @@ namespace lrgd {
 // The file's bytes. Throws IoError("cannot read PATH: reason").
 std::string read_file(const std::filesystem::path& path);
 
-// Writes `content` to PATH.tmp, syncs it and renames it over PATH (then syncs the folder), so
+// PATH.tmp.<pid>.<n>: a temporary name beside PATH that no other writer, in this process or
+// another, uses at the same time (two writers of the same PATH never share a temporary file).
+std::filesystem::path private_temp_path(const std::filesystem::path& path);
+
+// Writes `content` to a private temporary file, syncs it and renames it over PATH (then syncs the folder), so
 // PATH holds either the old or the new content after a crash, never a torn one. Creates
 // missing parent folders. Throws IoError naming the path and the system's reason.
 void write_file_atomic(const std::filesystem::path& path, std::string_view content);

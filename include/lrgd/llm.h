@@ -55,11 +55,18 @@ struct GenerationParams {
 };
 
 enum class FinishReason { Stop, Length, Error };
+// "stop" | "length" | "error", as run records and the response cache write them.
+std::string_view finish_name(FinishReason finish);
+// The reason named `name`; false for any other text.
+bool parse_finish(std::string_view name, FinishReason& out);
 
 struct Generation {
   std::string text;
   FinishReason finish = FinishReason::Stop;
   std::string error;  // set when finish == Error: the request failed after retries
+  // The failure was a prompt (with max_tokens) longer than the model's context: a shorter
+  // prompt may succeed (the recommender's overflow policy drops history and asks again).
+  bool context_overflow = false;
   int n_prompt_tokens = 0;
   int n_generated_tokens = 0;
   int n_reused_tokens = 0;  // prompt tokens served from a cached prefix
@@ -77,12 +84,18 @@ struct ScoreRequest {
 };
 
 struct ScoreResult {
-  std::vector<double> logprobs;  // sum of token log-probabilities, one per continuation
-  std::vector<int> n_tokens;     // tokens in each continuation
-  int n_context_tokens = 0;      // tokens of the shared context (decoded once, or reused)
-  std::string error;             // non-empty when the request failed
+  std::vector<double> logprobs;   // sum of token log-probabilities, one per continuation
+  std::vector<int> n_tokens;      // tokens in each continuation
+  int n_context_tokens = 0;       // tokens of the shared context (decoded once, or reused)
+  std::string error;              // non-empty when the request failed
+  bool context_overflow = false;  // the failure was a context longer than the model's (as Generation's)
   bool ok() const { return error.empty(); }
 };
+
+// Whether a server's error text says that the prompt exceeds the model's context (the
+// wordings of vLLM, llama-server, Ollama and OpenAI). Servers report it only as text; the
+// OpenAI-compatible backend turns it into the typed context_overflow flags above.
+bool is_context_overflow_message(std::string_view server_error);
 
 // Token accounting and timings, summed over a backend's life (or a run).
 struct Usage {

@@ -133,9 +133,6 @@ std::vector<std::int32_t> item_prompt_tokens(const Query& query, bool with_demo,
 // sha256 hex of a prompt's canonical bytes (roles and contents, or raw text, or token ids).
 std::string prompt_hash(const llm::Prompt& prompt);
 
-// True when a backend error message reports a prompt that does not fit the context.
-bool is_context_overflow(std::string_view error);
-
 // Keeps references to `dataset` and `backend`. Throws OptionError for a non-LLM method,
 // list_length < 1, or a template that cannot be resolved.
 std::unique_ptr<Ranker> make_llm_ranker(const data::Dataset& dataset, llm::Backend& backend,

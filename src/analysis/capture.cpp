@@ -17,6 +17,7 @@
 // Views are read with their strides. A prompt longer than one ubatch reaches the callback
 // in several graphs: K and V rows are appended in order, Q, weights and outputs are kept
 // for the last row seen (the last prompt token once the prompt is done).
+#include <ggml-cpp.h>
 #include <gguf.h>
 #include <llama.h>
 
@@ -354,26 +355,23 @@ void check_step(Capture& c, CapturedStep& st, bool ffn_auto) {
 
 // Weight `name` of the GGUF at `path` dequantised to f32, row-major [ne1][ne0].
 std::vector<float> read_weight(const std::filesystem::path& path, const std::string& name, int64_t& ne0, int64_t& ne1) {
-  ggml_context* meta = nullptr;
-  gguf_init_params params{/*no_alloc=*/true, &meta};
-  gguf_context* g = gguf_init_from_file(path.c_str(), params);
-  if (g == nullptr) throw IoError("cannot read GGUF " + path.string());
-  const auto cleanup = [&] {
-    gguf_free(g);
-    ggml_free(meta);
-  };
-  const int64_t id = gguf_find_tensor(g, name.c_str());
-  const ggml_tensor* t = id < 0 ? nullptr : ggml_get_tensor(meta, name.c_str());
-  if (t == nullptr || t->ne[2] != 1 || t->ne[3] != 1) {
-    cleanup();
-    throw Error("FFN dual: the model has no 2-d tensor " + name);
+  ggml_type type = GGML_TYPE_F32;
+  std::size_t bytes = 0, offset = 0;
+  {
+    ggml_context* meta_raw = nullptr;
+    gguf_init_params params{/*no_alloc=*/true, &meta_raw};
+    const gguf_context_ptr g(gguf_init_from_file(path.c_str(), params));
+    const ggml_context_ptr meta(meta_raw);
+    if (!g) throw IoError("cannot read GGUF " + path.string());
+    const int64_t id = gguf_find_tensor(g.get(), name.c_str());
+    const ggml_tensor* t = id < 0 ? nullptr : ggml_get_tensor(meta.get(), name.c_str());
+    if (t == nullptr || t->ne[2] != 1 || t->ne[3] != 1) throw Error("FFN dual: the model has no 2-d tensor " + name);
+    ne0 = t->ne[0];
+    ne1 = t->ne[1];
+    type = t->type;
+    bytes = ggml_nbytes(t);
+    offset = gguf_get_data_offset(g.get()) + gguf_get_tensor_offset(g.get(), id);
   }
-  ne0 = t->ne[0];
-  ne1 = t->ne[1];
-  const ggml_type type = t->type;
-  const std::size_t bytes = ggml_nbytes(t);
-  const std::size_t offset = gguf_get_data_offset(g) + gguf_get_tensor_offset(g, id);
-  cleanup();
   std::vector<char> raw(bytes);
   std::ifstream in(path, std::ios::binary);
   in.seekg(static_cast<std::streamoff>(offset));

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "lrgd/error.h"
+#include "lrgd/parallel.h"
 
 namespace lrgd::analysis {
 
@@ -268,20 +269,6 @@ std::vector<int> selected_layers(const Capture& c, const DualOptions& o) {
   return layers;
 }
 
-template <class F>
-void parallel_for(std::size_t n_tasks, int n_threads, F&& f) {
-  unsigned nt = n_threads > 0 ? static_cast<unsigned>(n_threads) : std::max(1u, std::thread::hardware_concurrency());
-  nt = std::min<unsigned>(nt, static_cast<unsigned>(std::max<std::size_t>(1, n_tasks)));
-  std::atomic<std::size_t> next{0};
-  auto worker = [&](unsigned tid) {
-    for (std::size_t i = next++; i < n_tasks; i = next++) f(i, tid);
-  };
-  std::vector<std::thread> threads;
-  for (unsigned t = 1; t < nt; ++t) threads.emplace_back(worker, t);
-  worker(0);
-  for (auto& t : threads) t.join();
-}
-
 Rng block_rng(std::uint64_t seed, int layer, int g) {
   return Rng::derive(seed, "dual/features", (static_cast<std::uint64_t>(layer) << 32) | static_cast<std::uint64_t>(g));
 }
@@ -414,7 +401,7 @@ class ChainDual {
         out.size() != static_cast<std::size_t>(n_rows) * nh * dv)
       throw Error("chained dual: unexpected query/output sizes");
     const int group = c.n_head / c.n_head_kv;
-    parallel_for(blocks.size(), o_.n_threads, [&](std::size_t g, unsigned) {
+    parallel_for(blocks.size(), o_.n_threads, [&](std::size_t g) {
       Running& b = blocks[g];
       if (m_ > 0 && !b.rf) init(b, c, layer, static_cast<int>(g));
       for (int r = 0; r < n_rows; ++r) {
@@ -589,7 +576,7 @@ DualReport analyse(const Capture& c, const std::vector<TokenSpan>& spans, const 
 
   const std::size_t n_tasks = layers.size() * static_cast<std::size_t>(c.n_head_kv);
   std::vector<PhaseTimes> times(n_tasks);
-  parallel_for(n_tasks, o.n_threads, [&](std::size_t task, unsigned) {
+  parallel_for(n_tasks, o.n_threads, [&](std::size_t task) {
     const std::size_t li = task / static_cast<std::size_t>(c.n_head_kv);
     const int layer = layers[li];
     const int g = static_cast<int>(task % static_cast<std::size_t>(c.n_head_kv));
@@ -704,7 +691,7 @@ KnobResult analyse_knobs(const Capture& base, const Capture& scaled, const std::
   const CapturedStep& st = scaled.steps[0];
   const CapturedStep& sb = base.steps[0];
   const std::size_t n_tasks = layers.size() * static_cast<std::size_t>(scaled.n_head_kv);
-  parallel_for(n_tasks, o.n_threads, [&](std::size_t task, unsigned) {
+  parallel_for(n_tasks, o.n_threads, [&](std::size_t task) {
     const std::size_t li = task / static_cast<std::size_t>(scaled.n_head_kv);
     const int layer = layers[li];
     const int g = static_cast<int>(task % static_cast<std::size_t>(scaled.n_head_kv));

@@ -3,54 +3,31 @@
 #include <charconv>
 
 #include "lrgd/data.h"
+#include "lrgd/enum_names.h"
 #include "lrgd/error.h"
 #include "lrgd/hash.h"
 
 namespace lrgd::data {
 
-Format parse_format(std::string_view name) {
-  if (name == "auto") return Format::Auto;
-  if (name == "lcrec") return Format::LcRec;
-  if (name == "recbole") return Format::RecBole;
-  if (name == "amazon-raw") return Format::AmazonRaw;
-  if (name == "csv") return Format::Csv;
-  throw OptionError("--format", "unknown format '" + std::string(name) + "' (auto, lcrec, recbole, amazon-raw, csv)");
-}
+namespace {
 
-std::string_view format_name(Format format) {
-  switch (format) {
-    case Format::Auto:
-      return "auto";
-    case Format::LcRec:
-      return "lcrec";
-    case Format::RecBole:
-      return "recbole";
-    case Format::AmazonRaw:
-      return "amazon-raw";
-    case Format::Csv:
-      return "csv";
-  }
-  return "auto";
-}
+constexpr std::array<Named<Format>, 5> kFormats{{{Format::Auto, "auto"},
+                                                 {Format::LcRec, "lcrec"},
+                                                 {Format::RecBole, "recbole"},
+                                                 {Format::AmazonRaw, "amazon-raw"},
+                                                 {Format::Csv, "csv"}}};
+constexpr std::array<Named<Repeats>, 3> kRepeats{
+    {{Repeats::Keep, "keep"}, {Repeats::First, "first"}, {Repeats::Last, "last"}}};
 
-Repeats parse_repeats(std::string_view name) {
-  if (name == "keep") return Repeats::Keep;
-  if (name == "first") return Repeats::First;
-  if (name == "last") return Repeats::Last;
-  throw OptionError("--repeats", "unknown value '" + std::string(name) + "' (keep, first, last)");
-}
+}  // namespace
 
-std::string_view repeats_name(Repeats repeats) {
-  switch (repeats) {
-    case Repeats::Keep:
-      return "keep";
-    case Repeats::First:
-      return "first";
-    case Repeats::Last:
-      return "last";
-  }
-  return "keep";
-}
+Format parse_format(std::string_view name) { return parse_named(kFormats, name, "--format", "format"); }
+
+std::string_view format_name(Format format) { return name_of(kFormats, format); }
+
+Repeats parse_repeats(std::string_view name) { return parse_named(kRepeats, name, "--repeats", "value"); }
+
+std::string_view repeats_name(Repeats repeats) { return name_of(kRepeats, repeats); }
 
 namespace {
 

@@ -23,6 +23,29 @@ std::string describe_json_error(const JsonSyntaxError& e, std::string_view line)
   return "malformed JSON: " + e.message + " (column " + std::to_string(text_position(line, e.offset).column) + ")";
 }
 
+std::optional<std::string> read_text_value(JsonCursor& c, std::string_view sep, std::size_t max_chars) {
+  const char k = c.peek();
+  if (k == '"') return clean_text(c.string(), max_chars);
+  if (k != '[') {
+    c.skip_value();
+    return std::nullopt;
+  }
+  c.begin_array();
+  bool first = true;
+  std::string joined;
+  while (c.next_element(first)) {
+    if (c.peek() != '"') {
+      c.skip_value();
+      continue;
+    }
+    const std::string part = clean_text(c.string());
+    if (part.empty()) continue;
+    if (!joined.empty()) joined += sep;
+    joined += part;
+  }
+  return clean_text(joined, max_chars);
+}
+
 }  // namespace detail
 
 namespace {

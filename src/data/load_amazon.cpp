@@ -9,30 +9,6 @@ namespace lrgd::data::detail {
 
 namespace {
 
-// A string, or an array of strings joined with `sep`; anything else is skipped.
-std::string read_text_value(JsonCursor& c, std::string_view sep, std::size_t max_chars) {
-  const char k = c.peek();
-  if (k == '"') return clean_text(c.string(), max_chars);
-  if (k != '[') {
-    c.skip_value();
-    return {};
-  }
-  c.begin_array();
-  bool first = true;
-  std::string joined;
-  while (c.next_element(first)) {
-    if (c.peek() != '"') {
-      c.skip_value();
-      continue;
-    }
-    const std::string part = clean_text(c.string());
-    if (part.empty()) continue;
-    if (!joined.empty()) joined += sep;
-    joined += part;
-  }
-  return clean_text(joined, max_chars);
-}
-
 void read_reviews(const std::filesystem::path& path, std::uint32_t file_no, LogBuilder& builder, IssueLog& log) {
   const std::string file = path.string();
   LineReader reader(path);
@@ -127,11 +103,11 @@ void read_meta(const std::filesystem::path& path, Dataset& ds, const LoadOptions
         if (key == "asin") {
           meta.id = c.peek() == '"' ? std::string(c.string()) : (c.skip_value(), std::string());
         } else if (key == "title") {
-          meta.title = read_text_value(c, " ", opts.title_max_chars);
+          meta.title = read_text_value(c, " ", opts.title_max_chars).value_or("");
         } else if (key == "brand") {
-          meta.brand = read_text_value(c, " ", opts.title_max_chars);
+          meta.brand = read_text_value(c, " ", opts.title_max_chars).value_or("");
         } else if (key == "category" || key == "categories") {
-          meta.category = read_text_value(c, " > ", opts.title_max_chars);
+          meta.category = read_text_value(c, " > ", opts.title_max_chars).value_or("");
         } else {
           c.skip_value();
         }

@@ -17,31 +17,10 @@ struct RawItem {
   std::uint64_t line;
 };
 
-// Reads a JSON string or an array of strings (joined with ", ") into `out`.
+// A title, brand or category: a string or an array of strings (joined with ", "); any other
+// value leaves `out` as it was.
 void read_text_field(JsonCursor& c, std::string& out, std::size_t max_chars) {
-  if (c.null()) return;
-  if (c.peek() == '[') {
-    c.begin_array();
-    bool first = true;
-    std::string joined;
-    while (c.next_element(first)) {
-      if (c.peek() != '"') {
-        c.skip_value();
-        continue;
-      }
-      const std::string part = clean_text(c.string());
-      if (part.empty()) continue;
-      if (!joined.empty()) joined += ", ";
-      joined += part;
-    }
-    out = clean_text(joined, max_chars);
-    return;
-  }
-  if (c.peek() == '"') {
-    out = clean_text(c.string(), max_chars);
-    return;
-  }
-  c.skip_value();
+  if (auto text = read_text_value(c, ", ", max_chars)) out = std::move(*text);
 }
 
 std::vector<RawItem> read_items(const std::string& file, const LoadOptions& opts, IssueLog& log) {

@@ -2,6 +2,7 @@
 // items and user ids filled and filtered; load_dataset names it and calls finish_dataset.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -23,5 +24,10 @@ Dataset load_csv(const DetectedFiles& files, const LoadOptions& opts, int kcore,
 
 // A line of a JSON Lines file as the kind of `e` ("malformed_json") for IssueLog::skip.
 std::string describe_json_error(const JsonSyntaxError& e, std::string_view line);
+
+// A text field of item metadata: a string, or an array of strings joined with `sep` (empty
+// parts left out), cleaned (clean_text) to at most `max_chars`. Any other value (null, a
+// number, an object) is skipped and gives nullopt.
+std::optional<std::string> read_text_value(JsonCursor& c, std::string_view sep, std::size_t max_chars);
 
 }  // namespace lrgd::data::detail

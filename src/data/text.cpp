@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "lrgd/data.h"
+#include "lrgd/utf8.h"
 
 namespace lrgd::data {
 
@@ -145,24 +146,8 @@ class TextWriter {
       return true;
     }
     char buf[4];
-    int n;
-    if (cp < 0x800) {
-      buf[0] = static_cast<char>(0xC0 | (cp >> 6));
-      buf[1] = static_cast<char>(0x80 | (cp & 0x3F));
-      n = 2;
-    } else if (cp < 0x10000) {
-      buf[0] = static_cast<char>(0xE0 | (cp >> 12));
-      buf[1] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      buf[2] = static_cast<char>(0x80 | (cp & 0x3F));
-      n = 3;
-    } else {
-      buf[0] = static_cast<char>(0xF0 | (cp >> 18));
-      buf[1] = static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      buf[2] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      buf[3] = static_cast<char>(0x80 | (cp & 0x3F));
-      n = 4;
-    }
-    for (int i = 0; i < n; ++i) {
+    const auto n = encode_utf8(cp, buf);
+    for (std::size_t i = 0; i < n; ++i) {
       if (!byte(buf[i])) return false;
     }
     return true;

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "eval_internal.h"
+#include "lrgd/enum_names.h"
 #include "lrgd/error.h"
 #include "lrgd/file.h"
 #include "lrgd/progress.h"
@@ -155,9 +156,9 @@ std::string unit_text(const std::vector<const Comparison*>& cs, SignificanceUnit
 }  // namespace
 
 SignificanceUnit parse_significance_unit(std::string_view text) {
-  if (text == "user") return SignificanceUnit::User;
-  if (text == "user-trial") return SignificanceUnit::UserTrial;
-  throw OptionError("--unit", "user or user-trial, not '" + std::string(text) + "'");
+  static constexpr std::array<Named<SignificanceUnit>, 2> kUnits{
+      {{SignificanceUnit::User, "user"}, {SignificanceUnit::UserTrial, "user-trial"}}};
+  return parse_named(kUnits, text, "--unit", "unit");
 }
 
 Report report_runs(std::span<const std::filesystem::path> dirs, const ReportOptions& o) {

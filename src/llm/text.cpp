@@ -1,9 +1,21 @@
-// Content is text: special-token spellings neutralised for servers (see lrgd/llm.h).
+// Text of the backends: special-token spellings neutralised for servers, servers' context
+// overflow messages recognised (see lrgd/llm.h).
+#include <algorithm>
+#include <cctype>
 #include <regex>
 
 #include "lrgd/llm.h"
 
 namespace lrgd::llm {
+
+bool is_context_overflow_message(std::string_view server_error) {
+  std::string e(server_error);
+  std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (e.find("context") == std::string::npos) return false;
+  for (const char* w : {"overflow", "exceed", "too long", "maximum", "context length", "context size"})
+    if (e.find(w) != std::string::npos) return true;
+  return false;
+}
 
 std::size_t neutralise_special_spellings(std::string& text) {
   if (text.find_first_of("<[") == std::string::npos) return 0;

@@ -1,40 +1,48 @@
+#include <array>
+#include <cstdint>
+#include <functional>
+
+#include "lrgd/enum_names.h"
 #include "lrgd/llm.h"
 
 namespace lrgd::llm {
 
+namespace {
+
+constexpr std::array<Named<FinishReason>, 3> kFinishReasons{
+    {{FinishReason::Stop, "stop"}, {FinishReason::Length, "length"}, {FinishReason::Error, "error"}}};
+
+}  // namespace
+
+std::string_view finish_name(FinishReason finish) { return name_of(kFinishReasons, finish); }
+
+bool parse_finish(std::string_view name, FinishReason& out) { return find_named(kFinishReasons, name, out); }
+
+namespace {
+
+// Every field of Usage, once: += and - walk the same lists, so neither can miss a new field.
+constexpr std::array kCounters{
+    &Usage::n_requests,      &Usage::n_failed,         &Usage::n_failed_attempts,   &Usage::n_cache_hits,
+    &Usage::n_neutralised,   &Usage::n_prompt_tokens,  &Usage::n_reused_tokens,     &Usage::n_generated_tokens,
+    &Usage::n_scored_tokens, &Usage::n_grammar_checks, &Usage::n_grammar_full_masks};
+constexpr std::array kTimes{&Usage::prompt_ms, &Usage::generate_ms};
+static_assert(sizeof(Usage) == kCounters.size() * sizeof(std::uint64_t) + kTimes.size() * sizeof(double),
+              "a field of Usage is missing from kCounters or kTimes");
+
+template <class Op>
+Usage combine(Usage a, const Usage& b, Op op) {
+  for (const auto field : kCounters) a.*field = op(a.*field, b.*field);
+  for (const auto field : kTimes) a.*field = op(a.*field, b.*field);
+  return a;
+}
+
+}  // namespace
+
 Usage& Usage::operator+=(const Usage& o) {
-  n_requests += o.n_requests;
-  n_failed += o.n_failed;
-  n_failed_attempts += o.n_failed_attempts;
-  n_cache_hits += o.n_cache_hits;
-  n_neutralised += o.n_neutralised;
-  n_prompt_tokens += o.n_prompt_tokens;
-  n_reused_tokens += o.n_reused_tokens;
-  n_generated_tokens += o.n_generated_tokens;
-  n_scored_tokens += o.n_scored_tokens;
-  n_grammar_checks += o.n_grammar_checks;
-  n_grammar_full_masks += o.n_grammar_full_masks;
-  prompt_ms += o.prompt_ms;
-  generate_ms += o.generate_ms;
+  *this = combine(*this, o, std::plus<>{});
   return *this;
 }
 
-Usage Usage::operator-(const Usage& e) const {
-  Usage d;
-  d.n_requests = n_requests - e.n_requests;
-  d.n_failed = n_failed - e.n_failed;
-  d.n_failed_attempts = n_failed_attempts - e.n_failed_attempts;
-  d.n_cache_hits = n_cache_hits - e.n_cache_hits;
-  d.n_neutralised = n_neutralised - e.n_neutralised;
-  d.n_prompt_tokens = n_prompt_tokens - e.n_prompt_tokens;
-  d.n_reused_tokens = n_reused_tokens - e.n_reused_tokens;
-  d.n_generated_tokens = n_generated_tokens - e.n_generated_tokens;
-  d.n_scored_tokens = n_scored_tokens - e.n_scored_tokens;
-  d.n_grammar_checks = n_grammar_checks - e.n_grammar_checks;
-  d.n_grammar_full_masks = n_grammar_full_masks - e.n_grammar_full_masks;
-  d.prompt_ms = prompt_ms - e.prompt_ms;
-  d.generate_ms = generate_ms - e.generate_ms;
-  return d;
-}
+Usage Usage::operator-(const Usage& e) const { return combine(*this, e, std::minus<>{}); }
 
 }  // namespace lrgd::llm

@@ -8,7 +8,7 @@
 #include <tuple>
 
 #include "lrgd/error.h"
-#include "lrgd/sqlite_check.h"
+#include "lrgd/sqlite.h"
 
 namespace lrgd::memory {
 
@@ -22,31 +22,10 @@ constexpr const char* kColumns =
 
 }  // namespace
 
-struct Store::Db {
-  sqlite3* db = nullptr;
-  std::string path;
-  ~Db() {
-    if (db != nullptr) sqlite3_close(db);
-  }
-  [[noreturn]] void fail(const std::string& what) const {
-    throw IoError("memory " + what + ": " + (db != nullptr ? sqlite3_errmsg(db) : "no database"));
-  }
-  void exec(const char* sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string msg = err != nullptr ? err : "?";
-      sqlite3_free(err);
-      std::string what = sql;
-      if (what.size() > 60) what = what.substr(0, 57) + "...";
-      throw IoError("memory " + path + ": " + what + ": " + msg);
-    }
-  }
-  // A damaged file is named as such before anything reads or writes it.
-  void check_integrity() const {
-    if (const auto why = sqlite_damage(db); !why.empty())
-      throw IoError("memory " + path + " is damaged (" + why +
-                    "); its rows cannot be trusted: restore it from a copy, or move it away to start a new memory");
-  }
+struct Store::Db : sqlite::Database {
+  explicit Db(const std::filesystem::path& path)
+      : Database(path, "memory",
+                 "its rows cannot be trusted: restore it from a copy, or move it away to start a new memory") {}
 };
 
 namespace {
@@ -123,16 +102,7 @@ void bind_filter(Stmt& st, const Filter& f) {
 
 }  // namespace
 
-Store::Store(const std::filesystem::path& path) : path_(path), db_(std::make_unique<Db>()) {
-  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
-  if (sqlite3_open_v2(path.string().c_str(), &db_->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
-      SQLITE_OK)
-    db_->fail("cannot open " + path.string());
-  db_->path = path.string();
-  sqlite3_busy_timeout(db_->db, 30000);
-  db_->check_integrity();
-  db_->exec("PRAGMA journal_mode=WAL");
-  db_->exec("PRAGMA synchronous=NORMAL");
+Store::Store(const std::filesystem::path& path) : path_(path), db_(std::make_unique<Db>(path)) {
   db_->exec(
       "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
       "CREATE TABLE IF NOT EXISTS rounds (dataset TEXT NOT NULL, variant TEXT NOT NULL, user TEXT NOT NULL,"
@@ -141,9 +111,8 @@ Store::Store(const std::filesystem::path& path) : path_(path), db_(std::make_uni
       "NULL, perturbation_path INTEGER NOT NULL, perturbation_round INTEGER NOT NULL, model TEXT NOT NULL,"
       " generator_tokens INTEGER NOT NULL, recommender_tokens INTEGER NOT NULL,"
       " PRIMARY KEY (dataset, variant, user, path, round));");
-  db_->exec(
-      ("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', '" + std::to_string(kSchemaVersion) + "')").c_str());
-  Stmt st(db_->db, "SELECT value FROM meta WHERE key = 'schema'");
+  db_->exec("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', '" + std::to_string(kSchemaVersion) + "')");
+  Stmt st(db_->handle(), "SELECT value FROM meta WHERE key = 'schema'");
   if (sqlite3_step(st.s) != SQLITE_ROW || col_text(st.s, 0) != std::to_string(kSchemaVersion))
     throw IoError("memory " + path.string() + ": unknown schema version");
 }
@@ -152,9 +121,9 @@ Store::~Store() = default;
 
 void Store::put(std::span<const Entry> entries) {
   if (entries.empty()) return;
-  db_->exec("BEGIN IMMEDIATE");
-  try {
-    Stmt st(db_->db,
+  sqlite::Transaction tx(*db_, sqlite::Transaction::Kind::Immediate);
+  {
+    Stmt st(db_->handle(),
             std::string("INSERT OR REPLACE INTO rounds (") + kColumns + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     for (const auto& e : entries) {
       sqlite3_reset(st.s);
@@ -177,16 +146,13 @@ void Store::put(std::span<const Entry> entries) {
       sqlite3_bind_int64(st.s, 17, static_cast<sqlite3_int64>(e.recommender_tokens));
       if (sqlite3_step(st.s) != SQLITE_DONE) db_->fail("insert");
     }
-    db_->exec("COMMIT");
-  } catch (...) {
-    sqlite3_exec(db_->db, "ROLLBACK", nullptr, nullptr, nullptr);
-    throw;
   }
+  tx.commit();
 }
 
 std::vector<Entry> Store::list(const Filter& filter) const {
-  Stmt st(db_->db, std::string("SELECT ") + kColumns + " FROM rounds" + where(filter) +
-                       " ORDER BY dataset, variant, user, path, round");
+  Stmt st(db_->handle(), std::string("SELECT ") + kColumns + " FROM rounds" + where(filter) +
+                             " ORDER BY dataset, variant, user, path, round");
   bind_filter(st, filter);
   std::vector<Entry> out;
   int rc = 0;
@@ -214,7 +180,7 @@ std::vector<Entry> Store::best_per_user(const Filter& filter) const {
 }
 
 std::size_t Store::count(const Filter& filter) const {
-  Stmt st(db_->db, "SELECT COUNT(*) FROM rounds" + where(filter));
+  Stmt st(db_->handle(), "SELECT COUNT(*) FROM rounds" + where(filter));
   bind_filter(st, filter);
   if (sqlite3_step(st.s) != SQLITE_ROW) db_->fail("count");
   return static_cast<std::size_t>(sqlite3_column_int64(st.s, 0));

@@ -1,5 +1,6 @@
 #include "lrgd/model_init.h"
 
+#include <ggml-cpp.h>
 #include <ggml.h>
 #include <gguf.h>
 
@@ -11,20 +12,12 @@
 
 #include "chat_templates.h"
 #include "lrgd/error.h"
+#include "lrgd/file.h"
 #include "lrgd/rng.h"
 
 namespace lrgd::model {
 
 namespace {
-
-struct GgufFree {
-  void operator()(gguf_context* c) const { gguf_free(c); }
-};
-using GgufPtr = std::unique_ptr<gguf_context, GgufFree>;
-struct GgmlFree {
-  void operator()(ggml_context* c) const { ggml_free(c); }
-};
-using GgmlPtr = std::unique_ptr<ggml_context, GgmlFree>;
 
 std::string default_vocab_for(const std::string& arch) {
   if (arch == "qwen2") return "qwen2";
@@ -141,7 +134,7 @@ ModelInitReport init_model(const ModelInitOptions& o, const std::filesystem::pat
   const auto vocab_file = resolve_vocab(o.vocab, o.arch);
 
   gguf_init_params vparams{true, nullptr};
-  GgufPtr vocab(gguf_init_from_file(vocab_file.c_str(), vparams));
+  gguf_context_ptr vocab(gguf_init_from_file(vocab_file.c_str(), vparams));
   if (!vocab) throw InputError(vocab_file.string(), 0, "", "not a readable GGUF vocabulary");
   const std::int64_t n_vocab = vocab_size(vocab.get(), vocab_file.string());
 
@@ -150,7 +143,7 @@ ModelInitReport init_model(const ModelInitOptions& o, const std::filesystem::pat
   const std::int64_t head_dim = o.n_embd / o.n_head;
   const std::int64_t n_embd_kv = head_dim * o.n_head_kv;
 
-  GgufPtr ctx(gguf_init_empty());
+  gguf_context_ptr ctx(gguf_init_empty());
   gguf_context* g = ctx.get();
   copy_tokenizer_keys(g, vocab.get());
   const std::string name = o.name.empty() ? "lrgd-random-" + o.arch : o.name;
@@ -207,7 +200,7 @@ ModelInitReport init_model(const ModelInitOptions& o, const std::filesystem::pat
 
   // Metadata-only ggml context: tensor data lives in `buffers`, handed to gguf by pointer.
   ggml_init_params gp{ggml_tensor_overhead() * (specs.size() + 4), nullptr, true};
-  GgmlPtr meta(ggml_init(gp));
+  ggml_context_ptr meta(ggml_init(gp));
   std::vector<std::vector<std::uint8_t>> buffers;
   buffers.reserve(specs.size());
   std::int64_t n_params = 0;
@@ -239,8 +232,7 @@ ModelInitReport init_model(const ModelInitOptions& o, const std::filesystem::pat
     gguf_set_tensor_data(g, s.name.c_str(), buf.data());
   }
 
-  std::filesystem::path tmp = out;
-  tmp += ".tmp";
+  const std::filesystem::path tmp = private_temp_path(out);
   if (out.has_parent_path()) std::filesystem::create_directories(out.parent_path());
   if (!gguf_write_to_file(g, tmp.c_str(), false)) throw IoError("cannot write " + tmp.string());
   std::filesystem::rename(tmp, out);

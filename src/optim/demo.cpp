@@ -5,19 +5,24 @@
 #include <set>
 #include <sstream>
 
+#include "lrgd/enum_names.h"
 #include "lrgd/error.h"
 #include "lrgd/optim.h"
 #include "lrgd/parse.h"
 
 namespace lrgd::optim {
 
-Quality parse_quality(std::string_view name) {
-  if (name == "log2") return Quality::InvLog2;
-  if (name == "inverse") return Quality::Inverse;
-  throw OptionError("--quality", "unknown quality '" + std::string(name) + "' (log2, inverse)");
-}
+namespace {
 
-std::string_view quality_name(Quality q) { return q == Quality::InvLog2 ? "log2" : "inverse"; }
+constexpr std::array<Named<Quality>, 2> kQualities{{{Quality::InvLog2, "log2"}, {Quality::Inverse, "inverse"}}};
+constexpr std::array<Named<CollapseRule>, 3> kCollapseRules{
+    {{CollapseRule::Similarity, "similarity"}, {CollapseRule::Stall, "stall"}, {CollapseRule::Both, "both"}}};
+
+}  // namespace
+
+Quality parse_quality(std::string_view name) { return parse_named(kQualities, name, "--quality", "quality"); }
+
+std::string_view quality_name(Quality q) { return name_of(kQualities, q); }
 
 double demonstration_quality(int rank, Quality q) {
   if (rank <= 0) return 0;
@@ -25,23 +30,10 @@ double demonstration_quality(int rank, Quality q) {
 }
 
 CollapseRule parse_collapse_rule(std::string_view name) {
-  if (name == "similarity") return CollapseRule::Similarity;
-  if (name == "stall") return CollapseRule::Stall;
-  if (name == "both") return CollapseRule::Both;
-  throw OptionError("--collapse", "unknown collapse rule '" + std::string(name) + "' (similarity, stall, both)");
+  return parse_named(kCollapseRules, name, "--collapse", "collapse rule");
 }
 
-std::string_view collapse_rule_name(CollapseRule r) {
-  switch (r) {
-    case CollapseRule::Similarity:
-      return "similarity";
-    case CollapseRule::Stall:
-      return "stall";
-    case CollapseRule::Both:
-      return "both";
-  }
-  return "?";
-}
+std::string_view collapse_rule_name(CollapseRule r) { return name_of(kCollapseRules, r); }
 
 namespace {
 

@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "answer.h"
+#include "lrgd/enum_names.h"
 #include "text.h"
 
 namespace lrgd::parse {
@@ -277,17 +278,11 @@ ParseResult rank_entries(const std::vector<Entry>& entries, const TitleMatcher& 
 }  // namespace
 
 std::string_view format_name(AnswerFormat format) {
-  switch (format) {
-    case AnswerFormat::Empty:
-      return "empty";
-    case AnswerFormat::Json:
-      return "json";
-    case AnswerFormat::List:
-      return "list";
-    case AnswerFormat::Prose:
-      return "prose";
-  }
-  return "unknown";
+  static constexpr std::array<Named<AnswerFormat>, 4> kFormats{{{AnswerFormat::Empty, "empty"},
+                                                                {AnswerFormat::Json, "json"},
+                                                                {AnswerFormat::List, "list"},
+                                                                {AnswerFormat::Prose, "prose"}}};
+  return name_of(kFormats, format);
 }
 
 std::string normalize_title(std::string_view text) {

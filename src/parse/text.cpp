@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <iterator>
 
+#include "lrgd/utf8.h"
+
 namespace lrgd::parse::detail {
 namespace {
 
@@ -30,24 +32,6 @@ char32_t decode(std::string_view s, std::size_t i, std::size_t& len) {
   }
   len = 1;
   return 0xFFFD;
-}
-
-void encode(char32_t c, std::string& out) {
-  if (c < 0x80) {
-    out += static_cast<char>(c);
-  } else if (c < 0x800) {
-    out += static_cast<char>(0xC0 | (c >> 6));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  } else if (c < 0x10000) {
-    out += static_cast<char>(0xE0 | (c >> 12));
-    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (c >> 18));
-    out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  }
 }
 
 enum class CharClass { Separator, Word, Cjk };
@@ -78,7 +62,7 @@ void append_folded(char32_t c, std::string& out) {
     if (c == 0xDF) out += 's';  // ß → ss
     out += kLatin1[c - 0xC0];
   } else {
-    encode(c, out);
+    append_utf8(out, c);
   }
 }
 
@@ -188,7 +172,7 @@ std::vector<Token> tokenize(std::string_view text) {
         Token t;
         t.begin = i;
         t.end = i + len;
-        encode(c, t.text);
+        append_utf8(t.text, c);
         tokens.push_back(std::move(t));
       }
     }

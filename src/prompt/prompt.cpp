@@ -4,6 +4,7 @@
 #include <set>
 #include <sstream>
 
+#include "lrgd/enum_names.h"
 #include "lrgd/error.h"
 #include "lrgd/file.h"
 
@@ -217,33 +218,20 @@ class Renderer {
 }  // namespace
 
 std::string_view span_kind_name(SpanKind kind) {
-  switch (kind) {
-    case SpanKind::System:
-      return "system";
-    case SpanKind::Instruction:
-      return "T";
-    case SpanKind::Demonstration:
-      return "D";
-    case SpanKind::Perturbation:
-      return "P";
-    case SpanKind::Query:
-      return "Q";
-    case SpanKind::Regularisation:
-      return "R";
-    case SpanKind::HistoryItem:
-      return "history_item";
-    case SpanKind::CandidateItem:
-      return "candidate_item";
-    case SpanKind::DemoHistoryItem:
-      return "demo_history_item";
-    case SpanKind::DemoTarget:
-      return "demo_target";
-    case SpanKind::PerturbationHistoryItem:
-      return "perturbation_history_item";
-    case SpanKind::PerturbationTarget:
-      return "perturbation_target";
-  }
-  return "unknown";
+  static constexpr std::array<Named<SpanKind>, 12> kSpanKinds{
+      {{SpanKind::System, "system"},
+       {SpanKind::Instruction, "T"},
+       {SpanKind::Demonstration, "D"},
+       {SpanKind::Perturbation, "P"},
+       {SpanKind::Query, "Q"},
+       {SpanKind::Regularisation, "R"},
+       {SpanKind::HistoryItem, "history_item"},
+       {SpanKind::CandidateItem, "candidate_item"},
+       {SpanKind::DemoHistoryItem, "demo_history_item"},
+       {SpanKind::DemoTarget, "demo_target"},
+       {SpanKind::PerturbationHistoryItem, "perturbation_history_item"},
+       {SpanKind::PerturbationTarget, "perturbation_target"}}};
+  return name_of(kSpanKinds, kind);
 }
 
 std::vector<Span> RenderedPrompt::find(SpanKind kind) const {

@@ -3,6 +3,7 @@
 #include <cctype>
 #include <string>
 
+#include "lrgd/enum_names.h"
 #include "lrgd/error.h"
 #include "lrgd/hash.h"
 #include "lrgd/item_model.h"
@@ -12,78 +13,47 @@ namespace lrgd::rec {
 
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
+constexpr std::array<Named<Method>, 7> kMethods{{{Method::Zsl, "zsl"},
+                                                 {Method::Icl, "icl"},
+                                                 {Method::Random, "random"},
+                                                 {Method::Pop, "pop"},
+                                                 {Method::Markov, "markov"},
+                                                 {Method::Lrgd, "lrgd"},
+                                                 {Method::External, "external"}}};
+constexpr std::array<Named<RankMode>, 2> kRankModes{{{RankMode::Generate, "generate"}, {RankMode::Score, "score"}}};
+constexpr std::array<Named<PromptForm>, 2> kPromptForms{
+    {{PromptForm::Text, "text"}, {PromptForm::ItemTokens, "item_tokens"}}};
+constexpr std::array<Named<ScoreTarget>, 2> kScoreTargets{
+    {{ScoreTarget::Title, "title"}, {ScoreTarget::Label, "label"}}};
+constexpr std::array<Named<ScoreNorm>, 2> kScoreNorms{{{ScoreNorm::Sum, "sum"}, {ScoreNorm::Mean, "mean"}}};
 
 }  // namespace
 
-Method parse_method(std::string_view name) {
-  const std::string n = lower(name);
-  if (n == "zsl") return Method::Zsl;
-  if (n == "icl") return Method::Icl;
-  if (n == "random") return Method::Random;
-  if (n == "pop") return Method::Pop;
-  if (n == "markov") return Method::Markov;
-  if (n == "lrgd") return Method::Lrgd;
-  if (n == "external") return Method::External;
-  throw OptionError("--method",
-                    "unknown method '" + std::string(name) + "' (zsl, icl, random, pop, markov, lrgd, external)");
-}
+Method parse_method(std::string_view name) { return parse_named(kMethods, name, "--method", "method", Case::Fold); }
 
-std::string_view method_name(Method method) {
-  switch (method) {
-    case Method::Zsl:
-      return "zsl";
-    case Method::Icl:
-      return "icl";
-    case Method::Random:
-      return "random";
-    case Method::Pop:
-      return "pop";
-    case Method::Markov:
-      return "markov";
-    case Method::Lrgd:
-      return "lrgd";
-    case Method::External:
-      return "external";
-  }
-  return "?";
-}
+std::string_view method_name(Method method) { return name_of(kMethods, method); }
 
 bool needs_llm(Method method) { return method == Method::Zsl || method == Method::Icl || method == Method::Lrgd; }
 
 RankMode parse_rank_mode(std::string_view name) {
-  const std::string n = lower(name);
-  if (n == "generate") return RankMode::Generate;
-  if (n == "score") return RankMode::Score;
-  throw OptionError("--mode", "unknown ranking mode '" + std::string(name) + "' (generate, score)");
+  return parse_named(kRankModes, name, "--mode", "ranking mode", Case::Fold);
 }
 
-std::string_view prompt_form_name(PromptForm form) { return form == PromptForm::Text ? "text" : "item_tokens"; }
+std::string_view prompt_form_name(PromptForm form) { return name_of(kPromptForms, form); }
 
-std::string_view rank_mode_name(RankMode mode) { return mode == RankMode::Generate ? "generate" : "score"; }
+std::string_view rank_mode_name(RankMode mode) { return name_of(kRankModes, mode); }
 
 ScoreTarget parse_score_target(std::string_view name) {
-  const std::string n = lower(name);
-  if (n == "title") return ScoreTarget::Title;
-  if (n == "label") return ScoreTarget::Label;
-  throw OptionError("--score-on", "unknown score target '" + std::string(name) + "' (title, label)");
+  return parse_named(kScoreTargets, name, "--score-on", "score target", Case::Fold);
 }
 
-std::string_view score_target_name(ScoreTarget target) { return target == ScoreTarget::Title ? "title" : "label"; }
+std::string_view score_target_name(ScoreTarget target) { return name_of(kScoreTargets, target); }
 
 ScoreNorm parse_score_norm(std::string_view name) {
-  const std::string n = lower(name);
-  if (n == "sum") return ScoreNorm::Sum;
-  if (n == "mean") return ScoreNorm::Mean;
-  throw OptionError("--score-norm", "unknown score normalisation '" + std::string(name) + "' (sum, mean)");
+  return parse_named(kScoreNorms, name, "--score-norm", "score normalisation", Case::Fold);
 }
 
-std::string_view score_norm_name(ScoreNorm norm) { return norm == ScoreNorm::Sum ? "sum" : "mean"; }
+std::string_view score_norm_name(ScoreNorm norm) { return name_of(kScoreNorms, norm); }
 
 std::string item_text(const data::Dataset& dataset, ItemIndex item) {
   const auto& it = dataset.items.at(static_cast<std::size_t>(item));
@@ -162,14 +132,6 @@ std::string prompt_hash(const llm::Prompt& prompt) {
     bytes += prompt.text;
   }
   return sha256_hex(bytes);
-}
-
-bool is_context_overflow(std::string_view error) {
-  const std::string e = lower(error);
-  if (e.find("context") == std::string::npos) return false;
-  for (const char* w : {"overflow", "exceed", "too long", "maximum", "context length", "context size"})
-    if (e.find(w) != std::string::npos) return true;
-  return false;
 }
 
 }  // namespace lrgd::rec

@@ -17,18 +17,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string_view finish_name(llm::FinishReason f) {
-  switch (f) {
-    case llm::FinishReason::Stop:
-      return "stop";
-    case llm::FinishReason::Length:
-      return "length";
-    case llm::FinishReason::Error:
-      return "error";
-  }
-  return "?";
-}
-
 class LlmRanker final : public Ranker {
  public:
   LlmRanker(const data::Dataset& dataset, llm::Backend& backend, const LlmRankerOptions& o)
@@ -140,12 +128,12 @@ class LlmRanker final : public Ranker {
       const auto i = idx[k];
       Ranked& r = out[i];
       auto& g = gens[k];
-      if (!g.ok() && is_context_overflow(g.error) && drop_one(queries[i], r)) {
+      if (!g.ok() && g.context_overflow && drop_one(queries[i], r)) {
         retry.push_back(i);
         continue;
       }
       r.raw_answer = std::move(g.text);
-      r.finish = finish_name(g.finish);
+      r.finish = llm::finish_name(g.finish);
       r.n_prompt_tokens = g.n_prompt_tokens;
       r.n_generated_tokens = g.n_generated_tokens;
       if (!g.ok()) {
@@ -187,7 +175,7 @@ class LlmRanker final : public Ranker {
       const auto i = idx[k];
       Ranked& r = out[i];
       const auto& s = res[k];
-      if (!s.ok() && is_context_overflow(s.error) && drop_one(queries[i], r)) {
+      if (!s.ok() && s.context_overflow && drop_one(queries[i], r)) {
         retry.push_back(i);
         continue;
       }

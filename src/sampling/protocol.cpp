@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "lrgd/enum_names.h"
 #include "lrgd/error.h"
 
 namespace lrgd::protocol {
@@ -40,37 +41,30 @@ std::vector<UserIndex> sample_users(std::span<const UserIndex> eligible, std::si
   return pool;
 }
 
+namespace {
+
+// "uniform" is the scheme's name before other schemes existed: old scripts and splits read.
+constexpr std::array<Named<NegativeSampling>, 5> kNegatives{{{NegativeSampling::UniformUnseen, "uniform-unseen"},
+                                                             {NegativeSampling::UniformAll, "uniform-all"},
+                                                             {NegativeSampling::Popularity, "popularity"},
+                                                             {NegativeSampling::Retrieved, "retrieved"},
+                                                             {NegativeSampling::UniformUnseen, "uniform"}}};
+constexpr std::array<Named<bool>, 2> kCandidatesPerTrial{{{false, "redraw"}, {true, "fixed"}}};
+
+}  // namespace
+
 NegativeSampling parse_negatives(std::string_view name) {
-  if (name == "uniform-unseen" || name == "uniform") return NegativeSampling::UniformUnseen;
-  if (name == "uniform-all") return NegativeSampling::UniformAll;
-  if (name == "popularity") return NegativeSampling::Popularity;
-  if (name == "retrieved") return NegativeSampling::Retrieved;
-  throw OptionError("--negatives",
-                    "unknown scheme '" + std::string(name) + "' (uniform-unseen, uniform-all, popularity, retrieved)");
+  return parse_named(kNegatives, name, "--negatives", "scheme");
 }
 
-std::string_view negatives_name(NegativeSampling negatives) {
-  switch (negatives) {
-    case NegativeSampling::UniformUnseen:
-      return "uniform-unseen";
-    case NegativeSampling::UniformAll:
-      return "uniform-all";
-    case NegativeSampling::Popularity:
-      return "popularity";
-    case NegativeSampling::Retrieved:
-      return "retrieved";
-  }
-  return "uniform-unseen";
-}
+std::string_view negatives_name(NegativeSampling negatives) { return name_of(kNegatives, negatives); }
 
 bool parse_candidates_per_trial(std::string_view name) {
-  if (name == "redraw") return false;
-  if (name == "fixed") return true;
-  throw OptionError("--candidates-per-trial", "unknown value '" + std::string(name) + "' (redraw, fixed)");
+  return parse_named(kCandidatesPerTrial, name, "--candidates-per-trial", "value");
 }
 
 std::string_view candidates_per_trial_name(bool fixed_across_trials) {
-  return fixed_across_trials ? "fixed" : "redraw";
+  return name_of(kCandidatesPerTrial, fixed_across_trials);
 }
 
 Rng candidate_rng(std::uint64_t seed, Phase phase, UserIndex user, std::uint32_t trial) {

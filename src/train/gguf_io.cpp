@@ -1,5 +1,6 @@
 #include "gguf_io.h"
 
+#include <ggml-cpp.h>
 #include <ggml.h>
 #include <gguf.h>
 
@@ -7,23 +8,15 @@
 #include <memory>
 
 #include "lrgd/error.h"
+#include "lrgd/file.h"
 
 namespace lrgd::train::detail {
 
 namespace {
 
-struct GgufFree {
-  void operator()(gguf_context* c) const { gguf_free(c); }
-};
-using GgufPtr = std::unique_ptr<gguf_context, GgufFree>;
-struct GgmlFree {
-  void operator()(ggml_context* c) const { ggml_free(c); }
-};
-using GgmlPtr = std::unique_ptr<ggml_context, GgmlFree>;
-
 void add_tensors_and_write(gguf_context* g, const Tensors& tensors, const std::filesystem::path& path) {
   ggml_init_params gp{ggml_tensor_overhead() * (tensors.size() + 4), nullptr, true};
-  GgmlPtr meta(ggml_init(gp));
+  ggml_context_ptr meta(ggml_init(gp));
   for (const auto& [name, t] : tensors) {
     std::int64_t n = 1;
     for (auto d : t.ne) n *= d;
@@ -43,8 +36,7 @@ void add_tensors_and_write(gguf_context* g, const Tensors& tensors, const std::f
     gguf_add_tensor(g, tensor);
     gguf_set_tensor_data(g, name.c_str(), t.data.data());
   }
-  std::filesystem::path tmp = path;
-  tmp += ".tmp";
+  const std::filesystem::path tmp = private_temp_path(path);
   if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
   if (!gguf_write_to_file(g, tmp.c_str(), false)) throw IoError("cannot write " + tmp.string());
   std::filesystem::rename(tmp, path);
@@ -88,7 +80,7 @@ std::vector<std::pair<std::string, std::vector<std::int64_t>>> tensor_layout(con
 
 void write_model(const std::filesystem::path& path, const TrainOptions& o, const Shapes& s, const ModelMeta& meta,
                  const Tensors& tensors) {
-  GgufPtr ctx(gguf_init_empty());
+  gguf_context_ptr ctx(gguf_init_empty());
   gguf_context* g = ctx.get();
   gguf_set_val_str(g, "general.architecture", "llama");
   gguf_set_val_str(g, "general.name", meta.name.c_str());
@@ -118,7 +110,7 @@ void write_model(const std::filesystem::path& path, const TrainOptions& o, const
 
 void write_state(const std::filesystem::path& path, const std::map<std::string, std::int64_t>& ints,
                  const std::map<std::string, std::string>& strings, const Tensors& tensors) {
-  GgufPtr ctx(gguf_init_empty());
+  gguf_context_ptr ctx(gguf_init_empty());
   for (const auto& [k, v] : ints) gguf_set_val_i64(ctx.get(), k.c_str(), v);
   for (const auto& [k, v] : strings) gguf_set_val_str(ctx.get(), k.c_str(), v.c_str());
   add_tensors_and_write(ctx.get(), tensors, path);
@@ -127,8 +119,8 @@ void write_state(const std::filesystem::path& path, const std::map<std::string, 
 StateFile read_state(const std::filesystem::path& path) {
   ggml_context* raw = nullptr;
   gguf_init_params p{false, &raw};
-  GgufPtr g(gguf_init_from_file(path.c_str(), p));
-  GgmlPtr data(raw);
+  gguf_context_ptr g(gguf_init_from_file(path.c_str(), p));
+  ggml_context_ptr data(raw);
   if (!g) throw IoError("cannot read training state " + path.string());
   StateFile s;
   for (std::int64_t i = 0; i < gguf_get_n_kv(g.get()); ++i) {

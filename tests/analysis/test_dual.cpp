@@ -11,6 +11,8 @@
 #include "lrgd/error.h"
 #include "lrgd/llama_model.h"
 #include "lrgd/model_init.h"
+#include "temp_dir.h"
+#include "tiny_model.h"
 
 namespace fs = std::filesystem;
 using namespace lrgd::analysis;
@@ -20,21 +22,10 @@ namespace {
 // init_std 0.03: |q|, |k| of order 1, where positive random features converge at practical
 // M; 0.2: sharp attention (|q.k|/sqrt(d) of several units) for the capture checks.
 fs::path make_model(const std::string& arch, float init_std = 0.03f) {
-  const auto path = fs::temp_directory_path() /
-                    ("lrgd_test_dual_" + arch + "_" + std::to_string(static_cast<int>(init_std * 100)) + ".gguf");
-  if (!fs::exists(path)) {
-    lrgd::model::ModelInitOptions o;
-    o.arch = arch;
-    o.n_layer = 2;
-    o.n_embd = 64;
-    o.n_head = 4;
-    o.n_head_kv = 2;
-    o.n_ctx = 2048;
-    o.init_std = init_std;
-    o.seed = 7;
-    lrgd::model::init_model(o, path);
-  }
-  return path;
+  auto o = lrgd::test::tiny_options(arch);
+  o.init_std = init_std;
+  o.seed = 7;
+  return lrgd::test::cached_model(o);
 }
 
 const std::string kMarked =
@@ -199,7 +190,8 @@ TEST(Dual, KnobsScaleTheAttentionOutputAsTheTheorySays) {
   EXPECT_GT(moved / static_cast<double>(r.knob->heads.size()), 0.05) << "the knob must change the output";
 
   // JSON and the summary carry every number.
-  const auto json_path = fs::temp_directory_path() / "lrgd_test_dual_out" / "dual.json";
+  const lrgd::test::TempDir out("dual-out");
+  const auto json_path = out / "dual.json";
   write_json({r}, json_path);
   std::ifstream in(json_path);
   const auto j = nlohmann::json::parse(in);

@@ -41,7 +41,23 @@ TEST(File, AtomicWriteMakesTheFolderAndLeavesNoTemporary) {
   EXPECT_EQ(lrgd::read_file(path), bytes);
   lrgd::write_file_atomic(path, "short");
   EXPECT_EQ(lrgd::read_file(path), "short") << "a rewrite replaces the whole file";
-  EXPECT_FALSE(fs::exists(path.string() + ".tmp"));
+  std::size_t entries = 0;
+  for (const auto& e : fs::directory_iterator(path.parent_path())) {
+    ++entries;
+    EXPECT_EQ(e.path(), path) << "a temporary file is left behind";
+  }
+  EXPECT_EQ(entries, 1u);
+}
+
+// Two writers of one path (two tests building the same cached model, two runs) never share a
+// temporary file: each name is new, within a process and across processes (the pid).
+TEST(File, PrivateTempPathsAreDistinctAndBesideThePath) {
+  const fs::path path = "/some/dir/model.gguf";
+  const auto a = lrgd::private_temp_path(path);
+  const auto b = lrgd::private_temp_path(path);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(a.parent_path(), path.parent_path());
+  EXPECT_EQ(a.string().rfind(path.string() + ".tmp." + std::to_string(::getpid()) + ".", 0), 0u) << a;
 }
 
 TEST(File, ErrorsNameThePathAndTheReason) {

@@ -5,6 +5,7 @@
 
 #include "lrgd/error.h"
 #include "lrgd/hash.h"
+#include "temp_dir.h"
 
 namespace {
 
@@ -18,7 +19,8 @@ TEST(Hash, IncrementalEqualsOneShotAndFile) {
   h.update("a");
   h.update("bc");
   EXPECT_EQ(h.hex(), lrgd::sha256_hex("abc"));
-  const auto p = std::filesystem::temp_directory_path() / "lrgd_test_hash.txt";
+  const lrgd::test::TempDir dir("hash");
+  const auto p = dir / "abc.txt";
   std::ofstream(p) << "abc";
   EXPECT_EQ(lrgd::sha256_file(p), lrgd::sha256_hex("abc"));
   std::filesystem::remove(p);

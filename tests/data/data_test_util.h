@@ -11,6 +11,7 @@
 
 #include "lrgd/dataset.h"
 #include "lrgd/error.h"
+#include "temp_dir.h"
 
 namespace lrgd::test {
 
@@ -21,29 +22,6 @@ inline std::filesystem::path fixture(const std::string& rel) {
 inline std::filesystem::path shared_data(const std::string& rel) {
   return std::filesystem::path(LRGD_SHARED_DATA_DIR) / rel;
 }
-
-// A fresh folder under the system temp dir, removed on destruction.
-class TempDir {
- public:
-  explicit TempDir(const std::string& tag) {
-    static int counter = 0;
-    path_ = std::filesystem::temp_directory_path() /
-            ("lrgd-test-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  std::filesystem::path path_;
-};
 
 inline std::string read_file(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);

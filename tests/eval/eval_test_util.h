@@ -14,28 +14,9 @@
 #include "lrgd/error.h"
 #include "lrgd/hash.h"
 #include "lrgd/llm.h"
+#include "temp_dir.h"
 
 namespace lrgd::test {
-
-class TempDir {
- public:
-  explicit TempDir(const std::string& tag) {
-    static std::atomic<int> n{0};
-    path_ = std::filesystem::temp_directory_path() /
-            ("lrgd-eval-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  std::filesystem::path path_;
-};
 
 inline std::string slurp(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -61,7 +42,8 @@ class ScriptedBackend final : public llm::Backend {
       last_user_message = text;
       if (text.size() > max_chars_) {
         g.finish = llm::FinishReason::Error;
-        g.error = "context overflow: prompt of " + std::to_string(text.size()) + " chars exceeds the context";
+        g.error = "prompt of " + std::to_string(text.size()) + " chars exceeds the context";
+        g.context_overflow = true;
         ++usage_.n_failed;
         out.push_back(g);
         continue;
@@ -90,7 +72,8 @@ class ScriptedBackend final : public llm::Backend {
       const std::string& ctx = r.context.messages.back().content;
       last_user_message = ctx;
       if (ctx.size() > max_chars_) {
-        s.error = "context overflow: context too long";
+        s.error = "context too long";
+        s.context_overflow = true;
         out.push_back(s);
         continue;
       }

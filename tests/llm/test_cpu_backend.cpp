@@ -13,6 +13,7 @@
 
 #include "lrgd/llama_model.h"
 #include "lrgd/model_init.h"
+#include "tiny_model.h"
 
 namespace fs = std::filesystem;
 
@@ -49,19 +50,13 @@ class EachWeightType : public ::testing::TestWithParam<TypeCase> {};
 // AMX build this is where it crashed.
 TEST_P(EachWeightType, LoadsIntoSafeBuffersAndDecodes) {
   const auto& c = GetParam();
-  lrgd::model::ModelInitOptions o;
-  o.arch = "mistral";  // 32k vocabulary: small files
+  auto o = lrgd::test::tiny_options("mistral");  // 32k vocabulary: small files
   o.n_layer = 1;
   o.n_embd = 256;  // q4_K blocks are 256 wide
-  o.n_head = 4;
-  o.n_head_kv = 2;
   o.n_ff = 512;
   o.n_ctx = 256;
   o.type = c.type;
-  const auto dir = fs::temp_directory_path() / ("lrgd_test_cpu_backend_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  const auto path = dir / ("m-" + c.type + ".gguf");
-  lrgd::model::init_model(o, path);
+  const auto path = lrgd::test::cached_model(o);
 
   const auto info = lrgd::llm::read_model_info(path);
   ASSERT_FALSE(info.weight_buffers.empty()) << "no weight buffer reported by libllama's load log";
@@ -82,7 +77,6 @@ TEST_P(EachWeightType, LoadsIntoSafeBuffersAndDecodes) {
   const auto g = lrgd::llm::generate_greedy(path, "Recommend a game:", 3, {.n_threads = 2});
   ASSERT_EQ(g.first_logits.size(), static_cast<std::size_t>(info.n_vocab));
   for (float v : g.first_logits) ASSERT_TRUE(std::isfinite(v)) << c.type;
-  fs::remove_all(dir);
 }
 
 INSTANTIATE_TEST_SUITE_P(CpuBackend, EachWeightType,

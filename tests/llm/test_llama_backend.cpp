@@ -9,6 +9,7 @@
 
 #include "lrgd/llama_backend.h"
 #include "lrgd/model_init.h"
+#include "tiny_model.h"
 
 namespace fs = std::filesystem;
 using namespace lrgd::llm;
@@ -16,21 +17,12 @@ using namespace lrgd::llm;
 namespace {
 
 fs::path make_model(const std::string& arch, const std::string& type = "f32") {
-  const auto path = fs::temp_directory_path() / ("lrgd_test_backend_" + arch + "_" + type + ".gguf");
-  if (!fs::exists(path)) {
-    lrgd::model::ModelInitOptions o;
-    o.arch = arch;
-    o.n_layer = 2;
-    o.n_embd = 64;
-    o.n_head = 4;
-    o.n_head_kv = 2;
-    o.n_ctx = 1024;
-    o.type = type;
-    o.init_std = 0.4f;  // varied greedy output from random weights
-    o.seed = 11;
-    lrgd::model::init_model(o, path);
-  }
-  return path;
+  auto o = lrgd::test::tiny_options(arch);
+  o.n_ctx = 1024;
+  o.type = type;
+  o.init_std = 0.4f;  // varied greedy output from random weights
+  o.seed = 11;
+  return lrgd::test::cached_model(o);
 }
 
 std::unique_ptr<Backend> backend(const fs::path& model, bool prefix_reuse = true, int n_parallel = 8) {
@@ -325,7 +317,9 @@ TEST(LlamaBackend, ContextOverflowIsAnErrorForThatPromptOnly) {
   const auto r = b->generate(std::vector<Prompt>{Prompt::raw(longtext), Prompt::raw("short")}, gp);
   EXPECT_FALSE(r[0].ok());
   EXPECT_NE(r[0].error.find("context overflow"), std::string::npos) << r[0].error;
+  EXPECT_TRUE(r[0].context_overflow);
   EXPECT_TRUE(r[1].ok()) << r[1].error;
+  EXPECT_FALSE(r[1].context_overflow);
   EXPECT_EQ(b->usage().n_failed, 1u);
 }
 

@@ -29,6 +29,7 @@
 #include "lrgd/openai_backend.h"
 #include "lrgd/response_cache.h"
 #include "process.h"
+#include "tiny_model.h"
 
 namespace fs = std::filesystem;
 using namespace lrgd::llm;
@@ -69,18 +70,14 @@ class LlamaServer : public ::testing::Test {
       setup_error_ = "no llama-server at " + bin.string() + " (scripts/setup.sh builds it)";
       return;
     }
-    lrgd::model::ModelInitOptions o;
-    o.arch = "llama";
-    o.n_layer = 2;
+    auto o = lrgd::test::tiny_options("llama");
     o.n_embd = 32;
-    o.n_head = 4;
-    o.n_head_kv = 2;
     o.n_ctx = 512;
     o.seed = 3;
     o.vocab = "llama-spm";  // 32k tokens: a 4x smaller file than llama-bpe, quicker to write and load
-    const fs::path model = dir_ / "tiny.gguf";
+    fs::path model;
     try {
-      lrgd::model::init_model(o, model);
+      model = model_ = lrgd::test::cached_model(o);
     } catch (const std::exception& e) {
       setup_error_ = std::string("cannot write the tiny model: ") + e.what();
       return;
@@ -180,6 +177,7 @@ class LlamaServer : public ::testing::Test {
   }
 
   static inline fs::path dir_;
+  static inline fs::path model_;  // the tiny model the server serves
   static inline fs::path log_;
   static inline int port_ = 0;
   static inline pid_t pid_ = -1;
@@ -283,7 +281,8 @@ TEST_F(LlamaServer, EvalCliConstrainGivesDistinctNumbersAndNamesTheFile) {
   EXPECT_EQ(n, 3);
   std::ifstream cfg(out / "config.json");
   const auto c = json::parse(cfg);
-  EXPECT_EQ(c.at("model").at("id").get<std::string>(), "openai:tiny.gguf+distinct") << c.dump(1);
+  EXPECT_EQ(c.at("model").at("id").get<std::string>(), "openai:" + model_.filename().string() + "+distinct")
+      << c.dump(1);
 }
 
 // The server parses special tokens in what it is sent: a neutralised spelling stays text.

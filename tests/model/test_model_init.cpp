@@ -7,6 +7,7 @@
 #include "lrgd/error.h"
 #include "lrgd/llama_model.h"
 #include "lrgd/model_init.h"
+#include "tiny_model.h"
 
 namespace fs = std::filesystem;
 using lrgd::model::ModelInitOptions;
@@ -14,18 +15,14 @@ using lrgd::model::ModelInitOptions;
 namespace {
 
 fs::path temp_model(const std::string& name) {
-  const auto dir = fs::temp_directory_path() / "lrgd_test_model_init";
+  const auto dir = lrgd::test::build_cache("model_init");
   fs::create_directories(dir);
   return dir / name;
 }
 
 ModelInitOptions tiny(const std::string& arch, std::uint64_t seed = 1) {
-  ModelInitOptions o;
-  o.arch = arch;
-  o.n_layer = 2;
+  ModelInitOptions o = lrgd::test::tiny_options(arch);
   o.n_embd = 32;
-  o.n_head = 4;
-  o.n_head_kv = 2;
   o.n_ctx = 256;
   o.seed = seed;
   o.init_std = 0.5f;  // large enough that logits differ visibly between seeds

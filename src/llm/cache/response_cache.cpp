@@ -12,7 +12,7 @@
 
 #include "lrgd/error.h"
 #include "lrgd/hash.h"
-#include "lrgd/sqlite_check.h"
+#include "lrgd/sqlite.h"
 
 namespace lrgd::llm {
 
@@ -71,18 +71,6 @@ const char* kind_name(OutputConstraint::Kind kind) {
       return "json_schema";
     case OutputConstraint::Kind::CandidateList:
       return "candidate_list";
-  }
-  return "?";
-}
-
-const char* finish_name(FinishReason f) {
-  switch (f) {
-    case FinishReason::Stop:
-      return "stop";
-    case FinishReason::Length:
-      return "length";
-    case FinishReason::Error:
-      return "error";
   }
   return "?";
 }
@@ -146,40 +134,24 @@ std::string cache_key(const std::string& model_id, const ScoreRequest& request) 
 // ---------------------------------------------------------------------------------------
 // SQLite handle and prepared statements.
 
-struct CachedBackend::Db {
-  sqlite3* db = nullptr;
-  sqlite3_stmt* select = nullptr;
-  sqlite3_stmt* insert = nullptr;
-  std::string path;
-
+struct CachedBackend::Db : sqlite::Database {
+  explicit Db(const std::filesystem::path& path)
+      : Database(path, "response cache",
+                 "it holds only answers that can be asked again: delete it (or run with --no-cache) and it is rebuilt",
+                 /*serialized=*/true) {}
   ~Db() {
     sqlite3_finalize(select);
     sqlite3_finalize(insert);
-    if (db) sqlite3_close_v2(db);
   }
+  Db(const Db&) = delete;
+  Db& operator=(const Db&) = delete;
 
-  [[noreturn]] void fail(const std::string& what) const {
-    throw IoError("response cache " + path + ": " + what + ": " + (db ? sqlite3_errmsg(db) : "out of memory"));
-  }
-  void exec(const char* sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string msg = err ? err : sqlite3_errmsg(db);
-      sqlite3_free(err);
-      throw IoError("response cache " + path + ": " + sql + ": " + msg);
-    }
-  }
-  // A damaged file is named as such before anything reads or writes it.
-  void check_integrity() const {
-    if (const auto why = sqlite_damage(db); !why.empty())
-      throw IoError("response cache " + path + " is damaged (" + why +
-                    "); it holds only answers that can be asked again: delete it (or run with --no-cache) and it is "
-                    "rebuilt");
-  }
+  sqlite3_stmt* select = nullptr;
+  sqlite3_stmt* insert = nullptr;
 
   int user_version() {
     sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, nullptr) != SQLITE_OK) fail("read schema version");
+    if (sqlite3_prepare_v2(handle(), "PRAGMA user_version", -1, &st, nullptr) != SQLITE_OK) fail("read schema version");
     int v = -1;
     if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
@@ -219,23 +191,13 @@ struct CachedBackend::Db {
 };
 
 CachedBackend::CachedBackend(std::unique_ptr<Backend> inner, const std::filesystem::path& path, CacheOptions options)
-    : inner_(std::move(inner)), path_(path), options_(options), db_(std::make_unique<Db>()) {
+    : inner_(std::move(inner)), path_(path), options_(options) {
   if (!inner_) throw Error("CachedBackend: inner backend is null");
   if (!options_.enabled) return;
-  db_->path = path.string();
-  std::error_code ec;
-  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
-  if (sqlite3_open_v2(db_->path.c_str(), &db_->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                      nullptr) != SQLITE_OK) {
-    db_->fail("cannot open");
-  }
-  sqlite3_busy_timeout(db_->db, 30000);
-  db_->check_integrity();
-  db_->exec("PRAGMA journal_mode=WAL");
-  db_->exec("PRAGMA synchronous=NORMAL");
+  db_ = std::make_unique<Db>(path);
   const int version = db_->user_version();
   if (version == 0) {
-    db_->exec("BEGIN IMMEDIATE");
+    sqlite::Transaction tx(*db_, sqlite::Transaction::Kind::Immediate);
     db_->exec(
         "CREATE TABLE IF NOT EXISTS responses ("
         " key TEXT PRIMARY KEY,"
@@ -244,17 +206,17 @@ CachedBackend::CachedBackend(std::unique_ptr<Backend> inner, const std::filesyst
         " value TEXT NOT NULL,"
         " text BLOB NOT NULL,"
         " created_at INTEGER NOT NULL)");
-    db_->exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
-    db_->exec("COMMIT");
+    db_->exec("PRAGMA user_version=" + std::to_string(kSchemaVersion));
+    tx.commit();
   } else if (version != kSchemaVersion) {
-    throw IoError("response cache " + db_->path + ": unknown schema version " + std::to_string(version) +
+    throw IoError("response cache " + db_->path() + ": unknown schema version " + std::to_string(version) +
                   " (this build reads version " + std::to_string(kSchemaVersion) + ")");
   }
-  if (sqlite3_prepare_v2(db_->db, "SELECT value, text FROM responses WHERE key = ?1", -1, &db_->select, nullptr) !=
-      SQLITE_OK) {
+  if (sqlite3_prepare_v2(db_->handle(), "SELECT value, text FROM responses WHERE key = ?1", -1, &db_->select,
+                         nullptr) != SQLITE_OK) {
     db_->fail("prepare select");
   }
-  if (sqlite3_prepare_v2(db_->db,
+  if (sqlite3_prepare_v2(db_->handle(),
                          "INSERT OR REPLACE INTO responses (key, kind, model_id, value, text, created_at)"
                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                          -1, &db_->insert, nullptr) != SQLITE_OK) {
@@ -282,7 +244,7 @@ Usage CachedBackend::usage() const {
 namespace {
 
 std::string encode_generation(const Generation& g) {
-  const nlohmann::json j = {{"finish", finish_name(g.finish)},
+  const nlohmann::json j = {{"finish", std::string(finish_name(g.finish))},
                             {"n_prompt_tokens", g.n_prompt_tokens},
                             {"n_generated_tokens", g.n_generated_tokens},
                             {"n_reused_tokens", g.n_reused_tokens},
@@ -297,13 +259,8 @@ bool decode_generation(const std::string& value, std::string text, Generation& g
   if (j.is_discarded() || !j.is_object()) return false;
   const auto f = j.find("finish");
   const std::string finish = f != j.end() && f->is_string() ? f->get<std::string>() : std::string();
-  if (finish == "stop") {
-    g.finish = FinishReason::Stop;
-  } else if (finish == "length") {
-    g.finish = FinishReason::Length;
-  } else {
-    return false;
-  }
+  // Only answers are stored: a row saying "error" (or anything else) is malformed.
+  if (!parse_finish(finish, g.finish) || g.finish == FinishReason::Error) return false;
   try {  // a field of another type is a malformed row too, not an escaping JSON exception
     g.n_prompt_tokens = j.value("n_prompt_tokens", 0);
     g.n_generated_tokens = j.value("n_generated_tokens", 0);
@@ -365,8 +322,8 @@ std::vector<Generation> CachedBackend::generate(std::span<const Prompt> prompts,
   std::uint64_t n_hits = 0;
   if (options_.read) {
     std::lock_guard lock(mutex_);
-    db_->exec("BEGIN");
-    try {
+    sqlite::Transaction tx(*db_);
+    {
       std::string value, text;
       for (std::size_t i = 0; i < n; ++i) {
         if (db_->lookup(keys[i], value, text) && decode_generation(value, text, out[i])) {
@@ -374,11 +331,8 @@ std::vector<Generation> CachedBackend::generate(std::span<const Prompt> prompts,
           ++n_hits;
         }
       }
-    } catch (...) {
-      sqlite3_exec(db_->db, "ROLLBACK", nullptr, nullptr, nullptr);
-      throw;
     }
-    db_->exec("COMMIT");
+    tx.commit();
   }
 
   // Misses, each distinct key once; repeats within the batch copy the first answer.
@@ -415,18 +369,15 @@ std::vector<Generation> CachedBackend::generate(std::span<const Prompt> prompts,
   stats_.n_misses += todo.size();
   if (options_.write) {
     try {
-      db_->exec("BEGIN IMMEDIATE");
-      try {
+      sqlite::Transaction tx(*db_, sqlite::Transaction::Kind::Immediate);
+      {
         for (std::size_t t = 0; t < todo.size(); ++t) {
           if (!fresh[t].ok()) continue;
           db_->store(keys[todo_index[t]], "generate", model, encode_generation(fresh[t]), fresh[t].text);
           ++stats_.n_stored;
         }
-        db_->exec("COMMIT");
-      } catch (...) {
-        sqlite3_exec(db_->db, "ROLLBACK", nullptr, nullptr, nullptr);
-        throw;
       }
+      tx.commit();
     } catch (const std::exception& e) {
       report_write_error(stats_, e.what());
     }
@@ -452,8 +403,8 @@ std::vector<ScoreResult> CachedBackend::score(std::span<const ScoreRequest> requ
   std::uint64_t n_hits = 0;
   if (options_.read) {
     std::lock_guard lock(mutex_);
-    db_->exec("BEGIN");
-    try {
+    sqlite::Transaction tx(*db_);
+    {
       std::string value, text;
       for (std::size_t i = 0; i < n; ++i) {
         const std::size_t n_expected = requests[i].continuations.size() + requests[i].token_continuations.size();
@@ -462,11 +413,8 @@ std::vector<ScoreResult> CachedBackend::score(std::span<const ScoreRequest> requ
           ++n_hits;
         }
       }
-    } catch (...) {
-      sqlite3_exec(db_->db, "ROLLBACK", nullptr, nullptr, nullptr);
-      throw;
     }
-    db_->exec("COMMIT");
+    tx.commit();
   }
 
   std::vector<ScoreRequest> todo;
@@ -486,18 +434,15 @@ std::vector<ScoreResult> CachedBackend::score(std::span<const ScoreRequest> requ
   stats_.n_misses += todo.size();
   if (options_.write) {
     try {
-      db_->exec("BEGIN IMMEDIATE");
-      try {
+      sqlite::Transaction tx(*db_, sqlite::Transaction::Kind::Immediate);
+      {
         for (std::size_t t = 0; t < todo.size(); ++t) {
           if (!fresh[t].ok()) continue;
           db_->store(keys[todo_index[t]], "score", model, encode_score(fresh[t]), std::string());
           ++stats_.n_stored;
         }
-        db_->exec("COMMIT");
-      } catch (...) {
-        sqlite3_exec(db_->db, "ROLLBACK", nullptr, nullptr, nullptr);
-        throw;
       }
+      tx.commit();
     } catch (const std::exception& e) {
       report_write_error(stats_, e.what());
     }

@@ -21,6 +21,12 @@ double ms_since(Clock::time_point t) { return std::chrono::duration<double, std:
 
 constexpr llama_seq_id kPrefixSeq = 0;  // holds the last shared prefix; sequences 1..n work
 
+// A prompt that does not fit the context: its result carries context_overflow = true.
+class ContextOverflow : public Error {
+ public:
+  using Error::Error;
+};
+
 std::size_t common_prefix(const std::vector<llama_token>& a, const std::vector<llama_token>& b) {
   const std::size_t n = std::min(a.size(), b.size());
   std::size_t i = 0;
@@ -104,13 +110,14 @@ class LlamaBackend final : public Backend {
         toks[i] = render(prompts[i]);
         const auto need = toks[i].size() + static_cast<std::size_t>(std::max(params.max_tokens, 0));
         if (need > static_cast<std::size_t>(n_ctx_seq_) || need > static_cast<std::size_t>(n_ctx_))
-          throw Error("context overflow: prompt of " + std::to_string(toks[i].size()) + " tokens + max_tokens " +
-                      std::to_string(params.max_tokens) + " exceeds the context of " +
-                      std::to_string(std::min(n_ctx_seq_, n_ctx_)) + " tokens");
+          throw ContextOverflow("context overflow: prompt of " + std::to_string(toks[i].size()) +
+                                " tokens + max_tokens " + std::to_string(params.max_tokens) +
+                                " exceeds the context of " + std::to_string(std::min(n_ctx_seq_, n_ctx_)) + " tokens");
         todo.push_back(i);
       } catch (const Error& e) {
         results[i].finish = FinishReason::Error;
         results[i].error = e.what();
+        results[i].context_overflow = dynamic_cast<const ContextOverflow*>(&e) != nullptr;
         usage_.n_requests++;
         usage_.n_failed++;
       }
@@ -143,6 +150,7 @@ class LlamaBackend final : public Backend {
       } catch (const Error& e) {
         ScoreResult s;
         s.error = e.what();
+        s.context_overflow = dynamic_cast<const ContextOverflow*>(&e) != nullptr;
         out.push_back(std::move(s));
         usage_.n_failed++;
       }
@@ -518,8 +526,9 @@ class LlamaBackend final : public Backend {
     std::size_t longest = 0;
     for (const auto& c : conts) longest = std::max(longest, c.size());
     if (context.size() + longest > static_cast<std::size_t>(std::min(n_ctx_seq_, n_ctx_)))
-      throw Error("context overflow: context of " + std::to_string(context.size()) + " tokens + continuation of " +
-                  std::to_string(longest) + " exceeds " + std::to_string(std::min(n_ctx_seq_, n_ctx_)));
+      throw ContextOverflow("context overflow: context of " + std::to_string(context.size()) +
+                            " tokens + continuation of " + std::to_string(longest) + " exceeds " +
+                            std::to_string(std::min(n_ctx_seq_, n_ctx_)));
     std::vector<std::size_t> multi;  // continuations of more than one token
     for (std::size_t c = 0; c < conts.size(); ++c)
       if (conts[c].size() > 1) multi.push_back(c);

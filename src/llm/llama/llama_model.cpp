@@ -1,5 +1,6 @@
 #include "lrgd/llama_model.h"
 
+#include <ggml-cpp.h>
 #include <gguf.h>
 
 #include <chrono>
@@ -145,8 +146,9 @@ namespace lrgd::llm {
 
 ItemModelMeta read_item_model_meta(const std::filesystem::path& path) {
   gguf_init_params params{/*no_alloc=*/true, /*ctx=*/nullptr};
-  gguf_context* g = gguf_init_from_file(path.c_str(), params);
-  if (g == nullptr) throw IoError("cannot read GGUF " + path.string());
+  const gguf_context_ptr owner(gguf_init_from_file(path.c_str(), params));
+  if (!owner) throw IoError("cannot read GGUF " + path.string());
+  gguf_context* g = owner.get();
   ItemModelMeta meta;
   // A key of another type (not written by lrgd) counts as absent: gguf_get_val_* would abort.
   const auto find = [&](const char* key, gguf_type type) {
@@ -160,7 +162,6 @@ ItemModelMeta read_item_model_meta(const std::filesystem::path& path) {
     if (const auto h = find("lrgd.item_model.data_hash", GGUF_TYPE_STRING); h >= 0)
       meta.data_hash = gguf_get_val_str(g, h);
   }
-  gguf_free(g);
   return meta;
 }
 

@@ -268,22 +268,4 @@ HttpResult HttpPool::run(std::uint64_t request_no, std::size_t first_endpoint, b
   return result;
 }
 
-void parallel_for(std::size_t n, int n_threads, const std::function<void(std::size_t)>& fn) {
-  if (n == 0) return;
-  const std::size_t n_workers = std::min<std::size_t>(n, static_cast<std::size_t>(std::max(1, n_threads)));
-  std::atomic<std::size_t> next{0};
-  auto worker = [&] {
-    for (std::size_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) fn(i);
-  };
-  if (n_workers == 1) {
-    worker();
-    return;
-  }
-  std::vector<std::thread> threads;
-  threads.reserve(n_workers - 1);
-  for (std::size_t t = 1; t < n_workers; ++t) threads.emplace_back(worker);
-  worker();
-  for (auto& t : threads) t.join();
-}
-
 }  // namespace lrgd::llm::openai

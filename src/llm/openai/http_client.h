@@ -100,7 +100,4 @@ class HttpPool {
   std::vector<std::unique_ptr<Connections>> idle_;
 };
 
-// Runs fn(i) for i in [0, n) on up to `n_threads` threads; fn must not throw.
-void parallel_for(std::size_t n, int n_threads, const std::function<void(std::size_t)>& fn);
-
 }  // namespace lrgd::llm::openai

@@ -10,6 +10,7 @@
 
 #include "lrgd/error.h"
 #include "lrgd/grammar.h"
+#include "lrgd/parallel.h"
 #include "openai/http_client.h"
 
 namespace lrgd::llm {
@@ -152,7 +153,7 @@ class OpenAiBackend final : public Backend {
     std::vector<Prompt> sent(prompts.begin(), prompts.end());
     for (auto& p : sent) u.n_neutralised += neutralise(p);
     std::vector<Generation> out(prompts.size());
-    openai::parallel_for(prompts.size(), cfg_.max_in_flight, [&](std::size_t i) {
+    parallel_for(prompts.size(), cfg_.max_in_flight, [&](std::size_t i) {
       try {
         out[i] = generate_one(sent[i], params, extra);
       } catch (const std::exception& e) {
@@ -161,9 +162,10 @@ class OpenAiBackend final : public Backend {
         out[i].error = e.what();
       }
     });
-    for (const auto& g : out) {
+    for (auto& g : out) {
       ++u.n_requests;
       if (!g.ok()) {
+        g.context_overflow = is_context_overflow_message(g.error);  // servers say it only in words
         ++u.n_failed;
         continue;
       }
@@ -199,17 +201,22 @@ class OpenAiBackend final : public Backend {
       add_usage(u);
       return out;
     }
+    std::vector<ScoreResult> out;
     switch (method) {
       case ScoreMethod::LlamaServer:
-        return score_llama(requests);
+        out = score_llama(requests);
+        break;
       case ScoreMethod::Echo:
-        return score_echo(requests);
+        out = score_echo(requests);
+        break;
       case ScoreMethod::None:
       case ScoreMethod::Auto:
-        break;
+        throw NotSupported("score: the OpenAI-compatible backend " + model_id_ +
+                           " is configured without a scoring method (score_method = none)");
     }
-    throw NotSupported("score: the OpenAI-compatible backend " + model_id_ +
-                       " is configured without a scoring method (score_method = none)");
+    for (auto& r : out)
+      if (!r.ok()) r.context_overflow = is_context_overflow_message(r.error);  // servers say it only in words
+    return out;
   }
 
   std::string model_id() const override { return model_id_; }
@@ -490,7 +497,7 @@ class OpenAiBackend final : public Backend {
     // 1. Contexts: raw text as is, token ids as an array, chat through /apply-template.
     std::vector<json> contexts(requests.size());
     std::vector<std::string> context_errors(requests.size());
-    openai::parallel_for(requests.size(), cfg_.max_in_flight, [&](std::size_t i) {
+    parallel_for(requests.size(), cfg_.max_in_flight, [&](std::size_t i) {
       try {
         context_for(requests[i].context, contexts[i], context_errors[i]);
       } catch (const std::exception& e) {
@@ -524,7 +531,7 @@ class OpenAiBackend final : public Backend {
   std::vector<ScoreResult> score_pieces(std::span<const ScoreRequest> requests, const std::vector<json>& contexts,
                                         const std::vector<std::string>& context_errors) {
     std::vector<Piece> pieces = split_pieces(requests);
-    openai::parallel_for(pieces.size(), cfg_.max_in_flight, [&](std::size_t k) {
+    parallel_for(pieces.size(), cfg_.max_in_flight, [&](std::size_t k) {
       Piece& p = pieces[k];
       try {
         if (!context_errors[p.request].empty()) {
@@ -602,7 +609,7 @@ class OpenAiBackend final : public Backend {
       }
     }
     std::vector<Piece> pieces = split_pieces(requests);
-    openai::parallel_for(pieces.size(), cfg_.max_in_flight, [&](std::size_t k) {
+    parallel_for(pieces.size(), cfg_.max_in_flight, [&](std::size_t k) {
       Piece& p = pieces[k];
       try {
         if (p.text.empty()) return;
