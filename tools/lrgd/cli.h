@@ -83,10 +83,12 @@ void with_protocol_files(const ProtocolArgs& args, const std::function<void()>& 
 // LRGD (issue 6, cmd_lrgd.cpp): `memory` and `ablate`; the `eval --method lrgd` options
 // and the hook that configures such a run (returns what runs after run_eval: collapse.md/png).
 void add_lrgd_commands(CLI::App& app, Action& action);
-void add_lrgd_eval_options(CLI::App* eval);
-std::function<void()> configure_lrgd_eval(eval::EvalConfig& config, const data::Dataset& dataset, llm::Backend& backend,
-                                          const std::string& out, bool progress);
+// The LRGD options of `lrgd eval`, registered on `eval`; CLI11 fills the returned values.
+struct LrgdArgs;
+std::shared_ptr<LrgdArgs> add_lrgd_eval_options(CLI::App* eval);
+std::function<void()> configure_lrgd_eval(const LrgdArgs& args, eval::EvalConfig& config, const data::Dataset& dataset,
+                                          llm::Backend& backend, const std::string& out, bool progress);
 // --method icl: the demonstration as --icl-demo says (first-round: LRGD's generator).
-void configure_icl_eval(eval::EvalConfig& config);
+void configure_icl_eval(const LrgdArgs& args, eval::EvalConfig& config);
 
 }  // namespace lrgd::cli

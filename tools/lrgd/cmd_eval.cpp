@@ -20,6 +20,7 @@ namespace lrgd::cli {
 namespace {
 
 struct EvalArgs {
+  std::shared_ptr<LrgdArgs> lrgd;  // --method lrgd and icl's demonstration (cmd_lrgd.cpp)
   // Data and protocol.
   std::string data;
   DataLoadArgs load;  // --format, --kcore, --repeats
@@ -180,8 +181,8 @@ int run_eval_command(const EvalArgs& a) {
   std::unique_ptr<llm::Backend> backend;
   if (llm_method) backend = make_backend(a, c);
   std::function<void()> after;  // --method lrgd: the optimiser's hook (cmd_lrgd.cpp)
-  if (c.method == rec::Method::Lrgd) after = configure_lrgd_eval(c, ds, *backend, a.out, !a.no_progress);
-  if (c.method == rec::Method::Icl) configure_icl_eval(c);
+  if (c.method == rec::Method::Lrgd) after = configure_lrgd_eval(*a.lrgd, c, ds, *backend, a.out, !a.no_progress);
+  if (c.method == rec::Method::Icl) configure_icl_eval(*a.lrgd, c);
 
   eval::RunOptions ro;
   ro.out = a.out;
@@ -290,7 +291,7 @@ void add_eval_commands(CLI::App& app, Action& action) {
   ev->add_option("--fsync-interval", a->fsync_interval, "Seconds between fsyncs of results.jsonl")
       ->capture_default_str();
   ev->add_flag("--no-progress", a->no_progress, "No progress lines on stderr");
-  add_lrgd_eval_options(ev);
+  a->lrgd = add_lrgd_eval_options(ev);
   ev->callback([&action, a] { action = [a] { return run_eval_command(*a); }; });
 
   auto r = std::make_shared<ReportArgs>();

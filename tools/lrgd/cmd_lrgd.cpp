@@ -22,10 +22,6 @@
 
 namespace lrgd::cli {
 
-namespace {
-
-using ojson = nlohmann::ordered_json;
-
 struct LrgdArgs {
   int paths = 3;
   int rounds = 3;
@@ -45,10 +41,9 @@ struct LrgdArgs {
   bool no_plot = false;
 };
 
-std::shared_ptr<LrgdArgs>& current_args() {
-  static std::shared_ptr<LrgdArgs> args;
-  return args;
-}
+namespace {
+
+using ojson = nlohmann::ordered_json;
 
 // Users of a run directory's results (trial 0, draw order).
 std::set<std::string> run_users(const std::filesystem::path& run) {
@@ -84,9 +79,8 @@ void write_collapse(std::span<const optim::Series> series, const std::filesystem
 
 }  // namespace
 
-void add_lrgd_eval_options(CLI::App* ev) {
+std::shared_ptr<LrgdArgs> add_lrgd_eval_options(CLI::App* ev) {
   auto a = std::make_shared<LrgdArgs>();
-  current_args() = a;
   const std::string g = "LRGD (--method lrgd; the generator also makes icl's demonstration)";
   ev->add_option("--paths", a->paths, "lrgd: optimisation paths K (K-PDO)")->capture_default_str()->group(g);
   ev->add_option("--rounds", a->rounds, "lrgd: optimisation rounds R")->capture_default_str()->group(g);
@@ -128,46 +122,45 @@ void add_lrgd_eval_options(CLI::App* ev) {
                  "lrgd: test with the best demonstration of the first N rounds (0: all; the memory is the same)")
       ->capture_default_str()
       ->group(g);
+  return a;
 }
 
-std::function<void()> configure_lrgd_eval(eval::EvalConfig& c, const data::Dataset& ds, llm::Backend& backend,
-                                          const std::string& out, bool progress) {
-  const auto a = current_args();
-  if (!a) throw Error("lrgd options were not registered");
+std::function<void()> configure_lrgd_eval(const LrgdArgs& a, eval::EvalConfig& c, const data::Dataset& ds,
+                                          llm::Backend& backend, const std::string& out, bool progress) {
   optim::Options o;
-  o.paths = a->paths;
-  o.rounds = a->rounds;
+  o.paths = a.paths;
+  o.rounds = a.rounds;
   if (o.paths < 1 || o.paths > 255) throw OptionError("--paths", "must be in 1..255");
   if (o.rounds < 1) throw OptionError("--rounds", "must be >= 1");
-  if (a->budget < 0) throw OptionError("--budget", "must be >= 0");
-  if (a->budget > 0 && a->budget < o.paths) throw OptionError("--budget", "must give every path a round (>= --paths)");
-  o.budget = a->budget;
+  if (a.budget < 0) throw OptionError("--budget", "must be >= 0");
+  if (a.budget > 0 && a.budget < o.paths) throw OptionError("--budget", "must give every path a round (>= --paths)");
+  o.budget = a.budget;
   if (o.budget > 0) o.rounds = o.max_rounds();
-  if (a->collapse_window < 1) throw OptionError("--collapse-window", "must be >= 1");
-  if (!(a->collapse_margin >= 0)) throw OptionError("--collapse-margin", "must be >= 0");
-  o.collapse_margin = a->collapse_margin;
-  o.collapse_window = a->collapse_window;
-  o.quality = optim::parse_quality(a->quality);
-  o.collapse = optim::parse_collapse_rule(a->collapse);
-  o.collapse_threshold = a->collapse_threshold;
-  o.perturbation = !a->no_perturbation;
-  if (a->generator != "template" && a->generator != "llm")
-    throw OptionError("--generator", "template or llm, not '" + a->generator + "'");
-  o.generator = a->generator;
+  if (a.collapse_window < 1) throw OptionError("--collapse-window", "must be >= 1");
+  if (!(a.collapse_margin >= 0)) throw OptionError("--collapse-margin", "must be >= 0");
+  o.collapse_margin = a.collapse_margin;
+  o.collapse_window = a.collapse_window;
+  o.quality = optim::parse_quality(a.quality);
+  o.collapse = optim::parse_collapse_rule(a.collapse);
+  o.collapse_threshold = a.collapse_threshold;
+  o.perturbation = !a.no_perturbation;
+  if (a.generator != "template" && a.generator != "llm")
+    throw OptionError("--generator", "template or llm, not '" + a.generator + "'");
+  o.generator = a.generator;
   o.seed = c.protocol.seed;
   if (c.llm.prompt_form == rec::PromptForm::ItemTokens) {
     // An item-token prompt has no text: no instruction T to swap, no textual R, and the
     // generator must be the template one (an llm generator writes text).
     if (o.generator != "template") throw OptionError("--generator", "an item-token model needs --generator template");
-    if (a->swap) throw OptionError("--swap", "an item-token prompt has no instruction T to swap with D");
+    if (a.swap) throw OptionError("--swap", "an item-token prompt has no instruction T to swap with D");
   } else if (c.llm.template_name.empty()) {
-    c.llm.template_name = a->swap ? "icl_swap" : "icl";
+    c.llm.template_name = a.swap ? "icl_swap" : "icl";
   }
   std::string gen_template;
   auto mc = ojson::parse(optim::options_json(o));
   if (o.generator == "llm") {
-    gen_template = a->generator_template.empty() ? std::string(prompt::Template::builtin_text("generator"))
-                                                 : read_file(a->generator_template);
+    gen_template = a.generator_template.empty() ? std::string(prompt::Template::builtin_text("generator"))
+                                                : read_file(a.generator_template);
     mc["generator_template_sha256"] = sha256_hex(gen_template);
   }
   c.method_config = mc.dump();
@@ -182,13 +175,13 @@ std::function<void()> configure_lrgd_eval(eval::EvalConfig& c, const data::Datas
   const std::string variant = sha256_hex(doc.dump()).substr(0, 16);
   // Which rounds the test may draw on changes the results, not the rows: hashed into the
   // run's config, not into the memory variant.
-  if (a->test_rounds < 0) throw OptionError("--test-rounds", "must be >= 0");
-  if (a->test_rounds > 0) {
-    mc["test_rounds"] = a->test_rounds;
+  if (a.test_rounds < 0) throw OptionError("--test-rounds", "must be >= 0");
+  if (a.test_rounds > 0) {
+    mc["test_rounds"] = a.test_rounds;
     c.method_config = mc.dump();
   }
   const std::filesystem::path memory_path =
-      a->memory.empty() ? std::filesystem::path(out) / "memory.sqlite" : std::filesystem::path(a->memory);
+      a.memory.empty() ? std::filesystem::path(out) / "memory.sqlite" : std::filesystem::path(a.memory);
   c.runtime["memory"] = memory_path.string();
   auto cost = std::make_shared<optim::Cost>();
   optim::LrgdRankerOptions lo;
@@ -198,7 +191,7 @@ std::function<void()> configure_lrgd_eval(eval::EvalConfig& c, const data::Datas
   lo.generator_template = gen_template;
   lo.cost_out = cost;
   lo.progress = progress;
-  lo.test_rounds = a->test_rounds;
+  lo.test_rounds = a.test_rounds;
   const auto protocol = c.protocol;
   c.ranker_factory = [lo, protocol](const data::Dataset& d, llm::Backend& b, const rec::LlmRankerOptions& icl) {
     return optim::make_lrgd_ranker(d, b, icl, protocol, lo);
@@ -227,7 +220,7 @@ std::function<void()> configure_lrgd_eval(eval::EvalConfig& c, const data::Datas
         {"n_perturbed", n_perturbed}};
     return j.dump();
   };
-  const bool plot = !a->no_plot;
+  const bool plot = !a.no_plot;
   const bool with_p = o.perturbation && o.paths > 1;
   return [out, memory_path, dkey, variant, plot, with_p] {
     const auto rows = run_rows(memory_path, dkey, variant, run_users(out));
@@ -236,26 +229,24 @@ std::function<void()> configure_lrgd_eval(eval::EvalConfig& c, const data::Datas
   };
 }
 
-void configure_icl_eval(eval::EvalConfig& c) {
-  const auto a = current_args();
-  if (!a) throw Error("lrgd options were not registered");
-  if (a->icl_demo == "validation") return;  // run_eval's own: the validation window and target
-  if (a->icl_demo != "first-round")
-    throw OptionError("--icl-demo", "first-round or validation, not '" + a->icl_demo + "'");
-  if (a->generator != "template" && a->generator != "llm")
-    throw OptionError("--generator", "template or llm, not '" + a->generator + "'");
-  if (c.llm.prompt_form == rec::PromptForm::ItemTokens && a->generator != "template")
+void configure_icl_eval(const LrgdArgs& a, eval::EvalConfig& c) {
+  if (a.icl_demo == "validation") return;  // run_eval's own: the validation window and target
+  if (a.icl_demo != "first-round")
+    throw OptionError("--icl-demo", "first-round or validation, not '" + a.icl_demo + "'");
+  if (a.generator != "template" && a.generator != "llm")
+    throw OptionError("--generator", "template or llm, not '" + a.generator + "'");
+  if (c.llm.prompt_form == rec::PromptForm::ItemTokens && a.generator != "template")
     throw OptionError("--generator", "an item-token model needs --generator template");
   optim::FirstRoundIclOptions o;
-  o.generator = a->generator;
+  o.generator = a.generator;
   o.seed = c.protocol.seed;
   ojson mc;
   mc["demonstration"] = "first-round";
   mc["generator"] = o.generator;
   mc["seed"] = o.seed;
   if (o.generator == "llm") {
-    o.generator_template = a->generator_template.empty() ? std::string(prompt::Template::builtin_text("generator"))
-                                                         : read_file(a->generator_template);
+    o.generator_template = a.generator_template.empty() ? std::string(prompt::Template::builtin_text("generator"))
+                                                        : read_file(a.generator_template);
     mc["generator_template_sha256"] = sha256_hex(o.generator_template);
   }
   c.method_config = mc.dump();
