@@ -323,13 +323,11 @@ std::vector<Generation> CachedBackend::generate(std::span<const Prompt> prompts,
   if (options_.read) {
     std::lock_guard lock(mutex_);
     sqlite::Transaction tx(*db_);
-    {
-      std::string value, text;
-      for (std::size_t i = 0; i < n; ++i) {
-        if (db_->lookup(keys[i], value, text) && decode_generation(value, text, out[i])) {
-          done[i] = true;
-          ++n_hits;
-        }
+    std::string value, text;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (db_->lookup(keys[i], value, text) && decode_generation(value, text, out[i])) {
+        done[i] = true;
+        ++n_hits;
       }
     }
     tx.commit();
@@ -370,12 +368,10 @@ std::vector<Generation> CachedBackend::generate(std::span<const Prompt> prompts,
   if (options_.write) {
     try {
       sqlite::Transaction tx(*db_, sqlite::Transaction::Kind::Immediate);
-      {
-        for (std::size_t t = 0; t < todo.size(); ++t) {
-          if (!fresh[t].ok()) continue;
-          db_->store(keys[todo_index[t]], "generate", model, encode_generation(fresh[t]), fresh[t].text);
-          ++stats_.n_stored;
-        }
+      for (std::size_t t = 0; t < todo.size(); ++t) {
+        if (!fresh[t].ok()) continue;
+        db_->store(keys[todo_index[t]], "generate", model, encode_generation(fresh[t]), fresh[t].text);
+        ++stats_.n_stored;
       }
       tx.commit();
     } catch (const std::exception& e) {
@@ -404,14 +400,12 @@ std::vector<ScoreResult> CachedBackend::score(std::span<const ScoreRequest> requ
   if (options_.read) {
     std::lock_guard lock(mutex_);
     sqlite::Transaction tx(*db_);
-    {
-      std::string value, text;
-      for (std::size_t i = 0; i < n; ++i) {
-        const std::size_t n_expected = requests[i].continuations.size() + requests[i].token_continuations.size();
-        if (db_->lookup(keys[i], value, text) && decode_score(value, n_expected, out[i])) {
-          done[i] = true;
-          ++n_hits;
-        }
+    std::string value, text;
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t n_expected = requests[i].continuations.size() + requests[i].token_continuations.size();
+      if (db_->lookup(keys[i], value, text) && decode_score(value, n_expected, out[i])) {
+        done[i] = true;
+        ++n_hits;
       }
     }
     tx.commit();
@@ -435,12 +429,10 @@ std::vector<ScoreResult> CachedBackend::score(std::span<const ScoreRequest> requ
   if (options_.write) {
     try {
       sqlite::Transaction tx(*db_, sqlite::Transaction::Kind::Immediate);
-      {
-        for (std::size_t t = 0; t < todo.size(); ++t) {
-          if (!fresh[t].ok()) continue;
-          db_->store(keys[todo_index[t]], "score", model, encode_score(fresh[t]), std::string());
-          ++stats_.n_stored;
-        }
+      for (std::size_t t = 0; t < todo.size(); ++t) {
+        if (!fresh[t].ok()) continue;
+        db_->store(keys[todo_index[t]], "score", model, encode_score(fresh[t]), std::string());
+        ++stats_.n_stored;
       }
       tx.commit();
     } catch (const std::exception& e) {
