@@ -20,11 +20,18 @@ function(lrgd_target_flags target)
   endif()
 endfunction()
 
-# lrgd_library(name SOURCES ... DEPS ...): one library per concern, public headers in include/.
+# lrgd_library(name SOURCES ... [HEADERS dir] PUBLIC_DEPS ... PRIVATE_DEPS ...): one library per
+# concern. Its public headers are its own folder, HEADERS (default: include/ beside the
+# CMakeLists.txt, holding lrgd/*.h), so a header of another library is reachable only by
+# linking that library: an include that bypasses the link graph fails to compile.
 function(lrgd_library name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;PUBLIC_DEPS;PRIVATE_DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "" "HEADERS" "SOURCES;PUBLIC_DEPS;PRIVATE_DEPS" ${ARGN})
+  if(NOT ARG_HEADERS)
+    set(ARG_HEADERS include)
+  endif()
   add_library(${name} STATIC ${ARG_SOURCES})
-  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR}/include PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+  target_include_directories(${name} PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/${ARG_HEADERS}
+                             PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
   target_link_libraries(${name} PUBLIC ${ARG_PUBLIC_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
   lrgd_target_flags(${name})
   set_property(GLOBAL APPEND PROPERTY LRGD_LIBRARIES ${name})
