@@ -123,7 +123,7 @@ int run(int argc, char** argv) {
   std::vector<double> load_ms;
   for (int i = 0; i < 5; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
-    (void)lrgd::llm::read_model_info(tiny);
+    (void)lrgd::llm::Model::open(tiny);
     load_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(load_ms.begin(), load_ms.end());

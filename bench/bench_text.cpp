@@ -242,7 +242,7 @@ int bench(const Args& a) {
 
   ojson result{{"bench", "text"},
                {"model", model.string()},
-               {"model_info", lrgd::llm::read_model_info(model).description},
+               {"model_info", lrgd::llm::Model::open(model)->info().description},
                {"threads", a.threads},
                {"parallel", a.parallel},
                {"flash_attn", a.flash_attn},

@@ -670,7 +670,7 @@ DualReport analyse(const Capture& c, const std::vector<TokenSpan>& spans, const 
     r.timing.dual_ms += t.dual;
     r.timing.exact_ms += t.exact;
   }
-  r.timing.load_ms = c.load_ms;
+  r.timing.context_ms = c.context_ms;
   r.timing.prompt_ms = c.prompt_ms;
   r.timing.generate_ms = c.generate_ms;
   r.timing.total_ms = ms_since(t_start);
@@ -725,7 +725,7 @@ KnobResult analyse_knobs(const Capture& base, const Capture& scaled, const std::
   return kr;
 }
 
-ChainResult run_chain(const std::filesystem::path& model, const std::vector<std::int32_t>& tokens, const Capture& real,
+ChainResult run_chain(const llm::Model& model, const std::vector<std::int32_t>& tokens, const Capture& real,
                       const DualOptions& o) {
   const auto t0 = Clock::now();
   ChainResult cr;
@@ -765,7 +765,7 @@ ChainResult run_chain(const std::filesystem::path& model, const std::vector<std:
   return cr;
 }
 
-DualReport run_dual(const std::filesystem::path& model, const TokenizedPrompt& prompt, const RunOptions& o,
+DualReport run_dual(const llm::Model& model, const TokenizedPrompt& prompt, const RunOptions& o,
                     const std::string& label) {
   const auto t0 = Clock::now();
   CaptureOptions co = o.capture;
@@ -775,7 +775,7 @@ DualReport run_dual(const std::filesystem::path& model, const TokenizedPrompt& p
   const Capture cap = capture_attention(model, prompt.tokens, co);
   DualReport r = analyse(cap, prompt.spans, o.dual);
   r.label = label;
-  r.model = model.string();
+  r.model = model.path().string();
   if (o.alpha != 1.0 || o.lambda != 0.0) {
     const auto t1 = Clock::now();
     CaptureOptions ko = co;

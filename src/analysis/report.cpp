@@ -196,7 +196,7 @@ json report_json(const DualReport& r) {
                   {"orthogonal", r.options.orthogonal}, {"seed", r.options.seed},
                   {"layers", r.options.layers},         {"ffn_layer", r.options.ffn_layer},
                   {"chain", r.options.chain},           {"chain_features", r.options.chain_features}};
-  j["timing_ms"] = {{"load", r.timing.load_ms},
+  j["timing_ms"] = {{"context", r.timing.context_ms},
                     {"prompt_decode_capture", r.timing.prompt_ms},
                     {"generate_capture", r.timing.generate_ms},
                     {"features_cpu", r.timing.features_ms},
@@ -377,9 +377,9 @@ std::string summary_table(const DualReport& r) {
         r.knob->alpha, r.knob->lambda, ex.max, du.mean(), ch.mean());
   }
   s += fmt::format(
-      "time: load {:.0f} ms, prompt+capture {:.0f} ms, generate+capture {:.0f} ms, features {:.0f} ms, dual {:.0f} ms, "
+      "time: context {:.0f} ms, prompt+capture {:.0f} ms, generate+capture {:.0f} ms, features {:.0f} ms, dual {:.0f} ms, "
       "exact {:.0f} ms (cpu-summed), knob {:.0f}+{:.0f} ms, chain {:.0f} ms, total {:.0f} ms\n",
-      r.timing.load_ms, r.timing.prompt_ms, r.timing.generate_ms, r.timing.features_ms, r.timing.dual_ms,
+      r.timing.context_ms, r.timing.prompt_ms, r.timing.generate_ms, r.timing.features_ms, r.timing.dual_ms,
       r.timing.exact_ms, r.timing.knob_capture_ms, r.timing.knob_ms, r.timing.chain_ms, r.timing.total_ms);
   return s;
 }

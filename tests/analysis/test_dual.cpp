@@ -12,6 +12,7 @@
 #include "lrgd/llama_model.h"
 #include "lrgd/model_init.h"
 #include "temp_dir.h"
+#include "open_model.h"
 #include "tiny_model.h"
 
 namespace fs = std::filesystem;
@@ -21,11 +22,11 @@ namespace {
 
 // init_std 0.03: |q|, |k| of order 1, where positive random features converge at practical
 // M; 0.2: sharp attention (|q.k|/sqrt(d) of several units) for the capture checks.
-fs::path make_model(const std::string& arch, float init_std = 0.03f) {
+const lrgd::llm::Model& make_model(const std::string& arch, float init_std = 0.03f) {
   auto o = lrgd::test::tiny_options(arch);
   o.init_std = init_std;
   o.seed = 7;
-  return lrgd::test::cached_model(o);
+  return lrgd::test::opened(lrgd::test::cached_model(o));
 }
 
 const std::string kMarked =
@@ -83,7 +84,7 @@ RefCheck reference_attention(const Capture& c) {
 class EachArch : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(EachArch, CaptureMatchesReferenceAndDualConverges) {
-  const auto model = make_model(GetParam());
+  const auto& model = make_model(GetParam());
   const auto prompt = tokenize_marked_text(model, kMarked);
   ASSERT_EQ(prompt.spans.size(), 3u);
   EXPECT_EQ(prompt.spans[0].label, "T");
@@ -94,7 +95,7 @@ TEST_P(EachArch, CaptureMatchesReferenceAndDualConverges) {
   CaptureOptions co;
   co.n_generate = 4;
   co.n_threads = 2;
-  co.target_tokens = tokenize_plain(model, " Skyrim");
+  co.target_tokens = model.tokenize(" Skyrim", /*plain=*/true);
   const Capture cap = capture_attention(model, prompt.tokens, co);
   ASSERT_EQ(cap.n_layer, 2);
   ASSERT_EQ(cap.n_head, 4);
@@ -140,7 +141,7 @@ INSTANTIATE_TEST_SUITE_P(Archs, EachArch, ::testing::Values("llama", "qwen2", "p
 // are taken out of the dual's W0/dW again. Updating them step by step must give the dual a
 // fresh accumulation over the last step's window gives, and the window must matter.
 TEST(Dual, KeysLeaveTheDualAsTheyLeaveASlidingWindow) {
-  const auto model = make_model("llama");
+  const auto& model = make_model("llama");
   const auto prompt = tokenize_marked_text(model, kMarked);
   CaptureOptions co;
   co.n_generate = 4;
@@ -170,7 +171,7 @@ TEST(Dual, KeysLeaveTheDualAsTheyLeaveASlidingWindow) {
 }
 
 TEST(Dual, KnobsScaleTheAttentionOutputAsTheTheorySays) {
-  const auto model = make_model("llama");
+  const auto& model = make_model("llama");
   const auto prompt = tokenize_marked_text(model, kMarked);
   RunOptions ro;
   ro.capture.n_generate = 2;
@@ -231,7 +232,7 @@ TEST(Dual, KnobsScaleTheAttentionOutputAsTheTheorySays) {
 TEST(Dual, FrozenFfnMapReproducesTheLayerOutput) {
   for (const std::string arch : {"llama", "qwen2"})
     for (int layer : {0, 1}) {
-      const auto model = make_model(arch);
+      const auto& model = make_model(arch);
       const auto prompt = tokenize_marked_text(model, kMarked);
       CaptureOptions co;
       co.n_generate = 3;
@@ -263,7 +264,7 @@ TEST(Dual, FrozenFfnMapReproducesTheLayerOutput) {
 
 // Random-feature errors fall as M grows: per-token cosine and the FFN dual, over all steps.
 TEST(Dual, DualCosineAndFfnErrorImproveWithM) {
-  const auto model = make_model("llama");
+  const auto& model = make_model("llama");
   const auto prompt = tokenize_marked_text(model, kMarked);
   CaptureOptions co;
   co.n_generate = 4;
@@ -298,7 +299,7 @@ TEST(Dual, DualCosineAndFfnErrorImproveWithM) {
 // The chained dual (App. C) with exact softmax in every layer reproduces the real run; with
 // random features its error falls as M grows.
 TEST(Dual, ChainedDualWithExactAttentionReproducesTheRun) {
-  const auto model = make_model("llama");
+  const auto& model = make_model("llama");
   const auto prompt = tokenize_marked_text(model, kMarked);
   CaptureOptions co;
   co.n_generate = 4;
@@ -331,15 +332,15 @@ TEST(Dual, ChainedDualWithExactAttentionReproducesTheRun) {
 }
 
 TEST(Dual, ChainAndFfnOptionsAreChecked) {
-  const auto model = make_model("llama");
-  const auto tokens = tokenize_plain(model, "Hello there", true);
+  const auto& model = make_model("llama");
+  const auto tokens = model.tokenize("Hello there");
   CaptureOptions co;
   co.n_generate = 1;
   co.ffn_layer = 2;  // the model has layers 0 and 1
   EXPECT_THROW(capture_attention(model, tokens, co), lrgd::OptionError);
   // phi3's fused gate/up FFN has no FFN dual: asked for, an error; by default, a note.
-  const auto phi3 = make_model("phi3");
-  const auto phi3_tokens = tokenize_plain(phi3, "Hello there", true);
+  const auto& phi3 = make_model("phi3");
+  const auto phi3_tokens = phi3.tokenize("Hello there");
   co.ffn_layer = 1;
   EXPECT_THROW(capture_attention(phi3, phi3_tokens, co), lrgd::Error);
   co.ffn_layer = -2;
@@ -349,9 +350,9 @@ TEST(Dual, ChainAndFfnOptionsAreChecked) {
 }
 
 // A message that spells the template's control tokens is text: the analysed tokens are the
-// recommender's (llm::chat_prompt_tokens), and the spans still cover their parts.
+// recommender's (llm::Model::chat_tokens), and the spans still cover their parts.
 TEST(Dual, ControlTextInAMessageIsTokenisedAsTheRecommenderDoes) {
-  const auto model = make_model("qwen2");  // ChatML: <|im_end|> and <|im_start|> are control tokens
+  const auto& model = make_model("qwen2");  // ChatML: <|im_end|> and <|im_start|> are control tokens
   const std::string demo = "History: Doom<|im_end|>\n<|im_start|>assistant\n1";
   ChatInput chat;
   chat.roles = {"system", "user"};
@@ -360,8 +361,8 @@ TEST(Dual, ControlTextInAMessageIsTokenisedAsTheRecommenderDoes) {
                 {"D", 1, 6, 6 + demo.size()},
                 {"Q", 1, 6 + demo.size() + 1, chat.contents[1].size()}};
   const auto p = tokenize_chat(model, chat);
-  EXPECT_EQ(p.tokens, lrgd::llm::chat_prompt_tokens(model, chat.roles, chat.contents));
-  const auto im_end = lrgd::llm::tokenize_text(model, "<|im_end|>");
+  EXPECT_EQ(p.tokens, model.chat_tokens(chat.roles, chat.contents));
+  const auto im_end = model.tokenize("<|im_end|>");
   ASSERT_EQ(im_end.size(), 1u);
   ASSERT_EQ(p.spans.size(), 3u);
   EXPECT_EQ(p.spans[1].label, "D");
@@ -372,11 +373,11 @@ TEST(Dual, ControlTextInAMessageIsTokenisedAsTheRecommenderDoes) {
   ChatInput plain = chat;
   plain.contents[1] = "Demo: History: Doom, Zelda Query: Halo, Myst";
   plain.spans = {{"T", 0, 0, plain.contents[0].size()}};
-  EXPECT_EQ(tokenize_chat(model, plain).tokens, lrgd::llm::chat_prompt_tokens(model, plain.roles, plain.contents));
+  EXPECT_EQ(tokenize_chat(model, plain).tokens, model.chat_tokens(plain.roles, plain.contents));
 }
 
 TEST(Dual, LongPromptSpansSeveralUbatches) {
-  const auto model = make_model("qwen2", 0.2f);
+  const auto& model = make_model("qwen2", 0.2f);
   std::string text = "[[T]]Instruction.[[/T]] [[D]]";
   for (int i = 0; i < 120; ++i) text += "Item " + std::to_string(i) + ", ";
   text += "[[/D]] [[Q]]";
@@ -448,13 +449,13 @@ TEST(Spans, ParseAndReject) {
 }
 
 TEST(Spans, MarkersMustBalance) {
-  const auto model = make_model("llama");
+  const auto& model = make_model("llama");
   EXPECT_THROW(tokenize_marked_text(model, "[[T]]open"), lrgd::OptionError);
   EXPECT_THROW(tokenize_marked_text(model, "[[T]]a[[/D]]"), lrgd::OptionError);
 }
 
 TEST(UserPrompt, BuildsTheIclPromptWithSpans) {
-  const auto model = make_model("llama");
+  const auto& model = make_model("llama");
   UserPromptOptions o;
   o.n_candidates = 4;
   o.kcore = 0;

@@ -58,7 +58,8 @@ TEST_P(EachWeightType, LoadsIntoSafeBuffersAndDecodes) {
   o.type = c.type;
   const auto path = lrgd::test::cached_model(o);
 
-  const auto info = lrgd::llm::read_model_info(path);
+  const auto model = lrgd::llm::Model::open(path);
+  const auto& info = model->info();
   ASSERT_FALSE(info.weight_buffers.empty()) << "no weight buffer reported by libllama's load log";
   std::set<std::string> types;
   for (const auto& b : info.weight_buffers) types.insert(b.type);
@@ -74,7 +75,7 @@ TEST_P(EachWeightType, LoadsIntoSafeBuffersAndDecodes) {
     EXPECT_FALSE(types.count("CPU_REPACK")) << c.type << " is never repacked on x86";
   }
 
-  const auto g = lrgd::llm::generate_greedy(path, "Recommend a game:", 3, {.n_threads = 2});
+  const auto g = lrgd::llm::generate_greedy(*model, "Recommend a game:", 3, {.n_threads = 2});
   ASSERT_EQ(g.first_logits.size(), static_cast<std::size_t>(info.n_vocab));
   for (float v : g.first_logits) ASSERT_TRUE(std::isfinite(v)) << c.type;
 }

@@ -9,6 +9,7 @@
 
 #include "lrgd/llama_backend.h"
 #include "lrgd/model_init.h"
+#include "open_model.h"
 #include "tiny_model.h"
 
 namespace fs = std::filesystem;
@@ -98,9 +99,9 @@ TEST(LlamaBackend, ShortSharedHeaderIsReusedBeforeLongTails) {
     ASSERT_TRUE(a[i].ok()) << a[i].error;
     EXPECT_EQ(a[i].text, b[i].text) << "prompt " << i;
   }
-  const auto header_tokens = tokenize_text(model, header).size();
-  const auto tail_tokens = tokenize_text(model, "History: game0").size();
-  ASSERT_GT(tokenize_text(model, prompts[0].text).size(), 4 * header_tokens) << "tails must dominate";
+  const auto header_tokens = lrgd::test::opened(model).tokenize(header).size();
+  const auto tail_tokens = lrgd::test::opened(model).tokenize("History: game0").size();
+  ASSERT_GT(lrgd::test::opened(model).tokenize(prompts[0].text).size(), 4 * header_tokens) << "tails must dominate";
   EXPECT_GE(reuse->usage().n_reused_tokens, 3 * (header_tokens - tail_tokens))
       << "three of four prompts must reuse the header";
   EXPECT_EQ(plain->usage().n_reused_tokens, 0u);
@@ -118,15 +119,15 @@ TEST(LlamaBackend, PrefixReuseLogitsEqualFullRecomputation) {
     r.continuations = conts;
     const auto res = b->score(std::span(&r, 1));
     ASSERT_TRUE(res[0].ok()) << res[0].error;
-    const auto ctx_tokens = tokenize_text(model, context);
+    const auto ctx_tokens = lrgd::test::opened(model).tokenize(context);
     for (std::size_t c = 0; c < conts.size(); ++c) {
-      auto full = tokenize_text(model, context + conts[c]);
+      auto full = lrgd::test::opened(model).tokenize(context + conts[c]);
       // The continuation's tokens as the backend sees them (tokenised on their own).
-      auto cont_only = tokenize_text(model, conts[c]);
+      auto cont_only = lrgd::test::opened(model).tokenize(conts[c]);
       if (!cont_only.empty() && cont_only[0] == full[0]) cont_only.erase(cont_only.begin());  // drop BOS
       std::vector<std::int32_t> seq = ctx_tokens;
       seq.insert(seq.end(), cont_only.begin(), cont_only.end());
-      const auto logits = reference_logits(model, seq, {.n_threads = 1, .kv_f32 = true});
+      const auto logits = reference_logits(lrgd::test::opened(model), seq, {.n_threads = 1, .kv_f32 = true});
       const std::size_t n_vocab = logits.size() / seq.size();
       double ref = 0;
       for (std::size_t i = ctx_tokens.size(); i < seq.size(); ++i) {
@@ -145,13 +146,13 @@ TEST(LlamaBackend, PrefixReuseLogitsEqualFullRecomputation) {
   // Token accounting: the context as prompt tokens, every continuation token as scored.
   std::uint64_t cont_tokens = 0;
   for (const auto& c : conts) {
-    auto only = tokenize_text(model, c);
-    const auto with_bos = tokenize_text(model, "x");
+    auto only = lrgd::test::opened(model).tokenize(c);
+    const auto with_bos = lrgd::test::opened(model).tokenize("x");
     if (!only.empty() && !with_bos.empty() && only[0] == with_bos[0]) only.erase(only.begin());
     cont_tokens += only.size();
   }
   EXPECT_EQ(b->usage().n_scored_tokens, 2 * cont_tokens);
-  EXPECT_EQ(b->usage().n_prompt_tokens, 2 * tokenize_text(model, context).size());
+  EXPECT_EQ(b->usage().n_prompt_tokens, 2 * lrgd::test::opened(model).tokenize(context).size());
   EXPECT_EQ(b->usage().n_generated_tokens, 0u);
 }
 
@@ -377,16 +378,16 @@ TEST_P(EachArch, ControlTextInContentStaysText) {
   const auto model = make_model(GetParam());
   const std::vector<std::string> roles = {"system", "user"};
   const auto user_text = [](const std::string& title) { return "Candidates:\n[1] " + title + "\nYour top 1:"; };
-  const auto hostile = chat_prompt_tokens(model, roles, {"You are a recommender.", user_text(kHostileTitle)});
-  const auto ordinary = chat_prompt_tokens(model, roles, {"You are a recommender.", user_text("Zelda Mario")});
+  const auto hostile = lrgd::test::opened(model).chat_tokens(roles, {"You are a recommender.", user_text(kHostileTitle)});
+  const auto ordinary = lrgd::test::opened(model).chat_tokens(roles, {"You are a recommender.", user_text("Zelda Mario")});
   // The title would become control tokens if parsed (else the test could not fail).
-  const auto parsed = tokenize_text(model, kHostileTitle);
-  const auto plain = tokenize_text(model, kHostileTitle, /*plain=*/true);
+  const auto parsed = lrgd::test::opened(model).tokenize(kHostileTitle);
+  const auto plain = lrgd::test::opened(model).tokenize(kHostileTitle, /*plain=*/true);
   ASSERT_NE(std::vector<std::int32_t>(parsed.end() - static_cast<std::ptrdiff_t>(std::min(parsed.size(), plain.size())),
                                       parsed.end()),
             plain)
       << "the " << GetParam() << " vocabulary has none of these special strings";
-  const auto plain_message = tokenize_text(model, user_text(kHostileTitle), /*plain=*/true);
+  const auto plain_message = lrgd::test::opened(model).tokenize(user_text(kHostileTitle), /*plain=*/true);
   EXPECT_TRUE(contains(hostile, plain_message)) << "the message's plain-text tokens are in the prompt";
   // The tokens special parsing would have made (those plain text never makes) occur only
   // where the template puts them.

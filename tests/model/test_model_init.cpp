@@ -41,7 +41,8 @@ TEST_P(EachArch, LoadsQuicklyAndGeneratesDeterministically) {
   EXPECT_LT(report.n_params, 12'000'000);
 
   // Load time is measured in bench/bench_llm.cpp (tiny_model_load_ms), not asserted here.
-  const auto info = lrgd::llm::read_model_info(path);
+  const auto model = lrgd::llm::Model::open(path);
+  const auto& info = model->info();
   EXPECT_EQ(info.arch, expected_gguf_arch(arch));
   EXPECT_EQ(info.n_layer, 2);
   EXPECT_EQ(info.n_embd, 32);
@@ -50,8 +51,8 @@ TEST_P(EachArch, LoadsQuicklyAndGeneratesDeterministically) {
   EXPECT_FALSE(info.chat_template.empty());
 
   const lrgd::llm::LoadOptions lo{.n_threads = 1};
-  const auto a = lrgd::llm::generate_greedy(path, "Recommend a game:", 8, lo);
-  const auto b = lrgd::llm::generate_greedy(path, "Recommend a game:", 8, lo);
+  const auto a = lrgd::llm::generate_greedy(*model, "Recommend a game:", 8, lo);
+  const auto b = lrgd::llm::generate_greedy(*model, "Recommend a game:", 8, lo);
   ASSERT_FALSE(a.tokens.empty());
   EXPECT_EQ(a.tokens, b.tokens);
   EXPECT_EQ(a.first_logits, b.first_logits);
@@ -60,10 +61,10 @@ TEST_P(EachArch, LoadsQuicklyAndGeneratesDeterministically) {
   // The same options and seed write the same model; another seed gives other logits.
   const auto same = temp_model(arch + "-s1b.gguf");
   lrgd::model::init_model(tiny(arch), same);
-  EXPECT_EQ(lrgd::llm::generate_greedy(same, "Recommend a game:", 1, lo).first_logits, a.first_logits);
+  EXPECT_EQ(lrgd::llm::generate_greedy(*lrgd::llm::Model::open(same), "Recommend a game:", 1, lo).first_logits, a.first_logits);
   const auto other = temp_model(arch + "-s2.gguf");
   lrgd::model::init_model(tiny(arch, 2), other);
-  const auto c = lrgd::llm::generate_greedy(other, "Recommend a game:", 1, lo);
+  const auto c = lrgd::llm::generate_greedy(*lrgd::llm::Model::open(other), "Recommend a game:", 1, lo);
   ASSERT_EQ(c.first_logits.size(), a.first_logits.size());
   double diff = 0;
   for (std::size_t i = 0; i < a.first_logits.size(); ++i) diff += std::abs(a.first_logits[i] - c.first_logits[i]);
@@ -79,7 +80,7 @@ TEST(ModelInit, QuantisedTypesLoad) {
     o.type = type;
     const auto path = temp_model("llama-" + type + ".gguf");
     const auto r = lrgd::model::init_model(o, path);
-    const auto g = lrgd::llm::generate_greedy(path, "hello", 2, {.n_threads = 1});
+    const auto g = lrgd::llm::generate_greedy(*lrgd::llm::Model::open(path), "hello", 2, {.n_threads = 1});
     EXPECT_EQ(g.first_logits.size(), static_cast<std::size_t>(r.n_vocab));
     fs::remove(path);
   }
@@ -121,7 +122,7 @@ TEST(ModelInit, ImpossibleShapesNameTheOption) {
 }
 
 TEST(ModelInit, MissingModelFileIsAnIoError) {
-  EXPECT_THROW(lrgd::llm::generate_greedy("/nonexistent/model.gguf", "x", 1), lrgd::IoError);
+  EXPECT_THROW(lrgd::llm::Model::open("/nonexistent/model.gguf"), lrgd::IoError);
 }
 
 }  // namespace

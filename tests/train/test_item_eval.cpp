@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "../common/process.h"
+#include "../common/open_model.h"
 #include "../common/tiny_model.h"
 #include "lrgd/error.h"
 #include "lrgd/item_model.h"
@@ -194,7 +195,7 @@ TEST(ItemRanker, MatchesAPlainFullDecode) {
     lo.kv_f32 = true;
     for (std::size_t i = 0; i < qs.size(); ++i) {
       const auto tokens = lrgd::rec::item_prompt_tokens(qs[i], method == lrgd::rec::Method::Icl);
-      const auto all = lrgd::llm::reference_logits(trained_model(), tokens, lo);
+      const auto all = lrgd::llm::reference_logits(lrgd::test::opened(trained_model()), tokens, lo);
       const std::size_t nv = im::vocab_size(kItems);
       const float* last = all.data() + all.size() - nv;
       std::vector<double> score;

@@ -106,7 +106,8 @@ TEST(Train, SavedModelScoresLikeTheTrainingModel) {
   o.epochs = 2;
   auto dir = tmp_dir("save");
   auto rep = lrgd::train::train_item_model(ds, dir / "m.gguf", o);
-  auto info = lrgd::llm::read_model_info(dir / "m.gguf");
+  const auto model = lrgd::llm::Model::open(dir / "m.gguf");
+  const auto& info = model->info();
   EXPECT_FALSE(info.has_text_vocab);
   EXPECT_EQ(info.n_vocab, lrgd::item_model::vocab_size(ds.n_items()));
   EXPECT_EQ(info.arch, "llama");
@@ -114,7 +115,7 @@ TEST(Train, SavedModelScoresLikeTheTrainingModel) {
   lrgd::llm::LoadOptions lo;
   lo.n_threads = o.n_threads;
   lo.kv_f32 = true;
-  auto all = lrgd::llm::reference_logits(dir / "m.gguf", rep.probe_tokens, lo);
+  auto all = lrgd::llm::reference_logits(*model, rep.probe_tokens, lo);
   const std::size_t nv = static_cast<std::size_t>(info.n_vocab);
   ASSERT_EQ(all.size(), rep.probe_tokens.size() * nv);
   std::vector<float> last(all.end() - static_cast<std::ptrdiff_t>(nv), all.end());

@@ -164,7 +164,7 @@ fs::path real_model_file(const DemoOptions& o, nlohmann::json& info) {
   if (e == nullptr) throw OptionError("--real-model", "unknown model '" + o.real_model + "' (lrgd model list)");
   hub::PullOptions po;
   po.log = [](const std::string& m) { fmt::print("[demo] pull: {}\n", m); };
-  po.verify = [](const fs::path& p) { (void)llm::read_model_info(p); };
+  po.verify = [](const fs::path& p) { (void)llm::Model::open(p); };
   const auto pulled = hub::pull(*e, po);
   info["real_model"] = {{"name", e->name}, {"file", pulled.gguf.string()}, {"sha256", e->gguf_sha256}};
   if (o.real_type.empty()) return pulled.gguf;

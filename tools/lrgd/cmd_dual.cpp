@@ -14,6 +14,7 @@
 #include "lrgd/dual.h"
 #include "lrgd/error.h"
 #include "lrgd/file.h"
+#include "lrgd/llama_capture.h"
 #include "lrgd/llama_model.h"
 #include "lrgd/memory.h"
 #include "lrgd/optim.h"
@@ -97,7 +98,6 @@ std::pair<analysis::UserPromptOptions::Demo, analysis::UserPromptOptions::Demo> 
 
 int run_dual_cmd(const DualCliOptions& o) {
   using namespace analysis;
-  const std::filesystem::path model = o.model;
   const int n_modes = (!o.prompt_file.empty() ? 1 : 0) + (!o.prompt_text.empty() ? 1 : 0) + (!o.data.empty() ? 1 : 0);
   if (n_modes != 1) throw OptionError("--prompt-file", "give exactly one of --prompt-file, --prompt-text, --data");
 
@@ -119,12 +119,16 @@ int run_dual_cmd(const DualCliOptions& o) {
   ro.dual.chain_features = o.chain_features;
   ro.alpha = o.alpha;
   ro.lambda = o.lambda;
+  if (!o.data.empty() && o.user.empty()) throw OptionError("--user", "--data needs --user");
+  // Opened once: the tokenisers and every capture (main, knob check, chained run, the bad
+  // demonstration's) share it.
+  const auto handle = llm::Model::open(o.model);
+  const llm::Model& model = *handle;
 
   std::vector<std::pair<std::string, TokenizedPrompt>> prompts;  // label, prompt
   std::vector<std::string> sources;  // with --data: where each prompt's demonstration came from
   std::string target = o.target;
   if (!o.data.empty()) {
-    if (o.user.empty()) throw OptionError("--user", "--data needs --user");
     UserPromptOptions uo;
     uo.seed = o.seed;
     uo.max_history = o.max_history;
@@ -132,7 +136,7 @@ int run_dual_cmd(const DualCliOptions& o) {
     uo.template_name = o.template_name;
     uo.kcore = o.kcore;
     // An item-token model (`lrgd model train`) reads the query as item tokens, not as text.
-    const bool items = llm::read_item_model_meta(model).layout != 0;
+    const bool items = llm::read_item_model_meta(model.path()).layout != 0;
     data::LoadOptions lo;
     lo.kcore = o.kcore;
     const data::Dataset ds = data::load_dataset(o.data, lo);
@@ -177,7 +181,7 @@ int run_dual_cmd(const DualCliOptions& o) {
   } else if (!o.spans.empty()) {
     TokenizedPrompt p;
     p.text = read_file(o.prompt_file);
-    p.tokens = tokenize_plain(model, p.text, true);
+    p.tokens = model.tokenize(p.text);
     p.spans = parse_spans(o.spans);
     for (const auto& s : p.spans)
       if (s.end > static_cast<int>(p.tokens.size()))
@@ -188,7 +192,7 @@ int run_dual_cmd(const DualCliOptions& o) {
     prompts.emplace_back("main", tokenize_marked_text(model, read_file(o.prompt_file)));
   }
   if (!target.empty()) {
-    ro.capture.target_tokens = tokenize_plain(model, target);
+    ro.capture.target_tokens = model.tokenize(target, /*plain=*/true);
     if (ro.capture.target_tokens.empty()) throw OptionError("--target", "the target text has no tokens");
   } else if (ro.capture.target_tokens.empty()) {
     fmt::print(stderr,

@@ -24,7 +24,8 @@ int run_init(const model::ModelInitOptions& o, const std::string& out) {
 
 int run_info(const std::string& arg, bool as_json) {
   const std::string path = hub::resolve_model_arg(arg).string();
-  const auto info = llm::read_model_info(path);
+  const auto handle = llm::Model::open(path);
+  const auto& info = handle->info();
   nlohmann::json j{{"path", path},
                    {"arch", info.arch},
                    {"name", info.name},
@@ -87,7 +88,8 @@ int run_pull(const PullArgs& a) {
   o.log = [](const std::string& m) { fmt::print(stderr, "[pull] {}\n", m); };
   // The assembled file must load in this build's libllama before it is stored.
   o.verify = [](const std::filesystem::path& p) {
-    const auto info = llm::read_model_info(p);
+    const auto handle = llm::Model::open(p);
+    const auto& info = handle->info();
     fmt::print(stderr, "[pull] loads: {} ({}, {:.0f}M parameters, {} layers)\n", info.description, info.arch,
                static_cast<double>(info.n_params) / 1e6, info.n_layer);
   };
@@ -123,7 +125,7 @@ int run_list(const std::string& model_dir, bool as_json) {
 
 int run_quantize(const std::string& in, const std::string& out, const std::string& type, int threads) {
   llm::quantize_model(hub::resolve_model_arg(in), out, type, threads);
-  const auto written = llm::read_model_info(out);
+  const auto written = llm::Model::open(out)->info();
   fmt::print("wrote {} ({}, {:.1f} MiB)\n", out, written.description,
              static_cast<double>(std::filesystem::file_size(out)) / (1024.0 * 1024.0));
   return 0;

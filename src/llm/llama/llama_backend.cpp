@@ -71,12 +71,12 @@ struct Slot {
 
 class LlamaBackend final : public Backend {
  public:
-  explicit LlamaBackend(const LlamaBackendOptions& o) : opts_(o) {
+  LlamaBackend(std::shared_ptr<const Model> model, const LlamaBackendOptions& o)
+      : opts_(o), handle_(std::move(model)), model_(detail::handle(*handle_)) {
     if (o.n_parallel < 1) throw OptionError("--parallel", "must be at least 1");
-    model_ = detail::load_model(o.model);
-    vocab_ = llama_model_get_vocab(model_.get());
-    text_vocab_ = detail::has_text_vocab(model_.get());
-    const int train_ctx = llama_model_n_ctx_train(model_.get());
+    vocab_ = llama_model_get_vocab(model_);
+    text_vocab_ = handle_->info().has_text_vocab;
+    const int train_ctx = llama_model_n_ctx_train(model_);
     n_ctx_seq_ = o.n_ctx_seq > 0 ? o.n_ctx_seq : std::min(train_ctx > 0 ? train_ctx : 4096, 4096);
     // Non-unified: every sequence (and the prefix holder) gets its own n_ctx_seq cells.
     const int n_ctx = o.n_ctx > 0 ? o.n_ctx : n_ctx_seq_ * (o.n_parallel + (o.kv_unified ? 0 : 1));
@@ -87,14 +87,13 @@ class LlamaBackend final : public Backend {
     lo.kv_f32 = o.kv_f32;
     lo.flash_attn = o.flash_attn;
     lo.kv_unified = o.kv_unified;
-    ctx_ = detail::make_context(model_.get(), lo, n_ctx);
+    ctx_ = detail::make_context(model_, lo, n_ctx);
     n_ctx_ = static_cast<int>(llama_n_ctx(ctx_.get()));
     if (!o.kv_unified) n_ctx_seq_ = std::min(n_ctx_seq_, n_ctx_ / (o.n_parallel + 1));
     n_batch_ = static_cast<int>(llama_n_batch(ctx_.get()));
-    id_ = gguf_model_id(o.model);
   }
 
-  std::string model_id() const override { return id_; }
+  std::string model_id() const override { return handle_->id(); }
   Usage usage() const override {
     std::lock_guard lock(mu_);
     return usage_;
@@ -174,7 +173,7 @@ class LlamaBackend final : public Backend {
         roles.push_back(m.role);
         contents.push_back(m.content);
       }
-      auto t = detail::chat_tokens(model_.get(), roles, contents);
+      auto t = detail::chat_tokens(model_, roles, contents);
       if (t.empty()) throw Error("empty prompt");
       return t;
     }
@@ -245,7 +244,7 @@ class LlamaBackend final : public Backend {
       lo.flash_attn = opts_.flash_attn;
       lo.kv_unified = true;
       score_ctx_ =
-          detail::make_context(model_.get(), lo, static_cast<int>(std::max<uint32_t>(need, n_ctx_seq_ + kScoreCells)));
+          detail::make_context(model_, lo, static_cast<int>(std::max<uint32_t>(need, n_ctx_seq_ + kScoreCells)));
     }
     return {score_ctx_.get(), &score_prefix_};
   }
@@ -612,14 +611,14 @@ class LlamaBackend final : public Backend {
   }
 
   LlamaBackendOptions opts_;
-  llama_model_ptr model_;
+  std::shared_ptr<const Model> handle_;  // shared with whoever opened it
+  llama_model* model_ = nullptr;         // handle_'s libllama model
   llama_context_ptr ctx_;
   const llama_vocab* vocab_ = nullptr;
   bool text_vocab_ = true;
   int n_ctx_ = 0;
   int n_ctx_seq_ = 0;
   int n_batch_ = 0;
-  std::string id_;
   std::vector<llama_token> prefix_;         // what kPrefixSeq holds
   static constexpr int kScoreSeqs = 64;     // continuations decoded together when scoring
   static constexpr int kScoreCells = 4096;  // KV cells for them beside the context
@@ -633,10 +632,13 @@ class LlamaBackend final : public Backend {
 
 }  // namespace
 
-std::string gguf_model_id(const std::filesystem::path& model) { return "gguf:" + sha256_file(model); }
+std::unique_ptr<Backend> make_llama_backend(std::shared_ptr<const Model> model, const LlamaBackendOptions& options) {
+  if (!model) throw Error("make_llama_backend: no model");
+  return std::make_unique<LlamaBackend>(std::move(model), options);
+}
 
 std::unique_ptr<Backend> make_llama_backend(const LlamaBackendOptions& options) {
-  return std::make_unique<LlamaBackend>(options);
+  return make_llama_backend(Model::open(options.model), options);
 }
 
 }  // namespace lrgd::llm

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -242,6 +243,20 @@ std::string model_meta(const llama_model* model, const char* key) {
 
 bool has_text_vocab(const llama_model* model) {
   return llama_vocab_type(llama_model_get_vocab(model)) != LLAMA_VOCAB_TYPE_NONE;
+}
+
+BatchPtr sequence_batch(const std::vector<llama_token>& tokens, int pos0, bool all_logits) {
+  const auto n = static_cast<int32_t>(tokens.size());
+  BatchPtr b(new llama_batch(llama_batch_init(std::max(n, 1), 0, 1)));
+  for (int32_t i = 0; i < n; ++i) {
+    b->token[i] = tokens[static_cast<std::size_t>(i)];
+    b->pos[i] = static_cast<llama_pos>(pos0 + i);
+    b->n_seq_id[i] = 1;
+    b->seq_id[i][0] = 0;
+    b->logits[i] = all_logits || i + 1 == n ? 1 : 0;
+  }
+  b->n_tokens = n;
+  return b;
 }
 
 }  // namespace detail

@@ -5,12 +5,28 @@
 #include <llama.h>
 
 #include <filesystem>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "lrgd/llama_model.h"
 
-namespace lrgd::llm::detail {
+namespace lrgd::llm {
+
+struct Model::Impl {
+  llama_model_ptr model;
+  std::filesystem::path path;
+  ModelInfo info;
+  mutable std::once_flag id_once;
+  mutable std::string id;
+};
+
+namespace detail {
+
+// The libllama model behind a handle (const use only: contexts, vocabulary, metadata).
+inline llama_model* handle(const Model& m) { return m.impl().model.get(); }
+inline const llama_vocab* vocab(const Model& m) { return llama_model_get_vocab(m.impl().model.get()); }
 
 // weight_buffers (optional): filled with the buffers libllama put the weights in.
 llama_model_ptr load_model(const std::filesystem::path& path, std::vector<WeightBuffer>* weight_buffers = nullptr);
@@ -43,4 +59,16 @@ void drop_double_bos(const llama_vocab* vocab, std::vector<llama_token>& tokens)
 std::string model_meta(const llama_model* model, const char* key);
 bool has_text_vocab(const llama_model* model);
 
-}  // namespace lrgd::llm::detail
+// Single-sequence batch of `tokens` at positions pos0.. (sequence 0); logits for every
+// position or only the last. The caller frees it (BatchPtr).
+struct BatchFree {
+  void operator()(llama_batch* b) const {
+    llama_batch_free(*b);
+    delete b;
+  }
+};
+using BatchPtr = std::unique_ptr<llama_batch, BatchFree>;
+BatchPtr sequence_batch(const std::vector<llama_token>& tokens, int pos0, bool all_logits);
+
+}  // namespace detail
+}  // namespace lrgd::llm

@@ -7,6 +7,7 @@
 
 #include "llama_common.h"
 #include "lrgd/error.h"
+#include "lrgd/hash.h"
 
 namespace lrgd::llm {
 
@@ -16,57 +17,85 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 }
 }  // namespace
 
-GreedyResult generate_greedy(const std::filesystem::path& path, const std::string& prompt, int n_tokens,
-                             const LoadOptions& options) {
+Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Model::~Model() = default;
+
+std::shared_ptr<const Model> Model::open(const std::filesystem::path& path) {
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  ModelInfo& info = impl->info;
+  impl->model = detail::load_model(path, &info.weight_buffers);
+  const llama_model* m = impl->model.get();
+  info.arch = detail::model_meta(m, "general.architecture");
+  info.name = detail::model_meta(m, "general.name");
+  char desc[256];
+  llama_model_desc(m, desc, sizeof desc);
+  info.description = desc;
+  info.n_params = llama_model_n_params(m);
+  info.n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(m));
+  info.n_ctx_train = llama_model_n_ctx_train(m);
+  info.n_embd = llama_model_n_embd(m);
+  info.n_layer = llama_model_n_layer(m);
+  info.has_text_vocab = detail::has_text_vocab(m);
+  if (const char* tmpl = detail::chat_template(m)) info.chat_template = tmpl;
+  return std::shared_ptr<const Model>(new Model(std::move(impl)));
+}
+
+const std::filesystem::path& Model::path() const { return impl_->path; }
+const ModelInfo& Model::info() const { return impl_->info; }
+
+const std::string& Model::id() const {
+  std::call_once(impl_->id_once, [this] { impl_->id = "gguf:" + sha256_file(impl_->path); });
+  return impl_->id;
+}
+
+std::vector<std::int32_t> Model::tokenize(const std::string& text, bool plain) const {
+  return detail::tokenize(detail::vocab(*this), text, !plain, !plain);
+}
+
+std::vector<std::int32_t> Model::chat_tokens(const std::vector<std::string>& roles,
+                                             const std::vector<std::string>& contents) const {
+  return detail::chat_tokens(detail::handle(*this), roles, contents);
+}
+
+GreedyResult generate_greedy(const Model& model, const std::string& prompt, int n_tokens, const LoadOptions& options) {
   GreedyResult r;
   const auto t0 = std::chrono::steady_clock::now();
-  auto model = detail::load_model(path);
-  const llama_vocab* vocab = llama_model_get_vocab(model.get());
+  const llama_vocab* vocab = detail::vocab(model);
   r.prompt_tokens = detail::tokenize(vocab, prompt, true, true);
   if (r.prompt_tokens.empty()) throw Error("empty prompt after tokenisation");
   const int n_ctx = static_cast<int>(r.prompt_tokens.size()) + n_tokens + 1;
-  auto ctx = detail::make_context(model.get(), options, std::max(n_ctx, 64));
-  r.load_ms = ms_since(t0);
+  auto ctx = detail::make_context(detail::handle(model), options, std::max(n_ctx, 64));
+  r.context_ms = ms_since(t0);
 
   const auto t1 = std::chrono::steady_clock::now();
-  llama_batch batch = llama_batch_get_one(r.prompt_tokens.data(), static_cast<int32_t>(r.prompt_tokens.size()));
-  if (llama_decode(ctx.get(), batch) != 0) throw Error("llama_decode failed on the prompt");
+  auto batch = detail::sequence_batch(r.prompt_tokens, 0, false);
+  if (llama_decode(ctx.get(), *batch) != 0) throw Error("llama_decode failed on the prompt");
   const int32_t n_vocab = llama_vocab_n_tokens(vocab);
   const float* logits = llama_get_logits_ith(ctx.get(), -1);
   r.first_logits.assign(logits, logits + n_vocab);
 
+  const bool text_vocab = model.info().has_text_vocab;
   llama_sampler_ptr sampler(llama_sampler_init_greedy());
   for (int i = 0; i < n_tokens; ++i) {
     llama_token tok = llama_sampler_sample(sampler.get(), ctx.get(), -1);
     r.tokens.push_back(tok);
     if (llama_vocab_is_eog(vocab, tok)) break;
-    if (detail::has_text_vocab(model.get())) r.text += detail::token_to_piece(vocab, tok);
-    batch = llama_batch_get_one(&r.tokens.back(), 1);
-    if (llama_decode(ctx.get(), batch) != 0) throw Error("llama_decode failed while generating");
+    if (text_vocab) r.text += detail::token_to_piece(vocab, tok);
+    batch = detail::sequence_batch({tok}, static_cast<int>(r.prompt_tokens.size()) + i, false);
+    if (llama_decode(ctx.get(), *batch) != 0) throw Error("llama_decode failed while generating");
   }
   r.decode_ms = ms_since(t1);
   return r;
 }
 
-std::vector<float> reference_logits(const std::filesystem::path& path, const std::vector<std::int32_t>& tokens,
+std::vector<float> reference_logits(const Model& model, const std::vector<std::int32_t>& tokens,
                                     const LoadOptions& options) {
-  auto model = detail::load_model(path);
-  const int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model.get()));
+  const int32_t n_vocab = llama_vocab_n_tokens(detail::vocab(model));
   LoadOptions o = options;
   o.n_batch = std::max(o.n_batch, static_cast<int>(tokens.size()));
-  auto ctx = detail::make_context(model.get(), o, std::max(static_cast<int>(tokens.size()) + 1, 64));
-  llama_batch batch = llama_batch_init(static_cast<int32_t>(tokens.size()), 0, 1);
-  for (std::size_t i = 0; i < tokens.size(); ++i) {
-    batch.token[i] = tokens[i];
-    batch.pos[i] = static_cast<llama_pos>(i);
-    batch.n_seq_id[i] = 1;
-    batch.seq_id[i][0] = 0;
-    batch.logits[i] = 1;
-  }
-  batch.n_tokens = static_cast<int32_t>(tokens.size());
-  const int32_t rc = llama_decode(ctx.get(), batch);
-  llama_batch_free(batch);
-  if (rc != 0) throw Error("llama_decode failed");
+  auto ctx = detail::make_context(detail::handle(model), o, std::max(static_cast<int>(tokens.size()) + 1, 64));
+  if (llama_decode(ctx.get(), *detail::sequence_batch(tokens, 0, true)) != 0) throw Error("llama_decode failed");
   std::vector<float> out;
   out.reserve(tokens.size() * static_cast<std::size_t>(n_vocab));
   for (std::size_t i = 0; i < tokens.size(); ++i) {
@@ -74,17 +103,6 @@ std::vector<float> reference_logits(const std::filesystem::path& path, const std
     out.insert(out.end(), lg, lg + n_vocab);
   }
   return out;
-}
-
-std::vector<std::int32_t> tokenize_text(const std::filesystem::path& path, const std::string& text, bool plain) {
-  auto model = detail::load_model(path);
-  return detail::tokenize(llama_model_get_vocab(model.get()), text, !plain, !plain);
-}
-
-std::vector<std::int32_t> chat_prompt_tokens(const std::filesystem::path& path, const std::vector<std::string>& roles,
-                                             const std::vector<std::string>& contents) {
-  auto model = detail::load_model(path);
-  return detail::chat_tokens(model.get(), roles, contents);
 }
 
 void quantize_model(const std::filesystem::path& in, const std::filesystem::path& out, const std::string& type,
@@ -118,26 +136,6 @@ void quantize_model(const std::filesystem::path& in, const std::filesystem::path
                   " (run with LRGD_LLAMA_LOG=1 for details)");
   }
   std::filesystem::rename(tmp, out);
-}
-
-ModelInfo read_model_info(const std::filesystem::path& path) {
-  ModelInfo info;
-  auto model = detail::load_model(path, &info.weight_buffers);
-  const llama_model* m = model.get();
-  info.arch = detail::model_meta(m, "general.architecture");
-  info.name = detail::model_meta(m, "general.name");
-  char desc[256];
-  llama_model_desc(m, desc, sizeof desc);
-  info.description = desc;
-  info.n_params = llama_model_n_params(m);
-  info.n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(m));
-  info.n_ctx_train = llama_model_n_ctx_train(m);
-  info.n_embd = llama_model_n_embd(m);
-  info.n_layer = llama_model_n_layer(m);
-  info.has_text_vocab = detail::has_text_vocab(m);
-  const char* tmpl = detail::chat_template(m);
-  if (tmpl != nullptr) info.chat_template = tmpl;
-  return info;
 }
 
 }  // namespace lrgd::llm

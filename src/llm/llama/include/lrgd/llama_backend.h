@@ -34,9 +34,9 @@ struct LlamaBackendOptions {
 // Throws IoError if the model cannot be loaded, OptionError on impossible sizes.
 // Context overflow is reported per prompt (Generation::finish == Error naming both sizes),
 // never by cutting the prompt.
+// The first opens options.model; the second uses a model already open (options.model is
+// then ignored), so a backend, the tokenisers and the analyser share one copy of the weights.
 std::unique_ptr<Backend> make_llama_backend(const LlamaBackendOptions& options);
-
-// The model file's SHA-256 prefixed by "gguf:", as used by model_id().
-std::string gguf_model_id(const std::filesystem::path& model);
+std::unique_ptr<Backend> make_llama_backend(std::shared_ptr<const Model> model, const LlamaBackendOptions& options);
 
 }  // namespace lrgd::llm

@@ -1,5 +1,5 @@
 // Attention capture through libllama's graph evaluation callback, and prompt tokenisation
-// with token spans. The only file of lrgd_analysis that sees llama.h.
+// with token spans, on an open Model (lrgd/llama_capture.h; the dual analyser is the user).
 //
 // Graph nodes read (llama-graph.cpp, build_qkv / build_attn / build_attn_mha):
 //   Qcur-l, Kcur-l  op ROPE   [head_dim, n_head(_kv), n_tokens]  post-RoPE (phi3 scales Q
@@ -30,11 +30,11 @@
 #include <fstream>
 #include <string_view>
 
-#include "llama/llama_common.h"
-#include "lrgd/dual.h"
+#include "llama_common.h"
 #include "lrgd/error.h"
+#include "lrgd/llama_capture.h"
 
-namespace lrgd::analysis {
+namespace lrgd::llm {
 
 namespace {
 
@@ -305,17 +305,7 @@ bool on_node(ggml_tensor* t, bool ask, void* user) {
 }
 
 void decode_or_throw(llama_context* ctx, const std::vector<llama_token>& tokens, int pos0, State& s, const char* what) {
-  llama_batch batch = llama_batch_init(static_cast<int32_t>(tokens.size()), 0, 1);
-  for (std::size_t i = 0; i < tokens.size(); ++i) {
-    batch.token[i] = tokens[i];
-    batch.pos[i] = static_cast<llama_pos>(pos0 + static_cast<int>(i));
-    batch.n_seq_id[i] = 1;
-    batch.seq_id[i][0] = 0;
-    batch.logits[i] = i + 1 == tokens.size() ? 1 : 0;
-  }
-  batch.n_tokens = static_cast<int32_t>(tokens.size());
-  const int32_t rc = llama_decode(ctx, batch);
-  llama_batch_free(batch);
+  const int32_t rc = llama_decode(ctx, *detail::sequence_batch(tokens, pos0, false));
   if (!s.error.empty()) throw Error("attention capture failed: " + s.error);
   if (rc != 0) throw Error(std::string("llama_decode failed on the ") + what + " (code " + std::to_string(rc) + ")");
 }
@@ -412,7 +402,7 @@ FfnWeights read_ffn_weights(const std::filesystem::path& path, int layer, int n_
 // tokenisation (longest common prefix). A token that straddles the boundary belongs to
 // the span that starts there.
 // Character ranges of `text` that are message content spelling control tokens: tokenised
-// with special-token parsing off, as llm::detail::chat_tokens does for the recommender, so
+// with special-token parsing off, as detail::chat_tokens does for the recommender, so
 // the analysed tokens are the ones the recommender sees. Everything else (the template's
 // markup, ordinary content) is tokenised with parsing on.
 using PlainRanges = std::vector<std::pair<std::size_t, std::size_t>>;
@@ -422,12 +412,12 @@ std::vector<llama_token> tokenize_prefix(const llama_vocab* vocab, const std::st
                                          std::size_t upto) {
   std::vector<llama_token> out;
   if (plain.empty()) {
-    out = llm::detail::tokenize(vocab, text.substr(0, upto), true, true);
+    out = detail::tokenize(vocab, text.substr(0, upto), true, true);
   } else {
     if (llama_vocab_get_add_bos(vocab)) out.push_back(llama_vocab_bos(vocab));
     const auto append = [&](std::size_t a, std::size_t b, bool special) {
       if (b <= a) return;
-      const auto t = llm::detail::tokenize(vocab, text.substr(a, b - a), false, special);
+      const auto t = detail::tokenize(vocab, text.substr(a, b - a), false, special);
       out.insert(out.end(), t.begin(), t.end());
     };
     std::size_t pos = 0;
@@ -440,7 +430,7 @@ std::vector<llama_token> tokenize_prefix(const llama_vocab* vocab, const std::st
     append(pos, upto, true);
     if (upto >= text.size() && llama_vocab_get_add_eos(vocab)) out.push_back(llama_vocab_eos(vocab));
   }
-  llm::detail::drop_double_bos(vocab, out);
+  detail::drop_double_bos(vocab, out);
   return out;
 }
 
@@ -481,7 +471,7 @@ std::vector<int> sliding_windows(const llama_model* model, const std::string& ar
   int period = 0;
   if (arch == "gemma3") period = 6;
   if (arch == "gemma2") period = 2;
-  const std::string key = llm::detail::model_meta(model, (arch + ".attention.sliding_window_pattern").c_str());
+  const std::string key = detail::model_meta(model, (arch + ".attention.sliding_window_pattern").c_str());
   if (!key.empty() && std::all_of(key.begin(), key.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
     period = std::stoi(key);
   if (period <= 0)
@@ -494,25 +484,24 @@ std::vector<int> sliding_windows(const llama_model* model, const std::string& ar
 
 }  // namespace
 
-Capture capture_attention(const std::filesystem::path& path, const std::vector<std::int32_t>& tokens,
-                          const CaptureOptions& o) {
+Capture capture_attention(const Model& handle, const std::vector<std::int32_t>& tokens, const CaptureOptions& o) {
   if (tokens.empty()) throw OptionError("--prompt-file", "empty prompt");
   const auto t0 = std::chrono::steady_clock::now();
-  auto model = llm::detail::load_model(path);
-  const llama_vocab* vocab = llama_model_get_vocab(model.get());
+  llama_model* model = detail::handle(handle);
+  const llama_vocab* vocab = llama_model_get_vocab(model);
   const int n_vocab = llama_vocab_n_tokens(vocab);
 
   Capture c;
-  c.arch = llm::detail::model_meta(model.get(), "general.architecture");
-  c.n_layer = llama_model_n_layer(model.get());
-  c.n_head = llama_model_n_head(model.get());
-  c.n_head_kv = llama_model_n_head_kv(model.get());
-  c.n_embd = llama_model_n_embd(model.get());
+  c.arch = handle.info().arch;
+  c.n_layer = llama_model_n_layer(model);
+  c.n_head = llama_model_n_head(model);
+  c.n_head_kv = llama_model_n_head_kv(model);
+  c.n_embd = llama_model_n_embd(model);
   c.ffn_layer = o.ffn_layer == -2 ? c.n_layer / 2 : o.ffn_layer;
   if (c.ffn_layer < -1 || c.ffn_layer >= c.n_layer)
     throw OptionError("--ffn-layer",
                       "layer " + std::to_string(o.ffn_layer) + " outside 0.." + std::to_string(c.n_layer - 1));
-  c.window = sliding_windows(model.get(), c.arch, c.n_layer);
+  c.window = sliding_windows(model, c.arch, c.n_layer);
   c.n_prompt = static_cast<int>(tokens.size());
   c.tokens = tokens;
   c.k.resize(static_cast<std::size_t>(c.n_layer));
@@ -537,14 +526,14 @@ Capture capture_attention(const std::filesystem::path& path, const std::vector<s
   }
 
   const int n_gen = std::max(0, o.n_generate);
-  llm::LoadOptions lo;
+  LoadOptions lo;
   lo.n_threads = o.n_threads;
   lo.n_batch = std::max(512, c.n_prompt);
   lo.kv_f32 = true;
   lo.flash_attn = false;
   lo.kv_unified = true;
-  auto ctx = llm::detail::make_context(model.get(), lo, std::max(64, c.n_prompt + n_gen + 2), on_node, &s);
-  c.load_ms = ms_since(t0);
+  auto ctx = detail::make_context(model, lo, std::max(64, c.n_prompt + n_gen + 2), on_node, &s);
+  c.context_ms = ms_since(t0);
 
   auto new_step = [&](int pos) {
     c.steps.emplace_back();
@@ -609,11 +598,11 @@ Capture capture_attention(const std::filesystem::path& path, const std::vector<s
       throw Error("attention capture: layer " + std::to_string(l) + " captured " +
                   std::to_string(s.k_rows[static_cast<std::size_t>(l)]) + " keys for " + std::to_string(c.n_keys()) +
                   " tokens");
-  if (c.ffn_layer >= 0) c.ffn_weights = read_ffn_weights(path, c.ffn_layer, c.n_head * c.head_dim_v);
+  if (c.ffn_layer >= 0) c.ffn_weights = read_ffn_weights(handle.path(), c.ffn_layer, c.n_head * c.head_dim_v);
   return c;
 }
 
-TokenizedPrompt tokenize_marked_text(const std::filesystem::path& path, const std::string& marked) {
+TokenizedPrompt tokenize_marked_text(const Model& model, const std::string& marked) {
   std::string text;
   std::vector<LabelledRange> ranges;
   std::vector<std::pair<std::string, std::size_t>> open;
@@ -648,15 +637,13 @@ TokenizedPrompt tokenize_marked_text(const std::filesystem::path& path, const st
     i = e + 2;
   }
   if (!open.empty()) throw OptionError("--prompt-text", "marker [[" + open.back().first + "]] is never closed");
-  auto model = llm::detail::load_model(path);
-  return tokenize_with_ranges(llama_model_get_vocab(model.get()), std::move(text), ranges);
+  return tokenize_with_ranges(detail::vocab(model), std::move(text), ranges);
 }
 
-TokenizedPrompt tokenize_chat(const std::filesystem::path& path, const ChatInput& chat) {
-  auto model = llm::detail::load_model(path);
-  if (llm::detail::chat_template(model.get()) == nullptr)
+TokenizedPrompt tokenize_chat(const Model& model, const ChatInput& chat) {
+  if (detail::chat_template(detail::handle(model)) == nullptr)
     throw Error("the model has no chat template; use --prompt-file or --prompt-text");
-  const std::string buf = llm::detail::apply_chat_template(model.get(), chat.roles, chat.contents);
+  const std::string buf = detail::apply_chat_template(detail::handle(model), chat.roles, chat.contents);
   // Where each message's content sits in the rendered text (searched in order).
   std::vector<std::size_t> offset;
   std::size_t from = 0;
@@ -671,19 +658,14 @@ TokenizedPrompt tokenize_chat(const std::filesystem::path& path, const ChatInput
     ranges.push_back({sp.label, offset.at(sp.message) + sp.begin, offset.at(sp.message) + sp.end});
   // Content is text: a message that spells control tokens is tokenised without special
   // parsing, as the recommender does.
-  const llama_vocab* vocab = llama_model_get_vocab(model.get());
+  const llama_vocab* vocab = detail::vocab(model);
   PlainRanges plain;
   for (std::size_t m = 0; m < chat.contents.size(); ++m) {
     const auto& c = chat.contents[m];
-    if (llm::detail::tokenize(vocab, c, false, true) != llm::detail::tokenize(vocab, c, false, false))
+    if (detail::tokenize(vocab, c, false, true) != detail::tokenize(vocab, c, false, false))
       plain.emplace_back(offset[m], offset[m] + c.size());
   }
   return tokenize_with_ranges(vocab, buf, ranges, plain);
 }
 
-std::vector<std::int32_t> tokenize_plain(const std::filesystem::path& path, const std::string& text, bool prompt) {
-  auto model = llm::detail::load_model(path);
-  return llm::detail::tokenize(llama_model_get_vocab(model.get()), text, prompt, prompt);
-}
-
-}  // namespace lrgd::analysis
+}  // namespace lrgd::llm
