@@ -7,14 +7,12 @@
 #include <string>
 #include <vector>
 
+#include "lrgd/llama_training.h"
 #include "lrgd/train.h"
 
 namespace lrgd::train::detail {
 
-struct Tensor {
-  std::vector<std::int64_t> ne;  // ggml order (ne0 = row length)
-  std::vector<float> data;
-};
+using Tensor = llm::Tensor;  // f32, shape in ggml order (ne0 = row length)
 // Named tensors in write order.
 using Tensors = std::vector<std::pair<std::string, Tensor>>;
 

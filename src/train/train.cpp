@@ -1,12 +1,8 @@
-// Training item-token llama models with llama_opt_init / llama_opt_epoch (docs/train.md).
+// Training item-token llama models (docs/train.md): the data, the schedule and the
+// checkpoints; the optimizer steps run in the engine's TrainingSession (lrgd/llama_training.h).
 #include "lrgd/train.h"
 
 #include <fmt/core.h>
-#include <ggml-backend.h>
-#include <ggml-opt.h>
-#include <ggml.h>
-#include <llama-cpp.h>
-#include <llama.h>
 
 #include <algorithm>
 #include <cmath>
@@ -20,7 +16,7 @@
 #include "gguf_io.h"
 #include "lrgd/error.h"
 #include "lrgd/hash.h"
-#include "lrgd/llama_model.h"
+#include "lrgd/llama_training.h"
 #include "lrgd/progress.h"
 #include "lrgd/rng.h"
 
@@ -72,155 +68,14 @@ float lr_at(const TrainOptions& o, std::int64_t step, std::int64_t total) {
   return static_cast<float>(o.lr * (o.lr_min_ratio + (1.0 - o.lr_min_ratio) * cosine));
 }
 
-enum class Phase { Collect, Train };
-
-struct MomentPair {
-  ggml_tensor* m = nullptr;
-  ggml_tensor* v = nullptr;
-};
-
-// Shared by the graph callback (cb_eval), the optimizer-parameter callback and the epoch callback.
-struct State {
-  const TrainOptions* opts = nullptr;
-  Phase phase = Phase::Collect;
-  std::set<std::string> wanted;                        // weight names to find in the graph
-  std::map<std::string, ggml_tensor*> weights;         // found in the collect pass
-  std::map<std::string, MomentPair> moments;           // AdamW m, v per weight (seen after steps)
-  std::map<std::string, Tensor> pending_m, pending_v;  // restored on the next step (resume)
-  std::int64_t step = 0;                               // global optimizer steps done
-  std::int64_t steps_total = 0;
-  std::int64_t adamw_nodes_seen = 0;
-  // progress
-  Progress* progress = nullptr;
-  std::uint64_t tokens_done = 0;
-  int n_ctx = 0;
-};
-
-State* g_state = nullptr;  // for ggml_opt_epoch_callback, which has no user data
-
-bool eval_callback(ggml_tensor* t, bool ask, void* user_data) {
-  auto* st = static_cast<State*>(user_data);
-  if (st->phase == Phase::Collect) {
-    if (ask) {
-      for (int i = 0; i < GGML_MAX_SRC; ++i) {
-        ggml_tensor* s = t->src[i];
-        if (s != nullptr && s->op == GGML_OP_NONE && st->wanted.count(s->name) != 0) st->weights[s->name] = s;
-      }
-    }
-    return false;
-  }
-  if (t->op != GGML_OP_OPT_STEP_ADAMW) return false;
-  const std::string name = t->src[0]->name;
-  if (ask) {
-    // Bias corrections from our own step counter (the same formula as ggml_opt_eval), so that
-    // a resumed run, whose fresh ggml_opt context counts from 1 again, steps exactly alike.
-    const auto& o = *st->opts;
-    const float iter = static_cast<float>(st->step + 1);
-    const float corr[2] = {1.0f / (1.0f - std::pow(o.beta1, iter)), 1.0f / (1.0f - std::pow(o.beta2, iter))};
-    ggml_backend_tensor_set(t->src[4], corr, 5 * sizeof(float), sizeof corr);
-    if (auto it = st->pending_m.find(name); it != st->pending_m.end()) {
-      ggml_backend_tensor_set(t->src[2], it->second.data.data(), 0, ggml_nbytes(t->src[2]));
-      st->pending_m.erase(it);
-    }
-    if (auto it = st->pending_v.find(name); it != st->pending_v.end()) {
-      ggml_backend_tensor_set(t->src[3], it->second.data.data(), 0, ggml_nbytes(t->src[3]));
-      st->pending_v.erase(it);
-    }
-    return true;
-  }
-  st->moments[name] = MomentPair{t->src[2], t->src[3]};
-  ++st->adamw_nodes_seen;
-  // llama.cpp's dynamic-graph training never resets the gradient accumulators between
-  // optimizer steps (docs/train.md): zero this weight's accumulator once its step has run.
-  if (st->opts->reset_gradients) ggml_backend_tensor_memset(t->src[1], 0, 0, ggml_nbytes(t->src[1]));
-  return true;
-}
-
-ggml_opt_optimizer_params optimizer_params(void* user_data) {
-  const auto* st = static_cast<const State*>(user_data);
-  const auto& o = *st->opts;
-  ggml_opt_optimizer_params p = ggml_opt_get_default_optimizer_params(nullptr);
-  p.adamw.alpha = lr_at(o, st->step, st->steps_total);
-  p.adamw.beta1 = o.beta1;
-  p.adamw.beta2 = o.beta2;
-  p.adamw.eps = o.eps;
-  p.adamw.wd = o.weight_decay;
-  return p;
-}
-
-void epoch_callback(bool train, ggml_opt_context_t, ggml_opt_dataset_t, ggml_opt_result_t result, int64_t, int64_t,
-                    int64_t) {
-  State* st = g_state;
-  if (!train || st == nullptr) return;
-  ++st->step;
-  st->tokens_done += static_cast<std::uint64_t>(st->n_ctx);
-  if (st->progress != nullptr) {
-    double loss = 0, unc = 0;
-    ggml_opt_result_loss(result, &loss, &unc);
-    st->progress->update(st->tokens_done, fmt::format("step {}/{} loss {:.4f} lr {:.2e}", st->step, st->steps_total,
-                                                      loss, lr_at(*st->opts, st->step, st->steps_total)));
-  }
-}
-
-struct ModelFree {
-  void operator()(llama_model* m) const { llama_model_free(m); }
-};
-
-llama_model_ptr load_for_training(const std::filesystem::path& path) {
-  llm::init_llama_once();
-  llama_model_params mp = llama_model_default_params();
-  mp.n_gpu_layers = 0;
-  mp.load_mode = LLAMA_LOAD_MODE_NONE;  // no mmap: the optimizer writes the weights in place
-  mp.lazy_mode = LLAMA_LAZY_MODE_OFF;
-  mp.use_extra_bufts = false;
-  llama_model_ptr m(llama_model_load_from_file(path.c_str(), mp));
-  if (!m) throw IoError("llama.cpp could not load " + path.string() + " (run with LRGD_LLAMA_LOG=1 for details)");
-  return m;
-}
-
-llama_context_ptr make_ctx(llama_model* model, const TrainOptions& o, ggml_backend_sched_eval_callback cb, void* ud) {
-  llama_context_params cp = llama_context_default_params();
-  cp.n_ctx = static_cast<std::uint32_t>(o.n_ctx);
-  cp.n_batch = static_cast<std::uint32_t>(o.n_ctx);
-  cp.n_ubatch = static_cast<std::uint32_t>(o.n_ctx);
-  cp.n_seq_max = 1;
-  cp.n_threads = o.n_threads;
-  cp.n_threads_batch = o.n_threads;
-  cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
-  cp.type_k = GGML_TYPE_F32;
-  cp.type_v = GGML_TYPE_F32;
-  cp.no_perf = true;
-  cp.cb_eval = cb;
-  cp.cb_eval_user_data = ud;
-  llama_context_ptr ctx(llama_init_from_model(model, cp));
-  if (!ctx) throw Error("llama.cpp could not create a training context");
-  return ctx;
-}
-
-void decode_or_throw(llama_context* ctx, const std::vector<llama_token>& tokens, bool all_logits = false) {
-  llama_batch b = llama_batch_init(static_cast<std::int32_t>(tokens.size()), 0, 1);
-  for (std::size_t i = 0; i < tokens.size(); ++i) {
-    b.token[i] = tokens[i];
-    b.pos[i] = static_cast<llama_pos>(i);
-    b.n_seq_id[i] = 1;
-    b.seq_id[i][0] = 0;
-    b.logits[i] = all_logits || i + 1 == tokens.size();
-  }
-  b.n_tokens = static_cast<std::int32_t>(tokens.size());
-  const int rc = llama_decode(ctx, b);
-  llama_batch_free(b);
-  if (rc != 0) throw Error("llama_decode failed (" + std::to_string(rc) + ")");
-}
-
-Tensors read_weights(const State& st, const detail::Shapes& shapes) {
+// The weights of an item model as the file lays them out (names, shapes in file order).
+Tensors with_layout(llm::NamedTensors weights, const detail::Shapes& shapes) {
+  const auto layout = detail::tensor_layout(shapes);
   Tensors out;
-  for (const auto& [name, ne] : detail::tensor_layout(shapes)) {
-    const ggml_tensor* t = st.weights.at(name);
-    Tensor w;
-    w.ne = ne;
-    w.data.resize(static_cast<std::size_t>(ggml_nelements(t)));
-    ggml_backend_tensor_get(t, w.data.data(), 0, ggml_nbytes(t));
-    out.emplace_back(name, std::move(w));
+  for (std::size_t i = 0; i < layout.size(); ++i) {
+    Tensor t = std::move(weights.at(i).second);
+    t.ne = layout[i].second;
+    out.emplace_back(layout[i].first, std::move(t));
   }
   return out;
 }
@@ -257,34 +112,25 @@ std::int64_t latest_checkpoint(const std::filesystem::path& dir) {
   return std::stoll(digits);
 }
 
-void save_checkpoint(const std::filesystem::path& dir, const State& st, const data::Dataset& ds, const TrainOptions& o,
-                     const detail::Shapes& shapes, const std::string& fp) {
-  const auto sub = dir / step_dir_name(st.step);
+void save_checkpoint(const std::filesystem::path& dir, const llm::TrainingSession& session, const data::Dataset& ds,
+                     const TrainOptions& o, const detail::Shapes& shapes, const std::string& fp) {
+  const std::int64_t step = session.step();
+  const auto sub = dir / step_dir_name(step);
   std::filesystem::create_directories(sub);
-  detail::write_model(sub / "model.gguf", o, shapes, meta_of(ds, o, st.step, fp), read_weights(st, shapes));
-  Tensors moments;
-  for (const auto& [name, mv] : st.moments) {
-    for (int k = 0; k < 2; ++k) {
-      const ggml_tensor* t = k == 0 ? mv.m : mv.v;
-      Tensor x;
-      for (int d = 0; d < ggml_n_dims(t); ++d) x.ne.push_back(t->ne[d]);
-      x.data.resize(static_cast<std::size_t>(ggml_nelements(t)));
-      ggml_backend_tensor_get(t, x.data.data(), 0, ggml_nbytes(t));
-      moments.emplace_back((k == 0 ? "m." : "v.") + name, std::move(x));
-    }
-  }
-  detail::write_state(sub / "state.gguf", {{"lrgd.train.step", st.step}}, {{"lrgd.train.fingerprint", fp}}, moments);
+  detail::write_model(sub / "model.gguf", o, shapes, meta_of(ds, o, step, fp), with_layout(session.weights(), shapes));
+  detail::write_state(sub / "state.gguf", {{"lrgd.train.step", step}}, {{"lrgd.train.fingerprint", fp}},
+                      session.moments());
   // The pointer file is replaced last: a kill before this line leaves the previous checkpoint.
   {
     std::ofstream out(dir / "latest.tmp", std::ios::trunc);
-    out << step_dir_name(st.step) << "\n";
+    out << step_dir_name(step) << "\n";
     if (!out) throw IoError("cannot write " + (dir / "latest.tmp").string());
   }
   std::filesystem::rename(dir / "latest.tmp", dir / "latest");
   // Keep only this checkpoint.
   for (const auto& e : std::filesystem::directory_iterator(dir)) {
     const auto n = e.path().filename().string();
-    if (e.is_directory() && n.rfind("step-", 0) == 0 && n != step_dir_name(st.step))
+    if (e.is_directory() && n.rfind("step-", 0) == 0 && n != step_dir_name(step))
       std::filesystem::remove_all(e.path());
   }
 }
@@ -415,13 +261,9 @@ TrainReport train_item_model(const data::Dataset& ds, const std::filesystem::pat
   const std::filesystem::path ckdir =
       o.checkpoint_dir.empty() ? std::filesystem::path(out.string() + ".ckpt") : o.checkpoint_dir;
   std::filesystem::create_directories(ckdir);
-  State st;
-  st.opts = &o;
-  st.steps_total = rep.steps_total;
-  st.n_ctx = o.n_ctx;
-  for (const auto& [name, ne] : detail::tensor_layout(shapes)) st.wanted.insert(name);
-
   std::filesystem::path model_file = ckdir / "init.gguf";
+  std::int64_t first_step = 0;
+  std::map<std::string, Tensor> moments;
   const std::int64_t resume_step = o.resume ? latest_checkpoint(ckdir) : -1;
   if (resume_step >= 0) {
     const auto sub = ckdir / step_dir_name(resume_step);
@@ -429,108 +271,81 @@ TrainReport train_item_model(const data::Dataset& ds, const std::filesystem::pat
     if (state.strings["lrgd.train.fingerprint"] != fp)
       throw OptionError("--checkpoint-dir", "the checkpoint in " + ckdir.string() +
                                                 " was made with other data or options (use --no-resume to start over)");
-    st.step = state.ints.at("lrgd.train.step");
-    for (auto& [name, t] : state.tensors) {
-      if (name.rfind("m.", 0) == 0) st.pending_m[name.substr(2)] = std::move(t);
-      if (name.rfind("v.", 0) == 0) st.pending_v[name.substr(2)] = std::move(t);
-    }
+    first_step = state.ints.at("lrgd.train.step");
+    moments = std::move(state.tensors);
     model_file = sub / "model.gguf";
-    rep.resumed_from_step = st.step;
+    rep.resumed_from_step = first_step;
   } else {
     rep.n_params = write_initial_model(ds, o, model_file);
   }
 
-  llama_model_ptr model = load_for_training(model_file);
-  rep.n_params = static_cast<std::int64_t>(llama_model_n_params(model.get()));
-  llama_context_ptr ctx = make_ctx(model.get(), o, eval_callback, &st);
-  // One decode first: it sets the thread count and the eval callback on the scheduler that
-  // the training path then uses, and lets us find the weight tensors (token_embd among them).
-  decode_or_throw(ctx.get(), {item_model::kQueryToken, item_model::kNextToken});
-  llama_memory_clear(llama_get_memory(ctx.get()), true);
-  for (const auto& name : st.wanted)
-    if (st.weights.count(name) == 0) throw Error("training: weight " + name + " not found in the graph");
-
-  llama_opt_params lp{};
-  lp.n_ctx_train = static_cast<std::uint32_t>(o.n_ctx);
-  lp.param_filter = llama_opt_param_filter_all;
-  lp.param_filter_ud = nullptr;
-  lp.get_opt_pars = optimizer_params;
-  lp.get_opt_pars_ud = &st;
-  lp.optimizer_type = GGML_OPT_OPTIMIZER_TYPE_ADAMW;
-  llama_opt_init(ctx.get(), model.get(), lp);
-  // llama.cpp never marks token_embd trainable (FIXME in llama_set_param): in a tied model
-  // that would freeze both the input embeddings and the output layer.
-  if (o.train_token_embd) ggml_set_param(st.weights.at("token_embd.weight"));
-  st.phase = Phase::Train;
+  llm::TrainingOptions to;
+  to.n_ctx = o.n_ctx;
+  to.n_threads = o.n_threads;
+  to.beta1 = o.beta1;
+  to.beta2 = o.beta2;
+  to.eps = o.eps;
+  to.weight_decay = o.weight_decay;
+  to.lr = [&o, total = rep.steps_total](std::int64_t step) { return lr_at(o, step, total); };
+  to.reset_gradients = o.reset_gradients;
+  to.train_token_embd = o.train_token_embd;
+  for (const auto& [name, ne] : detail::tensor_layout(shapes)) to.weight_names.push_back(name);
+  to.warmup_tokens = {item_model::kQueryToken, item_model::kNextToken};
+  llm::TrainingSession session(model_file, to, first_step, std::move(moments));
+  rep.n_params = session.n_params();
 
   const std::int64_t stop_at = o.stop_after_steps > 0 ? std::min(o.stop_after_steps, rep.steps_total) : rep.steps_total;
   Progress progress(
       "tokens",
-      static_cast<std::uint64_t>(std::max<std::int64_t>(0, stop_at - st.step)) * static_cast<std::uint64_t>(o.n_ctx),
+      static_cast<std::uint64_t>(std::max<std::int64_t>(0, stop_at - first_step)) * static_cast<std::uint64_t>(o.n_ctx),
       o.progress);
-  st.progress = &progress;
-  g_state = &st;
+  std::uint64_t tokens_done = 0;
+  const auto on_step = [&](std::int64_t step, double loss) {
+    tokens_done += static_cast<std::uint64_t>(o.n_ctx);
+    progress.update(tokens_done, fmt::format("step {}/{} loss {:.4f} lr {:.2e}", step, rep.steps_total, loss,
+                                             lr_at(o, step, rep.steps_total)));
+  };
   const auto t_train = std::chrono::steady_clock::now();
-  const std::int64_t first_step = st.step;
-  std::vector<std::int32_t> labels(static_cast<std::size_t>(o.n_ctx));
   double curve_sum = 0;
   std::int64_t curve_n = 0;
   std::map<int, EpochStats> per_epoch;
-  try {
-    while (st.step < stop_at) {
-      int e = 0;
-      while (epoch_start[static_cast<std::size_t>(e) + 1] <= st.step) ++e;
-      const std::int64_t next_ckpt = (st.step / o.checkpoint_every + 1) * o.checkpoint_every;
-      const std::int64_t end = std::min({next_ckpt, epoch_start[static_cast<std::size_t>(e) + 1], stop_at});
-      const std::int64_t n = end - st.step;
-      ggml_opt_dataset_t dset =
-          ggml_opt_dataset_init(GGML_TYPE_I32, GGML_TYPE_I32, o.n_ctx, o.n_ctx, n, /*ndata_shard=*/1);
-      for (std::int64_t i = 0; i < n; ++i) {
-        const auto& c = contexts[static_cast<std::size_t>(e)]
-                                [static_cast<std::size_t>(st.step + i - epoch_start[static_cast<std::size_t>(e)])];
-        for (std::size_t p = 0; p < c.size(); ++p) labels[p] = p + 1 < c.size() ? c[p + 1] : item_model::kPadToken;
-        const std::size_t bytes = c.size() * sizeof(std::int32_t);
-        ggml_backend_tensor_set(ggml_opt_dataset_data(dset), c.data(), static_cast<std::size_t>(i) * bytes, bytes);
-        ggml_backend_tensor_set(ggml_opt_dataset_labels(dset), labels.data(), static_cast<std::size_t>(i) * bytes,
-                                bytes);
-      }
-      ggml_opt_result_t result = ggml_opt_result_init();
-      llama_opt_epoch(ctx.get(), dset, result, nullptr, n, epoch_callback, nullptr);
-      double loss = 0, unc = 0;
-      ggml_opt_result_loss(result, &loss, &unc);
-      ggml_opt_result_free(result);
-      ggml_opt_dataset_free(dset);
-      if (!std::isfinite(loss)) throw Error("training diverged (loss " + std::to_string(loss) + ")");
-      auto& es = per_epoch[e];
-      es.epoch = e;
-      es.loss += loss * static_cast<double>(n);
-      es.steps += n;
-      curve_sum += loss * static_cast<double>(n);
-      curve_n += n;
-      const bool boundary =
-          st.step % o.checkpoint_every == 0 || st.step == epoch_start[static_cast<std::size_t>(e) + 1];
-      if (boundary || st.step == stop_at) {
-        rep.loss_curve.emplace_back(st.step, curve_sum / static_cast<double>(curve_n));
-        curve_sum = 0;
-        curve_n = 0;
-        // A stop between checkpoints behaves like a kill: nothing is saved.
-        if (boundary && st.step < rep.steps_total) save_checkpoint(ckdir, st, ds, o, shapes, fp);
-      }
+  while (session.step() < stop_at) {
+    const std::int64_t step = session.step();
+    int e = 0;
+    while (epoch_start[static_cast<std::size_t>(e) + 1] <= step) ++e;
+    const std::int64_t next_ckpt = (step / o.checkpoint_every + 1) * o.checkpoint_every;
+    const std::int64_t end = std::min({next_ckpt, epoch_start[static_cast<std::size_t>(e) + 1], stop_at});
+    const std::int64_t n = end - step;
+    std::vector<const std::vector<std::int32_t>*> batch;
+    for (std::int64_t i = 0; i < n; ++i)
+      batch.push_back(&contexts[static_cast<std::size_t>(e)]
+                               [static_cast<std::size_t>(step + i - epoch_start[static_cast<std::size_t>(e)])]);
+    const double loss = session.train(batch, item_model::kPadToken, on_step);
+    auto& es = per_epoch[e];
+    es.epoch = e;
+    es.loss += loss * static_cast<double>(n);
+    es.steps += n;
+    curve_sum += loss * static_cast<double>(n);
+    curve_n += n;
+    const std::int64_t done = session.step();
+    const bool boundary = done % o.checkpoint_every == 0 || done == epoch_start[static_cast<std::size_t>(e) + 1];
+    if (boundary || done == stop_at) {
+      rep.loss_curve.emplace_back(done, curve_sum / static_cast<double>(curve_n));
+      curve_sum = 0;
+      curve_n = 0;
+      // A stop between checkpoints behaves like a kill: nothing is saved.
+      if (boundary && done < rep.steps_total) save_checkpoint(ckdir, session, ds, o, shapes, fp);
     }
-  } catch (...) {
-    g_state = nullptr;
-    throw;
   }
-  g_state = nullptr;
   const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_train).count();
-  rep.steps_run = st.step - first_step;
+  rep.steps_run = session.step() - first_step;
   rep.tokens_per_s = train_s > 0 ? static_cast<double>(rep.steps_run) * o.n_ctx / train_s : 0;
   for (auto& [e, es] : per_epoch) {
     if (es.steps > 0) es.loss /= static_cast<double>(es.steps);
     rep.epochs.push_back(es);
   }
-  progress.finish(fmt::format("steps {} ({} this run)", st.step, rep.steps_run));
-  rep.finished = st.step >= rep.steps_total;
+  progress.finish(fmt::format("steps {} ({} this run)", session.step(), rep.steps_run));
+  rep.finished = session.step() >= rep.steps_total;
   if (!rep.finished) {
     rep.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
     return rep;
@@ -540,15 +355,9 @@ TrainReport train_item_model(const data::Dataset& ds, const std::filesystem::pat
   if (!rep.probe_tokens.empty()) {
     if (rep.probe_tokens.size() > static_cast<std::size_t>(o.n_ctx))
       rep.probe_tokens.resize(static_cast<std::size_t>(o.n_ctx));
-    llama_context_ptr pctx = make_ctx(model.get(), o, nullptr, nullptr);
-    // Logits at every position, as llm::reference_logits computes them (same kernels).
-    decode_or_throw(pctx.get(), rep.probe_tokens, true);
-    const float* lg = llama_get_logits_ith(pctx.get(), -1);
-    rep.probe_logits.assign(lg, lg + shapes.n_vocab);
+    rep.probe_logits = session.last_logits(rep.probe_tokens);
   }
-  detail::write_model(out, o, shapes, meta_of(ds, o, st.step, fp), read_weights(st, shapes));
-  ctx.reset();
-  model.reset();
+  detail::write_model(out, o, shapes, meta_of(ds, o, session.step(), fp), with_layout(session.weights(), shapes));
   if (!o.keep_checkpoints) std::filesystem::remove_all(ckdir);
   rep.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   return rep;
