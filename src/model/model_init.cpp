@@ -13,6 +13,7 @@
 #include "chat_templates.h"
 #include "lrgd/error.h"
 #include "lrgd/file.h"
+#include "lrgd/gguf_file.h"
 #include "lrgd/rng.h"
 
 namespace lrgd::model {
@@ -65,15 +66,6 @@ struct TensorSpec {
   bool is_matrix;  // converted to the chosen type; vectors stay f32
   float fill;      // for vectors: constant value (norm weights 1, biases drawn if fill < 0)
 };
-
-void copy_tokenizer_keys(gguf_context* dst, const gguf_context* vocab) {
-  // gguf_set_kv copies every key; keep only the tokenizer's and drop the rest.
-  gguf_set_kv(dst, vocab);
-  for (int64_t i = gguf_get_n_kv(dst) - 1; i >= 0; --i) {
-    const std::string key = gguf_get_key(dst, i);
-    if (key.rfind("tokenizer.", 0) != 0) gguf_remove_key(dst, key.c_str());
-  }
-}
 
 std::int64_t vocab_size(const gguf_context* vocab, const std::string& file) {
   const int64_t id = gguf_find_key(vocab, "tokenizer.ggml.tokens");
@@ -143,30 +135,27 @@ ModelInitReport init_model(const ModelInitOptions& o, const std::filesystem::pat
   const std::int64_t head_dim = o.n_embd / o.n_head;
   const std::int64_t n_embd_kv = head_dim * o.n_head_kv;
 
-  gguf_context_ptr ctx(gguf_init_empty());
-  gguf_context* g = ctx.get();
-  copy_tokenizer_keys(g, vocab.get());
+  gguf::Writer w;
+  w.copy_keys(vocab_file, "tokenizer.");
   const std::string name = o.name.empty() ? "lrgd-random-" + o.arch : o.name;
-  gguf_set_val_str(g, "general.architecture", arch.c_str());
-  gguf_set_val_str(g, "general.name", name.c_str());
-  gguf_set_val_u32(g, "general.file_type", file_type(wtype));
-  gguf_set_val_u32(g, "general.quantization_version", GGML_QNT_VERSION);
-  gguf_set_val_u64(g, "lrgd.seed", o.seed);
+  w.set_str("general.architecture", arch);
+  w.set_str("general.name", name);
+  w.set_u32("general.file_type", file_type(wtype));
+  w.set_u32("general.quantization_version", GGML_QNT_VERSION);
+  w.set_u64("lrgd.seed", o.seed);
   auto key = [&](const char* suffix) { return arch + "." + suffix; };
-  gguf_set_val_u32(g, key("context_length").c_str(), static_cast<uint32_t>(o.n_ctx));
-  gguf_set_val_u32(g, key("embedding_length").c_str(), static_cast<uint32_t>(o.n_embd));
-  gguf_set_val_u32(g, key("block_count").c_str(), static_cast<uint32_t>(o.n_layer));
-  gguf_set_val_u32(g, key("feed_forward_length").c_str(), static_cast<uint32_t>(n_ff));
-  gguf_set_val_u32(g, key("attention.head_count").c_str(), static_cast<uint32_t>(o.n_head));
-  gguf_set_val_u32(g, key("attention.head_count_kv").c_str(), static_cast<uint32_t>(o.n_head_kv));
-  gguf_set_val_f32(g, key("attention.layer_norm_rms_epsilon").c_str(), o.rms_eps);
-  gguf_set_val_f32(g, key("rope.freq_base").c_str(), o.rope_theta);
-  gguf_set_val_u32(g, key("rope.dimension_count").c_str(), static_cast<uint32_t>(head_dim));
-  gguf_set_val_u32(g, key("vocab_size").c_str(), static_cast<uint32_t>(n_vocab));
-  if (o.arch == "mistral")
-    gguf_set_val_u32(g, key("attention.sliding_window").c_str(), static_cast<uint32_t>(o.sliding_window));
-  if (gguf_find_key(g, "tokenizer.chat_template") < 0)
-    gguf_set_val_str(g, "tokenizer.chat_template", default_chat_template(o.arch).c_str());
+  w.set_u32(key("context_length"), static_cast<uint32_t>(o.n_ctx));
+  w.set_u32(key("embedding_length"), static_cast<uint32_t>(o.n_embd));
+  w.set_u32(key("block_count"), static_cast<uint32_t>(o.n_layer));
+  w.set_u32(key("feed_forward_length"), static_cast<uint32_t>(n_ff));
+  w.set_u32(key("attention.head_count"), static_cast<uint32_t>(o.n_head));
+  w.set_u32(key("attention.head_count_kv"), static_cast<uint32_t>(o.n_head_kv));
+  w.set_f32(key("attention.layer_norm_rms_epsilon"), o.rms_eps);
+  w.set_f32(key("rope.freq_base"), o.rope_theta);
+  w.set_u32(key("rope.dimension_count"), static_cast<uint32_t>(head_dim));
+  w.set_u32(key("vocab_size"), static_cast<uint32_t>(n_vocab));
+  if (o.arch == "mistral") w.set_u32(key("attention.sliding_window"), static_cast<uint32_t>(o.sliding_window));
+  if (!w.has("tokenizer.chat_template")) w.set_str("tokenizer.chat_template", default_chat_template(o.arch));
 
   std::vector<TensorSpec> specs;
   specs.push_back({"token_embd.weight", {o.n_embd, n_vocab}, true, 0});
@@ -198,14 +187,8 @@ ModelInitReport init_model(const ModelInitOptions& o, const std::filesystem::pat
     specs.push_back({b + "ffn_down.weight", {n_ff, o.n_embd}, true, 0});
   }
 
-  // Metadata-only ggml context: tensor data lives in `buffers`, handed to gguf by pointer.
-  ggml_init_params gp{ggml_tensor_overhead() * (specs.size() + 4), nullptr, true};
-  ggml_context_ptr meta(ggml_init(gp));
-  std::vector<std::vector<std::uint8_t>> buffers;
-  buffers.reserve(specs.size());
   std::int64_t n_params = 0;
-  for (std::size_t i = 0; i < specs.size(); ++i) {
-    const auto& s = specs[i];
+  for (const auto& s : specs) {
     std::int64_t n = 1;
     for (auto d : s.ne) n *= d;
     n_params += n;
@@ -218,24 +201,9 @@ ModelInitReport init_model(const ModelInitOptions& o, const std::filesystem::pat
     } else {
       std::fill(values.begin(), values.end(), s.fill);
     }
-    const ggml_type t = s.is_matrix ? wtype : GGML_TYPE_F32;
-    ggml_tensor* tensor = s.ne.size() == 1 ? ggml_new_tensor_1d(meta.get(), t, s.ne[0])
-                                           : ggml_new_tensor_2d(meta.get(), t, s.ne[0], s.ne[1]);
-    ggml_set_name(tensor, s.name.c_str());
-    auto& buf = buffers.emplace_back(ggml_nbytes(tensor));
-    if (t == GGML_TYPE_F32) {
-      std::memcpy(buf.data(), values.data(), buf.size());
-    } else {
-      ggml_quantize_chunk(t, values.data(), buf.data(), 0, s.ne.size() == 1 ? 1 : s.ne[1], s.ne[0], nullptr);
-    }
-    gguf_add_tensor(g, tensor);
-    gguf_set_tensor_data(g, s.name.c_str(), buf.data());
+    w.add_tensor(s.name, s.ne, values, s.is_matrix ? wtype : GGML_TYPE_F32);
   }
-
-  const std::filesystem::path tmp = private_temp_path(out);
-  if (out.has_parent_path()) std::filesystem::create_directories(out.parent_path());
-  if (!gguf_write_to_file(g, tmp.c_str(), false)) throw IoError("cannot write " + tmp.string());
-  std::filesystem::rename(tmp, out);
+  w.write(out);
 
   ModelInitReport r;
   r.path = out;

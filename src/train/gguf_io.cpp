@@ -1,48 +1,8 @@
 #include "gguf_io.h"
 
-#include <ggml-cpp.h>
-#include <ggml.h>
-#include <gguf.h>
-
-#include <cstring>
-#include <memory>
-
-#include "lrgd/error.h"
-#include "lrgd/file.h"
+#include "lrgd/gguf_file.h"
 
 namespace lrgd::train::detail {
-
-namespace {
-
-void add_tensors_and_write(gguf_context* g, const Tensors& tensors, const std::filesystem::path& path) {
-  ggml_init_params gp{ggml_tensor_overhead() * (tensors.size() + 4), nullptr, true};
-  ggml_context_ptr meta(ggml_init(gp));
-  for (const auto& [name, t] : tensors) {
-    std::int64_t n = 1;
-    for (auto d : t.ne) n *= d;
-    if (n != static_cast<std::int64_t>(t.data.size())) throw Error("tensor " + name + ": shape and data disagree");
-    ggml_tensor* tensor = nullptr;
-    switch (t.ne.size()) {
-      case 1:
-        tensor = ggml_new_tensor_1d(meta.get(), GGML_TYPE_F32, t.ne[0]);
-        break;
-      case 2:
-        tensor = ggml_new_tensor_2d(meta.get(), GGML_TYPE_F32, t.ne[0], t.ne[1]);
-        break;
-      default:
-        throw Error("tensor " + name + ": only 1-d and 2-d tensors are written");
-    }
-    ggml_set_name(tensor, name.c_str());
-    gguf_add_tensor(g, tensor);
-    gguf_set_tensor_data(g, name.c_str(), t.data.data());
-  }
-  const std::filesystem::path tmp = private_temp_path(path);
-  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
-  if (!gguf_write_to_file(g, tmp.c_str(), false)) throw IoError("cannot write " + tmp.string());
-  std::filesystem::rename(tmp, path);
-}
-
-}  // namespace
 
 Shapes shapes_of(const TrainOptions& o, std::size_t n_items) {
   Shapes s;
@@ -78,68 +38,53 @@ std::vector<std::pair<std::string, std::vector<std::int64_t>>> tensor_layout(con
   return out;
 }
 
+namespace {
+
+void add_tensors(gguf::Writer& w, const Tensors& tensors) {
+  for (const auto& [name, t] : tensors) w.add_tensor(name, t.ne, t.data);
+}
+
+}  // namespace
+
 void write_model(const std::filesystem::path& path, const TrainOptions& o, const Shapes& s, const ModelMeta& meta,
                  const Tensors& tensors) {
-  gguf_context_ptr ctx(gguf_init_empty());
-  gguf_context* g = ctx.get();
-  gguf_set_val_str(g, "general.architecture", "llama");
-  gguf_set_val_str(g, "general.name", meta.name.c_str());
-  gguf_set_val_u32(g, "general.file_type", 0);
-  gguf_set_val_u32(g, "llama.context_length", static_cast<std::uint32_t>(o.n_ctx));
-  gguf_set_val_u32(g, "llama.embedding_length", static_cast<std::uint32_t>(s.n_embd));
-  gguf_set_val_u32(g, "llama.block_count", static_cast<std::uint32_t>(s.n_layer));
-  gguf_set_val_u32(g, "llama.feed_forward_length", static_cast<std::uint32_t>(s.n_ff));
-  gguf_set_val_u32(g, "llama.attention.head_count", static_cast<std::uint32_t>(s.n_head));
-  gguf_set_val_u32(g, "llama.attention.head_count_kv", static_cast<std::uint32_t>(s.n_head_kv));
-  gguf_set_val_f32(g, "llama.attention.layer_norm_rms_epsilon", o.rms_eps);
-  gguf_set_val_f32(g, "llama.rope.freq_base", o.rope_theta);
-  gguf_set_val_u32(g, "llama.rope.dimension_count", static_cast<std::uint32_t>(s.n_embd / s.n_head));
-  gguf_set_val_u32(g, "llama.vocab_size", static_cast<std::uint32_t>(s.n_vocab));
-  gguf_set_val_str(g, "tokenizer.ggml.model", "no_vocab");
-  gguf_set_val_u32(g, "lrgd.item_model.layout", item_model::kLayoutVersion);
-  gguf_set_val_u32(g, "lrgd.item_model.n_items", static_cast<std::uint32_t>(meta.n_items));
-  gguf_set_val_u32(g, "lrgd.item_model.first_item_token", static_cast<std::uint32_t>(item_model::kFirstItemToken));
-  gguf_set_val_str(g, "lrgd.item_model.dataset", meta.dataset.c_str());
-  gguf_set_val_str(g, "lrgd.item_model.data_hash", meta.data_hash.c_str());
-  gguf_set_val_u64(g, "lrgd.train.seed", meta.seed);
-  gguf_set_val_u32(g, "lrgd.train.epochs", static_cast<std::uint32_t>(meta.epochs));
-  gguf_set_val_i64(g, "lrgd.train.step", meta.step);
-  gguf_set_val_str(g, "lrgd.train.fingerprint", meta.fingerprint.c_str());
-  add_tensors_and_write(g, tensors, path);
+  gguf::Writer w;
+  w.set_str("general.architecture", "llama");
+  w.set_str("general.name", meta.name);
+  w.set_u32("general.file_type", 0);
+  w.set_u32("llama.context_length", static_cast<std::uint32_t>(o.n_ctx));
+  w.set_u32("llama.embedding_length", static_cast<std::uint32_t>(s.n_embd));
+  w.set_u32("llama.block_count", static_cast<std::uint32_t>(s.n_layer));
+  w.set_u32("llama.feed_forward_length", static_cast<std::uint32_t>(s.n_ff));
+  w.set_u32("llama.attention.head_count", static_cast<std::uint32_t>(s.n_head));
+  w.set_u32("llama.attention.head_count_kv", static_cast<std::uint32_t>(s.n_head_kv));
+  w.set_f32("llama.attention.layer_norm_rms_epsilon", o.rms_eps);
+  w.set_f32("llama.rope.freq_base", o.rope_theta);
+  w.set_u32("llama.rope.dimension_count", static_cast<std::uint32_t>(s.n_embd / s.n_head));
+  w.set_u32("llama.vocab_size", static_cast<std::uint32_t>(s.n_vocab));
+  w.set_str("tokenizer.ggml.model", "no_vocab");
+  w.set_u32("lrgd.item_model.layout", item_model::kLayoutVersion);
+  w.set_u32("lrgd.item_model.n_items", static_cast<std::uint32_t>(meta.n_items));
+  w.set_u32("lrgd.item_model.first_item_token", static_cast<std::uint32_t>(item_model::kFirstItemToken));
+  w.set_str("lrgd.item_model.dataset", meta.dataset);
+  w.set_str("lrgd.item_model.data_hash", meta.data_hash);
+  w.set_u64("lrgd.train.seed", meta.seed);
+  w.set_u32("lrgd.train.epochs", static_cast<std::uint32_t>(meta.epochs));
+  w.set_i64("lrgd.train.step", meta.step);
+  w.set_str("lrgd.train.fingerprint", meta.fingerprint);
+  add_tensors(w, tensors);
+  w.write(path);
 }
 
 void write_state(const std::filesystem::path& path, const std::map<std::string, std::int64_t>& ints,
                  const std::map<std::string, std::string>& strings, const Tensors& tensors) {
-  gguf_context_ptr ctx(gguf_init_empty());
-  for (const auto& [k, v] : ints) gguf_set_val_i64(ctx.get(), k.c_str(), v);
-  for (const auto& [k, v] : strings) gguf_set_val_str(ctx.get(), k.c_str(), v.c_str());
-  add_tensors_and_write(ctx.get(), tensors, path);
+  gguf::Writer w;
+  for (const auto& [k, v] : ints) w.set_i64(k, v);
+  for (const auto& [k, v] : strings) w.set_str(k, v);
+  add_tensors(w, tensors);
+  w.write(path);
 }
 
-StateFile read_state(const std::filesystem::path& path) {
-  ggml_context* raw = nullptr;
-  gguf_init_params p{false, &raw};
-  gguf_context_ptr g(gguf_init_from_file(path.c_str(), p));
-  ggml_context_ptr data(raw);
-  if (!g) throw IoError("cannot read training state " + path.string());
-  StateFile s;
-  for (std::int64_t i = 0; i < gguf_get_n_kv(g.get()); ++i) {
-    const std::string key = gguf_get_key(g.get(), i);
-    const auto type = gguf_get_kv_type(g.get(), i);
-    if (type == GGUF_TYPE_INT64) s.ints[key] = gguf_get_val_i64(g.get(), i);
-    if (type == GGUF_TYPE_STRING) s.strings[key] = gguf_get_val_str(g.get(), i);
-  }
-  for (std::int64_t i = 0; i < gguf_get_n_tensors(g.get()); ++i) {
-    const std::string name = gguf_get_tensor_name(g.get(), i);
-    const ggml_tensor* t = ggml_get_tensor(raw, name.c_str());
-    if (t == nullptr || t->type != GGML_TYPE_F32) throw InputError(path.string(), 0, name, "not an f32 tensor");
-    Tensor out;
-    for (int d = 0; d < ggml_n_dims(t); ++d) out.ne.push_back(t->ne[d]);
-    out.data.resize(static_cast<std::size_t>(ggml_nelements(t)));
-    std::memcpy(out.data.data(), t->data, ggml_nbytes(t));
-    s.tensors.emplace(name, std::move(out));
-  }
-  return s;
-}
+StateFile read_state(const std::filesystem::path& path) { return gguf::read_f32_file(path); }
 
 }  // namespace lrgd::train::detail

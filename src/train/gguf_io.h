@@ -7,12 +7,12 @@
 #include <string>
 #include <vector>
 
-#include "lrgd/llama_training.h"
+#include "lrgd/gguf_file.h"
 #include "lrgd/train.h"
 
 namespace lrgd::train::detail {
 
-using Tensor = llm::Tensor;  // f32, shape in ggml order (ne0 = row length)
+using Tensor = gguf::Tensor;  // f32, shape in ggml order (ne0 = row length)
 // Named tensors in write order.
 using Tensors = std::vector<std::pair<std::string, Tensor>>;
 
@@ -47,11 +47,7 @@ void write_model(const std::filesystem::path& path, const TrainOptions& o, const
 // Writes a GGUF of f32 tensors plus integer/string keys (optimizer state).
 void write_state(const std::filesystem::path& path, const std::map<std::string, std::int64_t>& ints,
                  const std::map<std::string, std::string>& strings, const Tensors& tensors);
-struct StateFile {
-  std::map<std::string, std::int64_t> ints;
-  std::map<std::string, std::string> strings;
-  std::map<std::string, Tensor> tensors;
-};
+using StateFile = gguf::F32File;
 StateFile read_state(const std::filesystem::path& path);
 
 }  // namespace lrgd::train::detail

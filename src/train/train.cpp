@@ -72,11 +72,20 @@ float lr_at(const TrainOptions& o, std::int64_t step, std::int64_t total) {
 Tensors with_layout(llm::NamedTensors weights, const detail::Shapes& shapes) {
   const auto layout = detail::tensor_layout(shapes);
   Tensors out;
-  for (std::size_t i = 0; i < layout.size(); ++i) {
-    Tensor t = std::move(weights.at(i).second);
-    t.ne = layout[i].second;
-    out.emplace_back(layout[i].first, std::move(t));
-  }
+  for (std::size_t i = 0; i < layout.size(); ++i)
+    out.emplace_back(layout[i].first, Tensor{layout[i].second, std::move(weights.at(i).second.data)});
+  return out;
+}
+
+// Engine tensors (the optimizer's moments) as file tensors and back.
+Tensors to_file(llm::NamedTensors tensors) {
+  Tensors out;
+  for (auto& [name, t] : tensors) out.emplace_back(name, Tensor{std::move(t.ne), std::move(t.data)});
+  return out;
+}
+std::map<std::string, llm::Tensor> to_engine(std::map<std::string, Tensor> tensors) {
+  std::map<std::string, llm::Tensor> out;
+  for (auto& [name, t] : tensors) out.emplace(name, llm::Tensor{std::move(t.ne), std::move(t.data)});
   return out;
 }
 
@@ -119,7 +128,7 @@ void save_checkpoint(const std::filesystem::path& dir, const llm::TrainingSessio
   std::filesystem::create_directories(sub);
   detail::write_model(sub / "model.gguf", o, shapes, meta_of(ds, o, step, fp), with_layout(session.weights(), shapes));
   detail::write_state(sub / "state.gguf", {{"lrgd.train.step", step}}, {{"lrgd.train.fingerprint", fp}},
-                      session.moments());
+                      to_file(session.moments()));
   // The pointer file is replaced last: a kill before this line leaves the previous checkpoint.
   {
     std::ofstream out(dir / "latest.tmp", std::ios::trunc);
@@ -263,7 +272,7 @@ TrainReport train_item_model(const data::Dataset& ds, const std::filesystem::pat
   std::filesystem::create_directories(ckdir);
   std::filesystem::path model_file = ckdir / "init.gguf";
   std::int64_t first_step = 0;
-  std::map<std::string, Tensor> moments;
+  std::map<std::string, llm::Tensor> moments;
   const std::int64_t resume_step = o.resume ? latest_checkpoint(ckdir) : -1;
   if (resume_step >= 0) {
     const auto sub = ckdir / step_dir_name(resume_step);
@@ -272,7 +281,7 @@ TrainReport train_item_model(const data::Dataset& ds, const std::filesystem::pat
       throw OptionError("--checkpoint-dir", "the checkpoint in " + ckdir.string() +
                                                 " was made with other data or options (use --no-resume to start over)");
     first_step = state.ints.at("lrgd.train.step");
-    moments = std::move(state.tensors);
+    moments = to_engine(std::move(state.tensors));
     model_file = sub / "model.gguf";
     rep.resumed_from_step = first_step;
   } else {
