@@ -20,14 +20,26 @@ function(lrgd_target_flags target)
   endif()
 endfunction()
 
-# lrgd_library(name SOURCES ... [HEADERS dir] PUBLIC_DEPS ... PRIVATE_DEPS ...): one library per
-# concern. Its public headers are its own folder, HEADERS (default: include/ beside the
-# CMakeLists.txt, holding lrgd/*.h), so a header of another library is reachable only by
-# linking that library: an include that bypasses the link graph fails to compile.
+# lrgd_library(name [INTERFACE] SOURCES ... [HEADERS dir] PUBLIC_DEPS ... PRIVATE_DEPS ...): one
+# library per concern. Its public headers are its own folder, HEADERS (default: include/ beside
+# the CMakeLists.txt, holding lrgd/*.h), so a header of another library is reachable only by
+# linking that library: an include that bypasses the link graph fails to compile. INTERFACE: a
+# header-only library (no SOURCES, no PRIVATE_DEPS); its headers are compiled, with lrgd's
+# warnings, in the libraries that link it.
 function(lrgd_library name)
-  cmake_parse_arguments(ARG "" "HEADERS" "SOURCES;PUBLIC_DEPS;PRIVATE_DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "INTERFACE" "HEADERS" "SOURCES;PUBLIC_DEPS;PRIVATE_DEPS" ${ARGN})
   if(NOT ARG_HEADERS)
     set(ARG_HEADERS include)
+  endif()
+  if(ARG_INTERFACE)
+    if(ARG_SOURCES OR ARG_PRIVATE_DEPS)
+      message(FATAL_ERROR "lrgd_library(${name} INTERFACE): a header-only library has no SOURCES or PRIVATE_DEPS")
+    endif()
+    add_library(${name} INTERFACE)
+    target_include_directories(${name} INTERFACE ${CMAKE_CURRENT_SOURCE_DIR}/${ARG_HEADERS})
+    target_link_libraries(${name} INTERFACE ${ARG_PUBLIC_DEPS})
+    set_property(GLOBAL APPEND PROPERTY LRGD_LIBRARIES ${name})
+    return()
   endif()
   add_library(${name} STATIC ${ARG_SOURCES})
   target_include_directories(${name} PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/${ARG_HEADERS}

@@ -24,6 +24,7 @@ SHORT = {
     "llama": "libllama",
     "PkgConfig::LIBZIP": "libzip",
     "PkgConfig::HTTPLIB": "cpp-httplib",
+    "PkgConfig::UTF8PROC": "utf8proc",
     "nlohmann_json::nlohmann_json": "JSON",
     "ZLIB::ZLIB": "zlib",
     "CLI11::CLI11": "CLI11",

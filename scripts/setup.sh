@@ -19,7 +19,7 @@ die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
 APT_PACKAGES=(build-essential cmake git pkg-config openssl libssl-dev
   nlohmann-json3-dev libcli11-dev libsqlite3-dev libfmt-dev zlib1g-dev
-  libcpp-httplib-dev libzip-dev libgtest-dev libgmock-dev libbenchmark-dev gnuplot-nox clang-format)
+  libcpp-httplib-dev libzip-dev libutf8proc-dev libgtest-dev libgmock-dev libbenchmark-dev gnuplot-nox clang-format)
 # scripts/fuzz.sh (LRGD_FUZZ=1): clang with libFuzzer, and the OpenMP that ggml's CMake
 # package asks the compiler for.
 [ "${LRGD_FUZZ:-0}" = 1 ] && APT_PACKAGES+=(clang-14 libclang-rt-14-dev libomp-14-dev)

@@ -10,57 +10,45 @@
 #include "eval_internal.h"
 #include "lrgd/error.h"
 #include "lrgd/file.h"
+#include "lrgd/json_fields.h"
 
 namespace lrgd::eval::detail {
 
 namespace {
-
-int get_int(const nlohmann::json& j, const char* name, const std::string& file, std::uint64_t line_no) {
-  const auto it = j.find(name);
-  if (it == j.end() || !it->is_number_integer()) throw InputError(file, line_no, name, "missing or not an integer");
-  const auto v = it->get<std::int64_t>();
-  if (it->is_number_unsigned() ? it->get<std::uint64_t>() > 0x7fffffffu : v < INT32_MIN || v > INT32_MAX)
-    throw InputError(file, line_no, name, "out of range");
-  return static_cast<int>(v);
-}
 
 std::string errno_text() { return std::strerror(errno); }
 
 }  // namespace
 
 Record parse_record(std::string line, const std::string& file, std::uint64_t line_no) {
+  namespace jf = json_fields;
+  const jf::Where at{file, line_no};
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(line);
   } catch (const nlohmann::json::exception& e) {
     throw InputError(file, line_no, "", std::string("not a JSON line: ") + e.what());
   }
-  if (!j.is_object()) throw InputError(file, line_no, "", "not a JSON object");
+  jf::as_object(j, at);
+  // Counts are ints in Record; the int range keeps a damaged count from wrapping.
+  const auto count = [&](const char* name) { return jf::get_integer<int>(j, name, at); };
   Record r;
-  const int trial = get_int(j, "trial", file, line_no);
-  const int draw = get_int(j, "draw", file, line_no);
-  if (trial < 0 || draw < 0) throw InputError(file, line_no, "trial", "negative trial or draw");
-  r.trial = static_cast<std::uint32_t>(trial);
-  r.draw = static_cast<std::size_t>(draw);
-  const auto user = j.find("user");
-  if (user == j.end() || !user->is_string()) throw InputError(file, line_no, "user", "missing or not a string");
-  r.user = user->get<std::string>();
-  const auto rank = j.find("target_rank");
-  if (rank == j.end()) throw InputError(file, line_no, "target_rank", "missing");
-  r.target_rank = rank->is_null() ? metrics::kNotRanked : get_int(j, "target_rank", file, line_no);
-  const auto valid = j.find("valid");
-  if (valid == j.end() || !valid->is_boolean()) throw InputError(file, line_no, "valid", "missing or not a boolean");
-  r.valid = valid->get<bool>();
-  const auto err = j.find("error");
-  r.failed = err != j.end() && err->is_string() && !err->get<std::string>().empty();
-  r.n_hallucinated = get_int(j, "n_hallucinated", file, line_no);
-  r.n_duplicates = get_int(j, "n_duplicates", file, line_no);
-  r.n_prompt_tokens = get_int(j, "n_prompt_tokens", file, line_no);
-  r.n_generated_tokens = get_int(j, "n_generated_tokens", file, line_no);
+  r.trial = jf::get_integer<std::uint32_t>(j, "trial", at, 0, INT32_MAX);
+  r.draw = jf::get_integer<std::size_t>(j, "draw", at, 0, INT32_MAX);
+  r.user = jf::get_string(j, "user", at);
+  const auto& rank = jf::field(j, "target_rank", at);
+  r.target_rank = rank.is_null() ? metrics::kNotRanked : jf::as_integer<int>(rank, "target_rank", at);
+  r.valid = jf::get_bool(j, "valid", at);
+  const auto* err = jf::find(j, "error");
+  r.failed = err != nullptr && err->is_string() && !err->get<std::string>().empty();
+  r.n_hallucinated = count("n_hallucinated");
+  r.n_duplicates = count("n_duplicates");
+  r.n_prompt_tokens = count("n_prompt_tokens");
+  r.n_generated_tokens = count("n_generated_tokens");
   // Runs written before score-mode accounting have no such field: nothing was counted.
-  r.n_scored_tokens = j.contains("n_scored_tokens") ? get_int(j, "n_scored_tokens", file, line_no) : 0;
-  r.n_history_dropped = get_int(j, "n_history_dropped", file, line_no);
-  r.n_demo_dropped = get_int(j, "n_demo_dropped", file, line_no);
+  r.n_scored_tokens = jf::get_integer_or<int>(j, "n_scored_tokens", at, 0);
+  r.n_history_dropped = count("n_history_dropped");
+  r.n_demo_dropped = count("n_demo_dropped");
   r.line = std::move(line);
   return r;
 }

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <limits>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <stdexcept>
@@ -17,6 +16,7 @@
 #include "lrgd/external.h"
 #include "lrgd/file.h"
 #include "lrgd/hash.h"
+#include "lrgd/json_fields.h"
 
 namespace lrgd::external {
 
@@ -76,12 +76,6 @@ std::string id_of(const ojson& v, const std::string& path, std::uint64_t line, c
   throw InputError(path, line, field, "expected an id (a string or an integer), found " + v.dump());
 }
 
-std::uint32_t trial_of(const ojson& v, const std::string& path, std::uint64_t line) {
-  if (v.is_number_unsigned() && v.get<std::uint64_t>() <= std::numeric_limits<std::uint32_t>::max())
-    return static_cast<std::uint32_t>(v.get<std::uint64_t>());
-  throw InputError(path, line, "trial", "expected a trial number (an integer >= 0), found " + v.dump());
-}
-
 void read_jsonl_line(std::string_view text, std::uint64_t line, const Resolver& r, ScoreFile& out) {
   const std::string& path = r.path();
   ojson j;
@@ -95,17 +89,17 @@ void read_jsonl_line(std::string_view text, std::uint64_t line, const Resolver& 
                          std::string("non-finite score (") + w + "): scores must be finite numbers");
     throw InputError(path, line, "", std::string("not a JSON object (truncated or malformed line): ") + e.what());
   }
-  if (!j.is_object()) throw InputError(path, line, "", "expected a JSON object, found " + j.dump());
-  for (const char* k : {"user", "trial"})
-    if (!j.contains(k)) throw InputError(path, line, k, "missing");
+  const json_fields::Where at{path, line};
+  const auto& user = json_fields::field(j, "user", at);
+  const auto& trial = json_fields::field(j, "trial", at);
   const bool has_ranking = j.contains("ranking");
   const bool has_scores = j.contains("scores");
   if (has_ranking == has_scores)
     throw InputError(path, line, has_ranking ? "scores" : "ranking",
                      has_ranking ? "a line gives a ranking or scores, not both" : "missing: give ranking or scores");
   Entry e;
-  e.user = r.user(id_of(j["user"], path, line, "user"), line);
-  e.trial = trial_of(j["trial"], path, line);
+  e.user = r.user(id_of(user, path, line, "user"), line);
+  e.trial = json_fields::as_integer<std::uint32_t>(trial, "trial", at);
   e.line = line;
   e.is_ranking = has_ranking;
   if (has_ranking) {
@@ -139,7 +133,7 @@ void read_jsonl_line(std::string_view text, std::uint64_t line, const Resolver& 
   if (!fresh)
     throw InputError(path, line, "trial",
                      fmt::format("user '{}', trial {} appears again (first at line {})",
-                                 id_of(j["user"], path, line, "user"), key.second, it->second.line));
+                                 id_of(user, path, line, "user"), key.second, it->second.line));
 }
 
 std::vector<std::string_view> split_tabs(std::string_view s) {

@@ -1,8 +1,12 @@
 #include "text.h"
 
+#include <utf8proc.h>
+
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <iterator>
+#include <memory>
 
 #include "lrgd/utf8.h"
 
@@ -10,7 +14,7 @@ namespace lrgd::parse::detail {
 namespace {
 
 // Decodes one UTF-8 code point at `i`; invalid bytes decode as U+FFFD of length 1.
-char32_t decode(std::string_view s, std::size_t i, std::size_t& len) {
+char32_t raw_decode(std::string_view s, std::size_t i, std::size_t& len) {
   const auto b0 = static_cast<unsigned char>(s[i]);
   auto cont = [&](std::size_t k) { return i + k < s.size() && (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80; };
   auto bits = [&](std::size_t k) { return static_cast<char32_t>(static_cast<unsigned char>(s[i + k]) & 0x3F); };
@@ -34,6 +38,17 @@ char32_t decode(std::string_view s, std::size_t i, std::size_t& len) {
   return 0xFFFD;
 }
 
+// As raw_decode, and a surrogate or a code point above U+10FFFF (no character: utf8proc
+// refuses it) is invalid too, U+FFFD of length 1.
+char32_t decode(std::string_view s, std::size_t i, std::size_t& len) {
+  const char32_t c = raw_decode(s, i, len);
+  if ((c >= 0xD800 && c < 0xE000) || c > 0x10FFFF) {
+    len = 1;
+    return 0xFFFD;
+  }
+  return c;
+}
+
 enum class CharClass { Separator, Word, Cjk };
 
 CharClass classify(char32_t c) {
@@ -51,19 +66,53 @@ CharClass classify(char32_t c) {
   return CharClass::Word;
 }
 
-// Lower-case; Latin-1 accents folded ("Pokémon" = "Pokemon", "Ö" = "o").
-void append_folded(char32_t c, std::string& out) {
-  static constexpr std::string_view kLatin1 =  // U+00C0..U+00FF, '?' for ×/÷ (never reached)
-      "aaaaaaaceeeeiiiidnooooo?ouuuuyts"
-      "aaaaaaaceeeeiiiidnooooo?ouuuuyty";
-  if (c >= 'A' && c <= 'Z') {
-    out += static_cast<char>(c + 32);
-  } else if (c >= 0xC0 && c <= 0xFF) {
-    if (c == 0xDF) out += 's';  // ß → ss
-    out += kLatin1[c - 0xC0];
-  } else {
-    append_utf8(out, c);
+// Latin letters that Unicode does not decompose into a base letter and a mark, folded as
+// their usual transliteration ("Ørsted" = "Orsted", "Æon" = "Aeon").
+std::string_view stroke_letter(char32_t c) {
+  struct Plain {
+    char32_t letter;
+    std::string_view text;
+  };
+  static constexpr Plain kPlain[] = {{U'æ', "ae"}, {U'œ', "oe"}, {U'ø', "o"}, {U'ð', "d"},
+                                     {U'þ', "th"}, {U'đ', "d"},  {U'ł', "l"}, {U'ħ', "h"}};
+  for (const auto& p : kPlain)
+    if (p.letter == c) return p.text;
+  return {};
+}
+
+// A word's text folded for matching (utf8proc): case folded ("ß" = "ss", "Σ" = "σ"),
+// compatibility forms replaced ("ﬁ" = "fi", "Ａ" = "a", "ǅ" = "dz"), marks dropped
+// ("Pokémon" = "pokemon", "Ё" = "е"). A word holds valid code points only (decode).
+std::string fold_word(std::string word) {
+  const bool ascii =
+      std::all_of(word.begin(), word.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x80; });
+  if (ascii) {
+    for (char& ch : word)
+      if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+    return word;
   }
+  utf8proc_uint8_t* raw = nullptr;
+  const auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(word.data()),
+                              static_cast<utf8proc_ssize_t>(word.size()), &raw,
+                              static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT |
+                                                             UTF8PROC_CASEFOLD | UTF8PROC_STRIPMARK));
+  const std::unique_ptr<utf8proc_uint8_t, decltype(&std::free)> mapped(raw, &std::free);
+  if (n < 0) return word;  // not reached: decode lets no invalid code point into a word
+  const std::string_view folded(reinterpret_cast<const char*>(mapped.get()), static_cast<std::size_t>(n));
+  std::string out;
+  out.reserve(folded.size());
+  for (std::size_t i = 0; i < folded.size();) {
+    std::size_t len = 1;
+    const char32_t c = decode(folded, i, len);
+    const std::string_view plain = c < 0x80 ? std::string_view() : stroke_letter(c);
+    if (plain.empty()) {
+      out.append(folded.substr(i, len));
+    } else {
+      out.append(plain);
+    }
+    i += len;
+  }
+  return out;
 }
 
 // "Dark Souls III" = "Dark Souls 3"; I, V and X stay words (pronoun, "GTA V" vs "v").
@@ -124,10 +173,15 @@ std::string fold_fullwidth(std::string_view text) {
   for (std::size_t i = 0; i < text.size();) {
     std::size_t len = 1;
     const char32_t c = decode(text, i, len);
-    if (c >= 0xFF01 && c <= 0xFF5E) {
-      out += static_cast<char>(c - 0xFEE0);
-    } else if (c == 0x3000) {
-      out += ' ';
+    const auto cp = static_cast<utf8proc_int32_t>(c);
+    utf8proc_int32_t narrow[4];
+    utf8proc_ssize_t n = 0;
+    if (c != 0xFFFD && utf8proc_get_property(cp)->decomp_type == UTF8PROC_DECOMP_TYPE_WIDE) {
+      n = utf8proc_decompose_char(cp, narrow, 4, static_cast<utf8proc_option_t>(UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT),
+                                  nullptr);
+    }
+    if (n > 0 && n <= 4) {
+      for (utf8proc_ssize_t k = 0; k < n; ++k) append_utf8(out, static_cast<char32_t>(narrow[k]));
     } else {
       out.append(text.substr(i, len));
     }
@@ -152,7 +206,7 @@ std::vector<Token> tokenize(std::string_view text) {
   auto flush = [&](std::size_t at) {
     if (in_word) {
       current.end = at;
-      current.text = roman_to_digits(std::move(current.text));
+      current.text = roman_to_digits(fold_word(std::move(current.text)));
       tokens.push_back(std::move(current));
       current = Token{};
     }
@@ -165,7 +219,7 @@ std::vector<Token> tokenize(std::string_view text) {
     if (cls == CharClass::Word) {
       if (!in_word) current.begin = i;
       in_word = true;
-      append_folded(c, current.text);
+      append_utf8(current.text, c);
     } else {
       flush(i);
       if (cls == CharClass::Cjk) {

@@ -12,13 +12,14 @@
 namespace lrgd::parse::detail {
 
 struct Token {
-  std::string text;       // normalised (lower-case ASCII, fullwidth folded)
+  std::string text;       // normalised: Unicode-folded (case, compatibility forms, marks)
   std::size_t begin = 0;  // byte offsets in the tokenised string
   std::size_t end = 0;
 };
 
-// Replaces fullwidth ASCII forms (U+FF01..U+FF5E) and the ideographic space by ASCII,
-// so "１２．" reads as "12.". Other bytes are kept.
+// Replaces fullwidth forms (Unicode's <wide> decompositions: U+FF01..U+FF60, U+FFE0..U+FFE6,
+// the ideographic space) by their usual width, so "１２．" reads as "12.". Other bytes are
+// kept, invalid UTF-8 too.
 std::string fold_fullwidth(std::string_view text);
 // Drops <think>...</think> blocks (reasoning models); an unclosed block drops the rest.
 std::string strip_reasoning(std::string_view text);

@@ -7,6 +7,7 @@
 
 #include "lrgd/error.h"
 #include "lrgd/file.h"
+#include "lrgd/json_fields.h"
 #include "lrgd/protocol.h"
 
 namespace lrgd::protocol {
@@ -151,48 +152,7 @@ void write_prepared_split(const PreparedSplit& split, const std::filesystem::pat
 namespace {
 
 using nlohmann::json;
-
-const json& field(const json& j, const char* name, const std::string& file, std::uint64_t line) {
-  const auto it = j.find(name);
-  if (it == j.end()) throw InputError(file, line, name, "missing");
-  return *it;
-}
-
-std::uint64_t get_uint(const json& j, const char* name, const std::string& file, std::uint64_t line) {
-  const json& v = field(j, name, file, line);
-  if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<std::int64_t>() >= 0)) {
-    throw InputError(file, line, name, "expected a non-negative integer");
-  }
-  return v.get<std::uint64_t>();
-}
-
-std::string get_string(const json& j, const char* name, const std::string& file, std::uint64_t line) {
-  const json& v = field(j, name, file, line);
-  if (!v.is_string()) throw InputError(file, line, name, "expected a string");
-  return v.get<std::string>();
-}
-
-ItemIndex get_index(const json& j, const char* name, const std::string& file, std::uint64_t line) {
-  const json& v = field(j, name, file, line);
-  if (!v.is_number_integer() || v.get<std::int64_t>() < 0 || v.get<std::int64_t>() > INT32_MAX) {
-    throw InputError(file, line, name, "expected an index (non-negative integer)");
-  }
-  return static_cast<ItemIndex>(v.get<std::int64_t>());
-}
-
-std::vector<ItemIndex> get_list(const json& j, const char* name, const std::string& file, std::uint64_t line) {
-  const json& v = field(j, name, file, line);
-  if (!v.is_array()) throw InputError(file, line, name, "expected an array of item indices");
-  std::vector<ItemIndex> out;
-  out.reserve(v.size());
-  for (const auto& e : v) {
-    if (!e.is_number_integer() || e.get<std::int64_t>() < 0 || e.get<std::int64_t>() > INT32_MAX) {
-      throw InputError(file, line, name, "expected an array of item indices");
-    }
-    out.push_back(static_cast<ItemIndex>(e.get<std::int64_t>()));
-  }
-  return out;
-}
+namespace jf = json_fields;
 
 }  // namespace
 
@@ -213,29 +173,30 @@ PreparedSplit read_prepared_split(const std::filesystem::path& path) {
     } catch (const json::exception& e) {
       throw InputError(file, line_no, "", std::string("malformed JSON: ") + e.what());
     }
-    if (!j.is_object()) throw InputError(file, line_no, "", "expected a JSON object");
+    const jf::Where at{file, line_no};
+    jf::as_object(j, at);
     if (!have_header) {
-      if (get_string(j, "format", file, line_no) != kFormat) {
+      if (jf::get_string(j, "format", at) != kFormat) {
         throw InputError(file, line_no, "format", "not a prepared split (expected \"" + std::string(kFormat) + "\")");
       }
-      const auto version = get_uint(j, "version", file, line_no);
+      const auto version = jf::get_uint(j, "version", at);
       if (version != kVersion) {
         throw InputError(
             file, line_no, "version",
             "version " + std::to_string(version) + " is not supported (expected " + std::to_string(kVersion) + ")");
       }
-      split.dataset_name = get_string(j, "dataset", file, line_no);
-      split.data_hash = get_string(j, "data_hash", file, line_no);
-      split.n_users_total = get_uint(j, "n_users_total", file, line_no);
-      split.n_items = get_uint(j, "n_items", file, line_no);
-      split.n_interactions = get_uint(j, "n_interactions", file, line_no);
+      split.dataset_name = jf::get_string(j, "dataset", at);
+      split.data_hash = jf::get_string(j, "data_hash", at);
+      split.n_users_total = jf::get_uint(j, "n_users_total", at);
+      split.n_items = jf::get_uint(j, "n_items", at);
+      split.n_interactions = jf::get_uint(j, "n_interactions", at);
       ProtocolOptions& o = split.options;
-      o.seed = get_uint(j, "seed", file, line_no);
-      o.trial = static_cast<std::uint32_t>(get_uint(j, "trial", file, line_no));
-      o.n_users = get_uint(j, "n_users", file, line_no);
-      o.max_history = get_uint(j, "max_history", file, line_no);
-      o.n_candidates = get_uint(j, "n_candidates", file, line_no);
-      const std::string neg = get_string(j, "negatives", file, line_no);
+      o.seed = jf::get_uint(j, "seed", at);
+      o.trial = jf::get_integer<std::uint32_t>(j, "trial", at);
+      o.n_users = jf::get_uint(j, "n_users", at);
+      o.max_history = jf::get_uint(j, "max_history", at);
+      o.n_candidates = jf::get_uint(j, "n_candidates", at);
+      const std::string neg = jf::get_string(j, "negatives", at);
       if (neg != "file") {
         try {
           o.negatives = parse_negatives(neg);
@@ -243,33 +204,33 @@ PreparedSplit read_prepared_split(const std::filesystem::path& path) {
           throw InputError(file, line_no, "negatives", "unknown value '" + neg + "'");
         }
       }
-      o.candidate_file = get_string(j, "candidate_file", file, line_no);
-      split.candidate_file_hash = get_string(j, "candidate_file_hash", file, line_no);
+      o.candidate_file = jf::get_string(j, "candidate_file", at);
+      split.candidate_file_hash = jf::get_string(j, "candidate_file_hash", at);
       if (j.contains("candidates_per_trial")) {
         try {
-          o.fixed_across_trials = parse_candidates_per_trial(get_string(j, "candidates_per_trial", file, line_no));
+          o.fixed_across_trials = parse_candidates_per_trial(jf::get_string(j, "candidates_per_trial", at));
         } catch (const OptionError&) {
           throw InputError(file, line_no, "candidates_per_trial", "expected \"redraw\" or \"fixed\"");
         }
       }
-      if (j.contains("retriever")) split.retriever_name = get_string(j, "retriever", file, line_no);
+      if (j.contains("retriever")) split.retriever_name = jf::get_string(j, "retriever", at);
       if (j.contains("users_file")) {
-        o.users_file = get_string(j, "users_file", file, line_no);
-        split.users_file_hash = get_string(j, "users_file_hash", file, line_no);
+        o.users_file = jf::get_string(j, "users_file", at);
+        split.users_file_hash = jf::get_string(j, "users_file_hash", at);
       }
-      split.n_eligible = get_uint(j, "n_eligible", file, line_no);
+      split.n_eligible = jf::get_uint(j, "n_eligible", at);
       have_header = true;
       continue;
     }
     PreparedUser u;
-    u.user = get_index(j, "user", file, line_no);
-    u.user_id = get_string(j, "user_id", file, line_no);
-    u.valid_history = get_list(j, "valid_history", file, line_no);
-    u.valid_target = get_index(j, "valid_target", file, line_no);
-    u.valid_candidates = get_list(j, "valid_candidates", file, line_no);
-    u.test_history = get_list(j, "test_history", file, line_no);
-    u.test_target = get_index(j, "test_target", file, line_no);
-    u.test_candidates = get_list(j, "test_candidates", file, line_no);
+    u.user = jf::get_integer<ItemIndex>(j, "user", at, 0);
+    u.user_id = jf::get_string(j, "user_id", at);
+    u.valid_history = jf::get_integer_list<ItemIndex>(j, "valid_history", at, 0);
+    u.valid_target = jf::get_integer<ItemIndex>(j, "valid_target", at, 0);
+    u.valid_candidates = jf::get_integer_list<ItemIndex>(j, "valid_candidates", at, 0);
+    u.test_history = jf::get_integer_list<ItemIndex>(j, "test_history", at, 0);
+    u.test_target = jf::get_integer<ItemIndex>(j, "test_target", at, 0);
+    u.test_candidates = jf::get_integer_list<ItemIndex>(j, "test_candidates", at, 0);
     split.users.push_back(std::move(u));
   }
   if (in.bad()) throw IoError("read error on " + file);

@@ -294,6 +294,35 @@ TEST(Prepare, ReadErrorsNameLineAndField) {
   EXPECT_THROW(read_prepared_split(dir / "missing.jsonl"), IoError);
 }
 
+// The message itself names file:line and the field, for a missing field, a value of another
+// type and one out of range (lrgd_json's checked reads), never a JSON library exception.
+TEST(Prepare, ReadErrorMessagesNameFileLineAndField) {
+  TempDir dir("badsplit-text");
+  const auto path = dir / "s.jsonl";
+  const std::string good = serialise(prepare_split(synthetic(10, 60), ProtocolOptions{}));
+  const std::string first_line = good.substr(0, good.find('\n') + 1);
+  auto expect_message = [&](const std::string& text, const std::string& want) {
+    test::write_file(path, text);
+    try {
+      read_prepared_split(path);
+      ADD_FAILURE() << "expected InputError for " << text;
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(path.string() + want), std::string::npos) << e.what();
+    }
+  };
+  expect_message(first_line + "{\"user\":1}\n", ":2: field 'user_id': missing");
+  expect_message(first_line + "{\"user\":\"one\",\"user_id\":\"u1\"}\n", ":2: field 'user': expected");
+  expect_message(first_line + "{\"user\":1,\"user_id\":7}\n", ":2: field 'user_id': expected a string, found 7");
+  expect_message(first_line + "{\"user\":3000000000,\"user_id\":\"u1\"}\n", ":2: field 'user': expected");
+  std::string bad_seed = first_line;
+  const auto seed = bad_seed.find("\"seed\":");
+  bad_seed.replace(seed, bad_seed.find(',', seed) - seed, "\"seed\":-1");
+  expect_message(bad_seed, ":1: field 'seed': expected a non-negative integer, found -1");
+  std::string no_trial = first_line;
+  no_trial.replace(no_trial.find("\"trial\""), 7, "\"trail\"");
+  expect_message(no_trial, ":1: field 'trial': missing");
+}
+
 // A candidate file in the dataset's second id space (LC-Rec: reviewer ids, ASINs) reads
 // to the same candidates as one in its own ids.
 TEST(Prepare, CandidateFileInEitherIdSpace) {

@@ -200,10 +200,13 @@ TEST(EvalRun, DamagedRecordFieldsAreNamedOnResume) {
   test::ScriptedBackend b1;
   eval::run_eval(small_config(rec::Method::Zsl), ds, &b1, quiet(dir.path()));
   const std::string good = test::slurp(dir / "results.jsonl");
-  for (const auto& [from, to, field] :
-       {std::tuple<std::string, std::string, std::string>{
-            "\"target_rank\":", "\"target_rank\":\"x\",\"was\":", "target_rank"},
-        {"\"n_duplicates\":", "\"n_duplicates\":9999999999,\"was\":", "n_duplicates"}}) {
+  for (const auto& [from, to, field, what] :
+       {std::tuple<std::string, std::string, std::string, std::string>{
+            "\"target_rank\":", "\"target_rank\":\"x\",\"was\":", "target_rank", "expected an integer, found string"},
+        {"\"n_duplicates\":", "\"n_duplicates\":9999999999,\"was\":", "n_duplicates",
+         "expected an integer, found 9999999999"},
+        {"\"n_hallucinated\":", "\"was_n_hallucinated\":", "n_hallucinated", "missing"},
+        {"\"user\":", "\"user\":12,\"was\":", "user", "expected a string, found 12"}}) {
     // Damage the third line (not the last: that one may be a torn write).
     std::size_t pos = good.find('\n', good.find('\n') + 1) + 1;
     std::string bad = good;
@@ -218,6 +221,9 @@ TEST(EvalRun, DamagedRecordFieldsAreNamedOnResume) {
     } catch (const InputError& e) {
       EXPECT_EQ(e.line(), 3u);
       EXPECT_EQ(e.field(), field);
+      // The message names file:line and the field too (what a user reads).
+      const std::string text = e.what();
+      EXPECT_NE(text.find("results.jsonl:3: field '" + field + "': " + what), std::string::npos) << text;
     }
   }
 }

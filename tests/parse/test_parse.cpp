@@ -28,6 +28,41 @@ TEST(Normalize, FoldsCasePunctuationAccentsAndWidth) {
   EXPECT_EQ(p::normalize_title("**Luigi's** Mansion"), "luigi s mansion");
 }
 
+// Folding beyond Latin-1 (utf8proc): case folding of every script, compatibility forms
+// (ligatures, fullwidth), marks dropped, ß as "ss".
+TEST(Normalize, FoldsUnicodeBeyondLatin1) {
+  EXPECT_EQ(p::normalize_title("Straße"), "strasse");
+  EXPECT_EQ(p::normalize_title("STRASSE"), "strasse");
+  EXPECT_EQ(p::normalize_title("ΣΊΣΥΦΟΣ"), p::normalize_title("σίσυφος"));  // tonos and final sigma
+  EXPECT_EQ(p::normalize_title("ΣΊΣΥΦΟΣ"), "σισυφοσ");
+  EXPECT_EQ(p::normalize_title("ЁЖИК в ТУМАНЕ"), "ежик в тумане");
+  EXPECT_EQ(p::normalize_title("\xef\xac\x81nal \xef\xac\x82ight"), "final flight");  // the ligatures fi, fl
+  EXPECT_EQ(p::normalize_title("ＡＢＣ　ｄｅｆ"), "abc def");                         // fullwidth
+  EXPECT_EQ(p::normalize_title("Poke\xcc\x81mon"), "pokemon");                        // a combining accent
+  EXPECT_EQ(p::normalize_title("Ørsted Æon Łódź"), "orsted aeon lodz");               // letters with no decomposition
+  EXPECT_EQ(p::normalize_title("İstanbul ǅemal"), "istanbul dzemal");
+  EXPECT_EQ(p::normalize_title("한국어"), "한국어");  // Hangul stays composed
+}
+
+TEST(Parse, MatchesTitlesInOtherScriptsAndCase) {
+  const std::vector<std::string> titles = {"Ωκεανός", "Straße der Helden", "Ёжик в тумане", "ﬁnal ﬁght"};
+  const auto r = p::parse_ranking("1. ΩΚΕΑΝΟΣ\n2. ежик в тумане\n3. STRASSE DER HELDEN\n4. Final Fight", titles);
+  EXPECT_EQ(r.ranking, (std::vector<int>{0, 2, 1, 3}));
+  EXPECT_EQ(r.n_hallucinated, 0);
+}
+
+// Invalid UTF-8 (a lone lead byte, a stray continuation, a surrogate, a code point above
+// U+10FFFF) separates words and is never folded: no crash, the rest still matches.
+TEST(Normalize, InvalidUtf8SeparatesWords) {
+  EXPECT_EQ(p::normalize_title("Pok\xc3mon"), "pok mon");
+  EXPECT_EQ(p::normalize_title("a\x80\xbf"
+                               "b"),
+            "a b");
+  EXPECT_EQ(p::normalize_title("\xc3\x89t\xed\xa0\x80\xc3\xa9"), "et e");
+  EXPECT_EQ(p::normalize_title("x\xf4\x90\x80\x80y"), "x y");
+  EXPECT_EQ(p::normalize_title("\xff\xfe"), "");
+}
+
 TEST(Similarity, ExactFuzzyPartialAndUnrelated) {
   EXPECT_DOUBLE_EQ(p::title_similarity("halo 3", "Halo 3"), 1.0);
   EXPECT_GE(p::title_similarity("Mario Kart 8", "Mario Kart 8 Deluxe - Nintendo Switch"), 0.75);  // partial prefix
@@ -156,6 +191,14 @@ TEST(Parse, RandomGarbageKeepsInvariants) {
                                            "Rank ",
                                            "第",
                                            "é",
+                                           "e\xcc\x81",
+                                           "ß",
+                                           "ΣΊΣΥΦΟΣ",
+                                           "Ёжик",
+                                           "\xef\xac\x81",
+                                           "\xed\xa0\x80",
+                                           "\xf4\x90\x80\x80",
+                                           "\xcc\x81",
                                            "and ",
                                            ".",
                                            "\t",

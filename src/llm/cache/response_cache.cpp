@@ -12,6 +12,7 @@
 
 #include "lrgd/error.h"
 #include "lrgd/hash.h"
+#include "lrgd/json_fields.h"
 #include "lrgd/sqlite.h"
 
 namespace lrgd::llm {
@@ -253,21 +254,24 @@ std::string encode_generation(const Generation& g) {
   return j.dump();
 }
 
+// A cached row's JSON, read with checked fields: a missing field (where one is required), a
+// field of another type or out of range makes the row malformed.
+constexpr json_fields::Where kRow{"response cache row", 0};
+
 // Returns false on a malformed row (treated as a miss; it is overwritten later).
 bool decode_generation(const std::string& value, std::string text, Generation& g) {
+  namespace jf = json_fields;
   const auto j = nlohmann::json::parse(value, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return false;
-  const auto f = j.find("finish");
-  const std::string finish = f != j.end() && f->is_string() ? f->get<std::string>() : std::string();
-  // Only answers are stored: a row saying "error" (or anything else) is malformed.
-  if (!parse_finish(finish, g.finish) || g.finish == FinishReason::Error) return false;
-  try {  // a field of another type is a malformed row too, not an escaping JSON exception
-    g.n_prompt_tokens = j.value("n_prompt_tokens", 0);
-    g.n_generated_tokens = j.value("n_generated_tokens", 0);
-    g.n_reused_tokens = j.value("n_reused_tokens", 0);
-    g.prompt_ms = j.value("prompt_ms", 0.0);
-    g.generate_ms = j.value("generate_ms", 0.0);
-  } catch (const nlohmann::json::exception&) {
+  try {
+    // Only answers are stored: a row saying "error" (or anything else) is malformed.
+    if (!parse_finish(jf::get_string(j, "finish", kRow), g.finish) || g.finish == FinishReason::Error) return false;
+    g.n_prompt_tokens = jf::get_integer_or<int>(j, "n_prompt_tokens", kRow, 0);
+    g.n_generated_tokens = jf::get_integer_or<int>(j, "n_generated_tokens", kRow, 0);
+    g.n_reused_tokens = jf::get_integer_or<int>(j, "n_reused_tokens", kRow, 0);
+    g.prompt_ms = jf::get_number_or(j, "prompt_ms", kRow, 0.0);
+    g.generate_ms = jf::get_number_or(j, "generate_ms", kRow, 0.0);
+  } catch (const InputError&) {
     return false;
   }
   g.text = std::move(text);
@@ -282,13 +286,15 @@ std::string encode_score(const ScoreResult& r) {
 }
 
 bool decode_score(const std::string& value, std::size_t n_expected, ScoreResult& r) {
+  namespace jf = json_fields;
   const auto j = nlohmann::json::parse(value, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("logprobs") || !j.contains("n_tokens")) return false;
+  if (j.is_discarded() || !j.is_object()) return false;
   try {
-    r.logprobs = j.at("logprobs").get<std::vector<double>>();
-    r.n_tokens = j.at("n_tokens").get<std::vector<int>>();
-    r.n_context_tokens = j.value("n_context_tokens", 0);
-  } catch (const nlohmann::json::exception&) {
+    r.logprobs = jf::get_number_list(j, "logprobs", kRow);
+    r.n_tokens = jf::get_integer_list<int>(j, "n_tokens", kRow);
+    // Rows written before score-mode accounting have no context count.
+    r.n_context_tokens = jf::get_integer_or<int>(j, "n_context_tokens", kRow, 0);
+  } catch (const InputError&) {
     return false;
   }
   return r.logprobs.size() == n_expected && r.n_tokens.size() == n_expected;

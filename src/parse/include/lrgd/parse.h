@@ -5,9 +5,10 @@
 //
 // Rules (the forms tried are listed in parse.cpp's header comment):
 //  - A candidate is named by its shown number (1-based: "[12]", "#12", "Candidate 12",
-//    a list line "12. ...") or by its title (exact, case/punctuation/accent-insensitive,
-//    fuzzy or partial). A run of list lines numbered 1, 2, 3, ... is read as positions,
-//    and a number after the position ("1. 12", "1. [12] Title") as the candidate.
+//    a list line "12. ...") or by its title (exact, case/punctuation/accent-insensitive
+//    in every script: Unicode case folding, compatibility forms and marks dropped, so
+//    "POKÉMON" = "pokemon", "Straße" = "strasse", "ＡＢＣ" = "abc"; fuzzy or partial). A run of list lines numbered 1,
+//    2, 3, ... is read as positions, and a number after the position ("1. 12", "1. [12] Title") as the candidate.
 //  - Number and title both given: the number wins when its own title fits the text
 //    (exact or fuzzy: they agree); else an exact mention of another title wins (numbers
 //    are mis-copied more often than titles); else the number wins when in range.
@@ -51,8 +52,10 @@ ParseResult parse_ranking(std::string_view answer, std::span<const std::string> 
                           const ParseOptions& options = {});
 
 // Exposed for tests and for callers that match titles elsewhere (e.g. demonstrations).
-// Lower-case, punctuation and symbols dropped, fullwidth forms folded, one space between
-// tokens; CJK characters are tokens of their own.
+// Unicode case-folded (utf8proc: "ß" = "ss", "Σ" = "σ"), compatibility forms replaced
+// ("ﬁ" = "fi", fullwidth "Ａ" = "a"), accents and other marks dropped, punctuation and symbols
+// dropped, one space between tokens; CJK characters are tokens of their own. Invalid UTF-8
+// separates words.
 std::string normalize_title(std::string_view text);
 // Similarity in [0,1] of an answer fragment to a title (1 = same normalised tokens).
 double title_similarity(std::string_view fragment, std::string_view title, const ParseOptions& options = {});
