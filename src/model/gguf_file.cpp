@@ -11,6 +11,31 @@
 
 namespace lrgd::gguf {
 
+StorageType storage_type(const std::string& name) {
+  // general.file_type values are libllama's LLAMA_FTYPE_MOSTLY_* (q4_K: Q4_K_M).
+  static const struct {
+    const char* name;
+    ggml_type type;
+    std::uint32_t file_type;
+  } kTypes[] = {{"f32", GGML_TYPE_F32, 0},   {"f16", GGML_TYPE_F16, 1},   {"q8_0", GGML_TYPE_Q8_0, 7},
+                {"q4_0", GGML_TYPE_Q4_0, 2}, {"q4_1", GGML_TYPE_Q4_1, 3}, {"q4_K", GGML_TYPE_Q4_K, 15}};
+  for (const auto& t : kTypes)
+    if (name == t.name)
+      return StorageType{name, static_cast<int>(t.type), ggml_blck_size(t.type), ggml_is_quantized(t.type), t.file_type};
+  throw OptionError("--type", "unknown weight type '" + name + "' (expected f32, f16, q8_0, q4_0, q4_1 or q4_K)");
+}
+
+std::uint32_t quantization_version() { return GGML_QNT_VERSION; }
+
+std::int64_t array_length(const std::filesystem::path& path, const std::string& key) {
+  gguf_init_params params{true, nullptr};
+  const gguf_context_ptr g(gguf_init_from_file(path.c_str(), params));
+  if (!g) throw InputError(path.string(), 0, "", "not a readable GGUF");
+  const int64_t id = gguf_find_key(g.get(), key.c_str());
+  if (id < 0 || gguf_get_kv_type(g.get(), id) != GGUF_TYPE_ARRAY) return -1;
+  return static_cast<std::int64_t>(gguf_get_arr_n(g.get(), id));
+}
+
 struct Writer::Impl {
   gguf_context_ptr ctx{gguf_init_empty()};
   // Metadata-only ggml contexts (one per 64 tensors): tensor data lives in `buffers`, handed
@@ -47,7 +72,7 @@ void Writer::copy_keys(const std::filesystem::path& from, const std::string& pre
 }
 
 void Writer::add_tensor(const std::string& name, const std::vector<std::int64_t>& ne, std::span<const float> values,
-                        int type_id) {
+                        const StorageType* storage) {
   std::int64_t n = 1;
   for (auto d : ne) n *= d;
   if (n != static_cast<std::int64_t>(values.size())) throw Error("tensor " + name + ": shape and data disagree");
@@ -59,7 +84,7 @@ void Writer::add_tensor(const std::string& name, const std::vector<std::int64_t>
     impl_->in_last_meta = 0;
   }
   ++impl_->in_last_meta;
-  const auto type = static_cast<ggml_type>(type_id);
+  const auto type = storage == nullptr ? GGML_TYPE_F32 : static_cast<ggml_type>(storage->ggml_type);
   ggml_context* meta = impl_->metas.back().get();
   ggml_tensor* tensor =
       ne.size() == 1 ? ggml_new_tensor_1d(meta, type, ne[0]) : ggml_new_tensor_2d(meta, type, ne[0], ne[1]);

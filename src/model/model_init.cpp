@@ -1,9 +1,5 @@
 #include "lrgd/model_init.h"
 
-#include <ggml-cpp.h>
-#include <ggml.h>
-#include <gguf.h>
-
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -27,36 +23,6 @@ std::string default_vocab_for(const std::string& arch) {
   return "llama-bpe";
 }
 
-// llama_ftype of a file whose matrices are all of type t (LLAMA_FTYPE_MOSTLY_*).
-std::uint32_t file_type(ggml_type t) {
-  switch (t) {
-    case GGML_TYPE_F32:
-      return 0;
-    case GGML_TYPE_F16:
-      return 1;
-    case GGML_TYPE_Q4_0:
-      return 2;
-    case GGML_TYPE_Q4_1:
-      return 3;
-    case GGML_TYPE_Q8_0:
-      return 7;
-    case GGML_TYPE_Q4_K:
-      return 15;  // Q4_K_M
-    default:
-      throw OptionError("--type", "no file type for this weight type");
-  }
-}
-
-ggml_type parse_type(const std::string& type) {
-  if (type == "f32") return GGML_TYPE_F32;
-  if (type == "f16") return GGML_TYPE_F16;
-  if (type == "q8_0") return GGML_TYPE_Q8_0;
-  if (type == "q4_0") return GGML_TYPE_Q4_0;
-  if (type == "q4_1") return GGML_TYPE_Q4_1;
-  if (type == "q4_K") return GGML_TYPE_Q4_K;
-  throw OptionError("--type", "unknown weight type '" + type + "' (expected f32, f16, q8_0, q4_0, q4_1 or q4_K)");
-}
-
 int effective_ff(const ModelInitOptions& o) { return o.n_ff > 0 ? o.n_ff : ((o.n_embd * 8 / 3 + 31) / 32) * 32; }
 
 // One tensor to write: shape in ggml order (ne0 = row length), data in f32 before conversion.
@@ -66,12 +32,6 @@ struct TensorSpec {
   bool is_matrix;  // converted to the chosen type; vectors stay f32
   float fill;      // for vectors: constant value (norm weights 1, biases drawn if fill < 0)
 };
-
-std::int64_t vocab_size(const gguf_context* vocab, const std::string& file) {
-  const int64_t id = gguf_find_key(vocab, "tokenizer.ggml.tokens");
-  if (id < 0) throw InputError(file, 0, "tokenizer.ggml.tokens", "vocabulary file has no token list");
-  return static_cast<std::int64_t>(gguf_get_arr_n(vocab, id));
-}
 
 }  // namespace
 
@@ -111,9 +71,9 @@ void validate(const ModelInitOptions& o) {
   if (o.n_ff < 0) throw OptionError("--ff", "must be positive (or 0 for the default)");
   if (o.n_ctx < 16) throw OptionError("--ctx", "context length must be at least 16");
   if (!(o.init_std > 0.0f)) throw OptionError("--init-std", "must be positive");
-  const ggml_type t = parse_type(o.type);
-  if (ggml_is_quantized(t)) {
-    const auto blk = ggml_blck_size(t);
+  const auto t = gguf::storage_type(o.type);
+  if (t.quantized) {
+    const auto blk = t.block_size;
     const std::string need = o.type + " needs ";
     if (o.n_embd % blk != 0) throw OptionError("--type", need + "width divisible by " + std::to_string(blk));
     if (effective_ff(o) % blk != 0) throw OptionError("--type", need + "ff width divisible by " + std::to_string(blk));
@@ -122,13 +82,11 @@ void validate(const ModelInitOptions& o) {
 
 ModelInitReport init_model(const ModelInitOptions& o, const std::filesystem::path& out) {
   validate(o);
-  const ggml_type wtype = parse_type(o.type);
+  const auto wtype = gguf::storage_type(o.type);
   const auto vocab_file = resolve_vocab(o.vocab, o.arch);
 
-  gguf_init_params vparams{true, nullptr};
-  gguf_context_ptr vocab(gguf_init_from_file(vocab_file.c_str(), vparams));
-  if (!vocab) throw InputError(vocab_file.string(), 0, "", "not a readable GGUF vocabulary");
-  const std::int64_t n_vocab = vocab_size(vocab.get(), vocab_file.string());
+  const std::int64_t n_vocab = gguf::array_length(vocab_file, "tokenizer.ggml.tokens");
+  if (n_vocab < 0) throw InputError(vocab_file.string(), 0, "tokenizer.ggml.tokens", "vocabulary file has no token list");
 
   const std::string arch = o.arch == "mistral" ? "llama" : o.arch;  // Mistral GGUFs use the llama graph
   const int n_ff = effective_ff(o);
@@ -140,8 +98,8 @@ ModelInitReport init_model(const ModelInitOptions& o, const std::filesystem::pat
   const std::string name = o.name.empty() ? "lrgd-random-" + o.arch : o.name;
   w.set_str("general.architecture", arch);
   w.set_str("general.name", name);
-  w.set_u32("general.file_type", file_type(wtype));
-  w.set_u32("general.quantization_version", GGML_QNT_VERSION);
+  w.set_u32("general.file_type", wtype.file_type);
+  w.set_u32("general.quantization_version", gguf::quantization_version());
   w.set_u64("lrgd.seed", o.seed);
   auto key = [&](const char* suffix) { return arch + "." + suffix; };
   w.set_u32(key("context_length"), static_cast<uint32_t>(o.n_ctx));
@@ -201,7 +159,7 @@ ModelInitReport init_model(const ModelInitOptions& o, const std::filesystem::pat
     } else {
       std::fill(values.begin(), values.end(), s.fill);
     }
-    w.add_tensor(s.name, s.ne, values, s.is_matrix ? wtype : GGML_TYPE_F32);
+    w.add_tensor(s.name, s.ne, values, s.is_matrix ? &wtype : nullptr);
   }
   w.write(out);
 

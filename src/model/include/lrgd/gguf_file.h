@@ -19,6 +19,22 @@ struct Tensor {
   std::vector<float> data;
 };
 
+// How a tensor is stored: f32, f16, q8_0, q4_0, q4_1 or q4_K (quantised on write).
+struct StorageType {
+  std::string name;
+  int ggml_type = 0;
+  std::int64_t block_size = 1;  // row lengths must be a multiple of it
+  bool quantized = false;
+  std::uint32_t file_type = 0;  // general.file_type of a file whose matrices all use it
+};
+// Throws OptionError("--type") for an unknown name.
+StorageType storage_type(const std::string& name);
+std::uint32_t quantization_version();  // general.quantization_version of quantised files
+
+// The length of a GGUF array key (e.g. "tokenizer.ggml.tokens"); -1 if absent.
+// Throws InputError if the file is not a readable GGUF.
+std::int64_t array_length(const std::filesystem::path& path, const std::string& key);
+
 class Writer {
  public:
   Writer();
@@ -36,10 +52,10 @@ class Writer {
   // "tokenizer.*"). Throws InputError if the file is not a readable GGUF.
   void copy_keys(const std::filesystem::path& from, const std::string& prefix);
 
-  // `values` (f32) stored as `ggml_type` (0: f32; a quantised type is quantised row by row).
+  // `values` (f32) stored as `type` (default f32; a quantised type is quantised row by row).
   // Throws Error if the shape and the values disagree or the tensor is not 1-d or 2-d.
   void add_tensor(const std::string& name, const std::vector<std::int64_t>& ne, std::span<const float> values,
-                  int ggml_type = 0);
+                  const StorageType* type = nullptr);
   void write(const std::filesystem::path& path) const;
 
  private:
