@@ -41,22 +41,21 @@ eval::RunOptions quiet(const std::filesystem::path& out, std::size_t batch = 4) 
 std::size_t count_lines(const std::string& s) { return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n')); }
 
 // Answers that name no candidate.
-class GarbageBackend final : public llm::Backend {
- public:
-  std::vector<llm::Generation> generate(std::span<const llm::Prompt> prompts, const llm::GenerationParams&) override {
-    std::vector<llm::Generation> out(prompts.size());
-    for (auto& g : out) g.text = "I would rather not say. Try [99] Unknown Game.";
-    return out;
-  }
-  std::vector<llm::ScoreResult> score(std::span<const llm::ScoreRequest>) override { throw NotSupported("no"); }
-  std::string model_id() const override { return "garbage"; }
-  llm::Usage usage() const override { return {}; }
-};
+test::FakeBackend garbage_backend() {
+  test::FakeBehaviour b;
+  b.id = "garbage";
+  b.answer = [](const test::Ask&) {
+    llm::Generation g;
+    g.text = "I would rather not say. Try [99] Unknown Game.";
+    return g;
+  };
+  return test::FakeBackend(std::move(b));
+}
 
 TEST(EvalRun, WritesTheRunDirectory) {
   const auto ds = test::tiny_dataset();
   test::TempDir dir("files");
-  test::ScriptedBackend backend;
+  auto backend = test::hashed_answers_backend();
   const auto r = eval::run_eval(small_config(rec::Method::Zsl), ds, &backend, quiet(dir.path()));
   EXPECT_EQ(r.n_records, 20u);
   EXPECT_EQ(r.n_computed, 20u);
@@ -141,7 +140,8 @@ TEST(EvalRun, SameSeedGivesByteIdenticalResults) {
   const auto ds = test::tiny_dataset();
   test::TempDir a("same-a"), b("same-b"), c("same-c");
   for (auto method : {rec::Method::Icl, rec::Method::Random}) {
-    test::ScriptedBackend b1, b2;
+    auto b1 = test::hashed_answers_backend();
+    auto b2 = test::hashed_answers_backend();
     eval::run_eval(small_config(method), ds, &b1, quiet(a.path(), 4));
     eval::run_eval(small_config(method), ds, &b2, quiet(b.path(), 7));  // other batching, same bytes
     EXPECT_EQ(test::slurp(a / "results.jsonl"), test::slurp(b / "results.jsonl"));
@@ -149,7 +149,7 @@ TEST(EvalRun, SameSeedGivesByteIdenticalResults) {
     // Another seed draws other users/candidates.
     auto other = small_config(method);
     other.protocol.seed = 7;
-    test::ScriptedBackend b3;
+    auto b3 = test::hashed_answers_backend();
     eval::run_eval(other, ds, &b3, quiet(c.path()));
     EXPECT_NE(test::slurp(a / "results.jsonl"), test::slurp(c / "results.jsonl"));
     for (const auto* d : {&a, &b, &c}) std::filesystem::remove_all(d->path());
@@ -159,7 +159,7 @@ TEST(EvalRun, SameSeedGivesByteIdenticalResults) {
 TEST(EvalRun, ResumeAfterTornLastLineGivesTheSameFile) {
   const auto ds = test::tiny_dataset();
   test::TempDir full("full"), cut("cut");
-  test::ScriptedBackend b1;
+  auto b1 = test::hashed_answers_backend();
   eval::run_eval(small_config(rec::Method::Zsl), ds, &b1, quiet(full.path()));
   const std::string want = test::slurp(full / "results.jsonl");
 
@@ -171,7 +171,7 @@ TEST(EvalRun, ResumeAfterTornLastLineGivesTheSameFile) {
   const std::size_t half = pos + (want.find('\n', pos) - pos) / 2;
   std::ofstream(cut / "results.jsonl", std::ios::binary) << want.substr(0, half);
 
-  test::ScriptedBackend b2;
+  auto b2 = test::hashed_answers_backend();
   auto opts = quiet(cut.path());
   EXPECT_THROW(eval::run_eval(small_config(rec::Method::Zsl), ds, &b2, opts), OptionError);  // no --resume
   opts.resume = true;
@@ -185,7 +185,7 @@ TEST(EvalRun, ResumeAfterTornLastLineGivesTheSameFile) {
   EXPECT_EQ(summary["n_resumed"], 7);
 
   // Resuming a finished run computes nothing and keeps the bytes.
-  test::ScriptedBackend b3;
+  auto b3 = test::hashed_answers_backend();
   const auto again = eval::run_eval(small_config(rec::Method::Zsl), ds, &b3, opts);
   EXPECT_EQ(again.n_computed, 0u);
   EXPECT_EQ(b3.usage().n_requests, 0u);
@@ -197,7 +197,7 @@ TEST(EvalRun, ResumeAfterTornLastLineGivesTheSameFile) {
 TEST(EvalRun, DamagedRecordFieldsAreNamedOnResume) {
   const auto ds = test::tiny_dataset();
   test::TempDir dir("damaged");
-  test::ScriptedBackend b1;
+  auto b1 = test::hashed_answers_backend();
   eval::run_eval(small_config(rec::Method::Zsl), ds, &b1, quiet(dir.path()));
   const std::string good = test::slurp(dir / "results.jsonl");
   for (const auto& [from, to, field, what] :
@@ -212,7 +212,7 @@ TEST(EvalRun, DamagedRecordFieldsAreNamedOnResume) {
     std::string bad = good;
     bad.replace(bad.find(from, pos), from.size(), to);
     std::ofstream(dir / "results.jsonl", std::ios::binary) << bad;
-    test::ScriptedBackend b2;
+    auto b2 = test::hashed_answers_backend();
     auto opts = quiet(dir.path());
     opts.resume = true;
     try {
@@ -231,7 +231,7 @@ TEST(EvalRun, DamagedRecordFieldsAreNamedOnResume) {
 TEST(EvalRun, RefusesToResumeAnotherConfiguration) {
   const auto ds = test::tiny_dataset();
   test::TempDir dir("refuse");
-  test::ScriptedBackend b;
+  auto b = test::hashed_answers_backend();
   eval::run_eval(small_config(rec::Method::Zsl), ds, &b, quiet(dir.path()));
   auto opts = quiet(dir.path());
   opts.resume = true;
@@ -268,7 +268,7 @@ TEST(EvalRun, RepeatedItemsInSequences) {
        {rec::Method::Zsl, rec::Method::Icl, rec::Method::Pop, rec::Method::Markov, rec::Method::Random}) {
     SCOPED_TRACE(rec::method_name(m));
     test::TempDir dir("repeats");
-    test::ScriptedBackend backend;
+    auto backend = test::hashed_answers_backend();
     const bool llm = rec::needs_llm(m);
     const auto r = eval::run_eval(small_config(m), ds, llm ? &backend : nullptr, quiet(dir.path()));
     EXPECT_EQ(r.n_records, 20u);
@@ -286,7 +286,7 @@ TEST(EvalRun, RepeatedItemsInSequences) {
 TEST(EvalRun, InvalidAnswersAreMissesNotDropped) {
   const auto ds = test::tiny_dataset();
   test::TempDir dir("invalid");
-  GarbageBackend b;
+  auto b = garbage_backend();
   const auto r = eval::run_eval(small_config(rec::Method::Zsl), ds, &b, quiet(dir.path()));
   EXPECT_EQ(r.n_records, 20u);
   EXPECT_EQ(r.valid_output_rate, 0.0);

@@ -64,7 +64,7 @@ TEST(Rec, ServerOverflowMessagesAreRecognised) {
 
 TEST(Rec, ZslGeneratesAndParses) {
   const auto ds = test::tiny_dataset();
-  test::ScriptedBackend backend;
+  auto backend = test::hashed_answers_backend();
   rec::LlmRankerOptions o;
   o.method = rec::Method::Zsl;
   o.constrain = true;
@@ -80,19 +80,19 @@ TEST(Rec, ZslGeneratesAndParses) {
     EXPECT_EQ(r.finish, "stop");
   }
   EXPECT_NE(out[0].prompt_hash, out[1].prompt_hash);
-  EXPECT_EQ(backend.last_user_message.find("Example from this user's earlier history"), std::string::npos);
+  EXPECT_EQ(backend.last_prompt().find("Example from this user's earlier history"), std::string::npos);
   EXPECT_GT(ranker->model_seconds(), 0.0);
 }
 
 TEST(Rec, IclShowsTheDemonstration) {
   const auto ds = test::tiny_dataset();
-  test::ScriptedBackend backend;
+  auto backend = test::hashed_answers_backend();
   rec::LlmRankerOptions o;
   o.method = rec::Method::Icl;
   auto ranker = rec::make_llm_ranker(ds, backend, o);
   const auto q = make_query(ds, 2);
   ranker->rank(std::vector<rec::Query>{q});
-  const auto& msg = backend.last_user_message;
+  const auto msg = backend.last_prompt();
   EXPECT_NE(msg.find("Example from this user's earlier history"), std::string::npos);
   EXPECT_NE(msg.find("The next item the user interacted with was: " +
                      ds.items[static_cast<std::size_t>(q.demo_target)].title),
@@ -102,13 +102,13 @@ TEST(Rec, IclShowsTheDemonstration) {
 TEST(Rec, OverflowDropsOldestHistoryUntilItFits) {
   const auto ds = test::tiny_dataset();
   // Measure the full prompt, then allow a few characters less than it needs.
-  test::ScriptedBackend probe;
+  auto probe = test::hashed_answers_backend();
   rec::LlmRankerOptions o;
   o.method = rec::Method::Icl;
   const auto q = make_query(ds, 3);
   rec::make_llm_ranker(ds, probe, o)->rank(std::vector<rec::Query>{q});
-  const std::size_t full = probe.last_user_message.size();
-  test::ScriptedBackend backend(full - 3);
+  const std::size_t full = probe.last_prompt().size();
+  auto backend = test::hashed_answers_backend(full - 3);
   auto ranker = rec::make_llm_ranker(ds, backend, o);
   const auto out = ranker->rank(std::vector<rec::Query>{q});
   ASSERT_EQ(out.size(), 1u);
@@ -118,11 +118,11 @@ TEST(Rec, OverflowDropsOldestHistoryUntilItFits) {
   EXPECT_EQ(out[0].n_history_dropped + out[0].n_demo_dropped, 1);
   EXPECT_EQ(out[0].n_history_dropped, 1);
   // The instruction is intact and the oldest history title is gone.
-  EXPECT_NE(backend.last_user_message.find("Rank the candidate items"), std::string::npos);
-  EXPECT_LE(backend.last_user_message.size(), full - 3);
+  EXPECT_NE(backend.last_prompt().find("Rank the candidate items"), std::string::npos);
+  EXPECT_LE(backend.last_prompt().size(), full - 3);
 
   // Nothing can fit: every droppable item goes, then the error is kept and the answer is a miss.
-  test::ScriptedBackend tiny(10);
+  auto tiny = test::hashed_answers_backend(10);
   auto r2 = rec::make_llm_ranker(ds, tiny, o)->rank(std::vector<rec::Query>{q});
   EXPECT_FALSE(r2[0].valid);
   // The policy follows the typed flag: this backend's message never says "context overflow".
@@ -133,7 +133,7 @@ TEST(Rec, OverflowDropsOldestHistoryUntilItFits) {
 
 TEST(Rec, ScoreModeRanksByLogLikelihood) {
   const auto ds = test::tiny_dataset();
-  test::ScriptedBackend backend;
+  auto backend = test::hashed_answers_backend();
   rec::LlmRankerOptions o;
   o.method = rec::Method::Zsl;
   o.mode = rec::RankMode::Score;
@@ -147,7 +147,7 @@ TEST(Rec, ScoreModeRanksByLogLikelihood) {
   std::vector<std::pair<double, int>> scored;
   for (int i = 0; i < 50; ++i) {
     const std::string title = ds.items[static_cast<std::size_t>(q.candidates[static_cast<std::size_t>(i)])].title;
-    const std::string h = sha256_hex(backend.last_user_message + "\x1f" + title);
+    const std::string h = sha256_hex(backend.last_prompt() + "\x1f" + title);
     scored.emplace_back(-static_cast<double>(std::stoul(h.substr(0, 6), nullptr, 16)) / 1e6, i);
   }
   std::stable_sort(scored.begin(), scored.end(), [](const auto& a, const auto& b) { return a.first > b.first; });

@@ -5,9 +5,12 @@
 
 #include <atomic>
 #include <filesystem>
-#include <mutex>
+#include <optional>
+#include <string>
 #include <thread>
+#include <utility>
 
+#include "fake_backend.h"
 #include "lrgd/error.h"
 #include "lrgd/response_cache.h"
 
@@ -16,73 +19,33 @@ using namespace lrgd::llm;
 
 namespace {
 
-// Deterministic backend: answers "<model>|<prompt>|t=<temperature>|s=<seed>"; prompts whose
-// text starts with "fail" fail while `failing` is set. Counts what reaches it.
-class ScriptedBackend final : public Backend {
- public:
-  explicit ScriptedBackend(std::string id = "fake:model") : id_(std::move(id)) {}
+using lrgd::test::FakeBackend;
 
-  std::vector<Generation> generate(std::span<const Prompt> prompts, const GenerationParams& params) override {
-    std::vector<Generation> out;
-    for (const auto& p : prompts) {
-      n_prompts_seen++;
-      Generation g;
-      const std::string key = p.is_chat() ? p.messages.back().content : p.text;
-      if (failing && key.rfind("fail", 0) == 0) {
-        g.finish = FinishReason::Error;
-        g.error = "scripted failure";
-      } else {
-        g.text = id_ + "|" + key + "|t=" + std::to_string(params.temperature) + "|s=" + std::to_string(params.seed);
-        g.finish = params.max_tokens < 4 ? FinishReason::Length : FinishReason::Stop;
-        g.n_prompt_tokens = static_cast<int>(key.size());
-        g.n_generated_tokens = 3;
-        g.prompt_ms = 1.5;
-        g.generate_ms = 2.5;
-      }
-      out.push_back(std::move(g));
-    }
-    std::lock_guard lock(mutex_);
-    for (const auto& g : out) {
-      usage_.n_requests++;
-      if (!g.ok()) usage_.n_failed++;
-      usage_.n_generated_tokens += static_cast<std::uint64_t>(g.n_generated_tokens);
-    }
-    return out;
-  }
+// Deterministic: answers "<model>|<prompt>|t=<temperature>|s=<seed>".
+lrgd::test::FakeBehaviour echo(std::string id) {
+  lrgd::test::FakeBehaviour b;
+  b.id = id;
+  b.answer = [id](const lrgd::test::Ask& a) {
+    Generation g;
+    g.text = id + "|" + a.text + "|t=" + std::to_string(a.params.temperature) + "|s=" + std::to_string(a.params.seed);
+    g.finish = a.params.max_tokens < 4 ? FinishReason::Length : FinishReason::Stop;
+    g.n_prompt_tokens = static_cast<int>(a.text.size());
+    g.n_generated_tokens = 3;
+    g.prompt_ms = 1.5;
+    g.generate_ms = 2.5;
+    return g;
+  };
+  b.logprob = [](const std::string&, const std::string& c) {
+    return std::pair{-0.1 * static_cast<double>(c.size()) - 1.0 / 3.0, static_cast<int>(c.size())};
+  };
+  return b;
+}
 
-  std::vector<ScoreResult> score(std::span<const ScoreRequest> requests) override {
-    std::vector<ScoreResult> out;
-    for (const auto& r : requests) {
-      n_scores_seen++;
-      ScoreResult s;
-      if (failing && r.context.text.rfind("fail", 0) == 0) {
-        s.error = "scripted failure";
-      } else {
-        for (const auto& c : r.continuations) {
-          s.logprobs.push_back(-0.1 * static_cast<double>(c.size()) - 1.0 / 3.0);
-          s.n_tokens.push_back(static_cast<int>(c.size()));
-        }
-      }
-      out.push_back(std::move(s));
-    }
-    return out;
-  }
-
-  std::string model_id() const override { return id_; }
-  Usage usage() const override {
-    std::lock_guard lock(mutex_);
-    return usage_;
-  }
-
-  std::atomic<int> n_prompts_seen{0};
-  std::atomic<int> n_scores_seen{0};
-  std::atomic<bool> failing{false};
-
- private:
-  std::string id_;
-  mutable std::mutex mutex_;
-  Usage usage_;
-};
+// Prompts and contexts whose text starts with "fail" fail.
+std::optional<std::string> fail_prefixed(const std::string& text) {
+  if (text.rfind("fail", 0) == 0) return "scripted failure";
+  return std::nullopt;
+}
 
 class ResponseCache : public ::testing::Test {
  protected:
@@ -94,9 +57,9 @@ class ResponseCache : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  // A cached scripted backend; `raw` points at the inner one (owned by the result).
-  std::unique_ptr<CachedBackend> open(ScriptedBackend*& raw, CacheOptions o = {}, std::string id = "fake:model") {
-    auto inner = std::make_unique<ScriptedBackend>(std::move(id));
+  // A cached echo backend; `raw` points at the inner one (owned by the result).
+  std::unique_ptr<CachedBackend> open(FakeBackend*& raw, CacheOptions o = {}, std::string id = "fake:model") {
+    auto inner = std::make_unique<FakeBackend>(echo(std::move(id)));
     raw = inner.get();
     return make_cached_backend(std::move(inner), path_, o);
   }
@@ -112,18 +75,18 @@ std::vector<Prompt> raw_prompts(std::initializer_list<const char*> texts) {
 }
 
 TEST_F(ResponseCache, SecondIdenticalCallIsServedFromTheCache) {
-  ScriptedBackend* inner = nullptr;
+  FakeBackend* inner = nullptr;
   auto cache = open(inner);
   const auto prompts = raw_prompts({"a", "b", "c"});
   GenerationParams params;
   params.max_tokens = 2;  // Length finish must survive the round trip
 
   const auto first = cache->generate(prompts, params);
-  EXPECT_EQ(inner->n_prompts_seen, 3);
+  EXPECT_EQ(inner->n_prompts(), 3);
   for (const auto& g : first) EXPECT_FALSE(g.from_cache);
 
   const auto second = cache->generate(prompts, params);
-  EXPECT_EQ(inner->n_prompts_seen, 3) << "nothing may reach the backend on a full hit";
+  EXPECT_EQ(inner->n_prompts(), 3) << "nothing may reach the backend on a full hit";
   ASSERT_EQ(second.size(), 3u);
   for (std::size_t i = 0; i < 3; ++i) {
     EXPECT_TRUE(second[i].from_cache);
@@ -145,11 +108,11 @@ TEST_F(ResponseCache, SecondIdenticalCallIsServedFromTheCache) {
 }
 
 TEST_F(ResponseCache, PartialHitSendsOnlyMissesInOrder) {
-  ScriptedBackend* inner = nullptr;
+  FakeBackend* inner = nullptr;
   auto cache = open(inner);
   cache->generate(raw_prompts({"b"}), {});
   const auto out = cache->generate(raw_prompts({"a", "b", "c", "a"}), {});
-  EXPECT_EQ(inner->n_prompts_seen, 3) << "b was cached; the repeated a is computed once";
+  EXPECT_EQ(inner->n_prompts(), 3) << "b was cached; the repeated a is computed once";
   ASSERT_EQ(out.size(), 4u);
   EXPECT_FALSE(out[0].from_cache);
   EXPECT_TRUE(out[1].from_cache);
@@ -232,7 +195,7 @@ TEST_F(ResponseCache, KeyChangesWithEveryParameterAndPromptPart) {
 }
 
 TEST_F(ResponseCache, AnyParameterChangeIsAMiss) {
-  ScriptedBackend* inner = nullptr;
+  FakeBackend* inner = nullptr;
   auto cache = open(inner);
   const auto prompts = raw_prompts({"x"});
   GenerationParams p;
@@ -246,15 +209,15 @@ TEST_F(ResponseCache, AnyParameterChangeIsAMiss) {
   cache->generate(prompts, p);
   p.constraint.list_length = 2;
   cache->generate(prompts, p);
-  EXPECT_EQ(inner->n_prompts_seen, 5);
+  EXPECT_EQ(inner->n_prompts(), 5);
   cache->generate(prompts, p);
-  EXPECT_EQ(inner->n_prompts_seen, 5);
+  EXPECT_EQ(inner->n_prompts(), 5);
 }
 
 TEST_F(ResponseCache, FailedResultsAreNotStoredAndARerunRetriesThem) {
-  ScriptedBackend* inner = nullptr;
+  FakeBackend* inner = nullptr;
   auto cache = open(inner);
-  inner->failing = true;
+  inner->behaviour.fail = fail_prefixed;
   const auto prompts = raw_prompts({"ok", "fail-1"});
   auto out = cache->generate(prompts, {});
   EXPECT_TRUE(out[0].ok());
@@ -263,17 +226,17 @@ TEST_F(ResponseCache, FailedResultsAreNotStoredAndARerunRetriesThem) {
   EXPECT_EQ(cache->stats().n_stored, 1u);
 
   out = cache->generate(prompts, {});
-  EXPECT_EQ(inner->n_prompts_seen, 3) << "the failed prompt is retried, the good one is a hit";
+  EXPECT_EQ(inner->n_prompts(), 3) << "the failed prompt is retried, the good one is a hit";
   EXPECT_TRUE(out[0].from_cache);
   EXPECT_FALSE(out[1].ok());
 
-  inner->failing = false;
+  inner->behaviour.fail = nullptr;
   out = cache->generate(prompts, {});
-  EXPECT_EQ(inner->n_prompts_seen, 4);
+  EXPECT_EQ(inner->n_prompts(), 4);
   EXPECT_TRUE(out[1].ok());
   EXPECT_FALSE(out[1].from_cache);
   out = cache->generate(prompts, {});
-  EXPECT_EQ(inner->n_prompts_seen, 4);
+  EXPECT_EQ(inner->n_prompts(), 4);
   EXPECT_TRUE(out[1].from_cache);
 }
 
@@ -282,32 +245,32 @@ TEST_F(ResponseCache, SurvivesReopenAndKeepsBytesExactly) {
   const std::string odd(kOdd, sizeof(kOdd) - 1);
   std::string first_text;
   {
-    ScriptedBackend* inner = nullptr;
+    FakeBackend* inner = nullptr;
     auto cache = open(inner);
     const auto out = cache->generate(std::vector<Prompt>{Prompt::raw(odd)}, {});
     first_text = out[0].text;
     EXPECT_NE(first_text.find(odd), std::string::npos);
   }
   EXPECT_TRUE(fs::exists(path_));
-  ScriptedBackend* inner = nullptr;
+  FakeBackend* inner = nullptr;
   auto cache = open(inner);
   const auto out = cache->generate(std::vector<Prompt>{Prompt::raw(odd)}, {});
-  EXPECT_EQ(inner->n_prompts_seen, 0);
+  EXPECT_EQ(inner->n_prompts(), 0);
   EXPECT_TRUE(out[0].from_cache);
   EXPECT_EQ(out[0].text, first_text);
 
   // Another model id over the same file: a miss.
-  ScriptedBackend* other = nullptr;
+  FakeBackend* other = nullptr;
   auto cache2 = open(other, {}, "fake:other");
   cache2->generate(std::vector<Prompt>{Prompt::raw(odd)}, {});
-  EXPECT_EQ(other->n_prompts_seen, 1);
+  EXPECT_EQ(other->n_prompts(), 1);
 }
 
 // A stored row whose fields have other types (a damaged or foreign file) is a miss that is
 // computed again and overwritten, never a JSON exception out of the cache.
 TEST_F(ResponseCache, RowsWithWrongFieldTypesAreMisses) {
   {
-    ScriptedBackend* inner = nullptr;
+    FakeBackend* inner = nullptr;
     auto cache = open(inner);
     cache->generate(raw_prompts({"a", "b"}), {});
   }
@@ -321,20 +284,20 @@ TEST_F(ResponseCache, RowsWithWrongFieldTypesAreMisses) {
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
-  ScriptedBackend* inner = nullptr;
+  FakeBackend* inner = nullptr;
   auto cache = open(inner);
   const auto out = cache->generate(raw_prompts({"a", "b"}), {});
-  EXPECT_EQ(inner->n_prompts_seen, 2);
+  EXPECT_EQ(inner->n_prompts(), 2);
   EXPECT_FALSE(out[0].from_cache);
   EXPECT_FALSE(out[1].from_cache);
-  ScriptedBackend* again = nullptr;
+  FakeBackend* again = nullptr;
   auto cache2 = open(again);
   cache2->generate(raw_prompts({"a", "b"}), {});
-  EXPECT_EQ(again->n_prompts_seen, 0);  // overwritten with good rows
+  EXPECT_EQ(again->n_prompts(), 0);  // overwritten with good rows
 }
 
 TEST_F(ResponseCache, SampledDecodingIsCachedOnlyWhenAskedAndKeyedBySeed) {
-  ScriptedBackend* inner = nullptr;
+  FakeBackend* inner = nullptr;
   auto cache = open(inner);
   GenerationParams p;
   p.temperature = 0.7f;
@@ -342,68 +305,68 @@ TEST_F(ResponseCache, SampledDecodingIsCachedOnlyWhenAskedAndKeyedBySeed) {
   const auto prompts = raw_prompts({"s"});
   cache->generate(prompts, p);
   cache->generate(prompts, p);
-  EXPECT_EQ(inner->n_prompts_seen, 2) << "sampled results are not cached by default";
+  EXPECT_EQ(inner->n_prompts(), 2) << "sampled results are not cached by default";
   EXPECT_EQ(cache->stats().n_bypassed, 2u);
 
   CacheOptions o;
   o.cache_sampled = true;
-  ScriptedBackend* inner2 = nullptr;
+  FakeBackend* inner2 = nullptr;
   auto sampled = open(inner2, o);
   sampled->generate(prompts, p);
   EXPECT_TRUE(sampled->generate(prompts, p)[0].from_cache);
   p.seed = 2;
   EXPECT_FALSE(sampled->generate(prompts, p)[0].from_cache);
-  EXPECT_EQ(inner2->n_prompts_seen, 2);
+  EXPECT_EQ(inner2->n_prompts(), 2);
 }
 
 TEST_F(ResponseCache, UseCacheFalseAndDisabledBypass) {
-  ScriptedBackend* inner = nullptr;
+  FakeBackend* inner = nullptr;
   auto cache = open(inner);
   GenerationParams p;
   p.use_cache = false;
   const auto prompts = raw_prompts({"q"});
   cache->generate(prompts, p);
   cache->generate(prompts, p);
-  EXPECT_EQ(inner->n_prompts_seen, 2);
+  EXPECT_EQ(inner->n_prompts(), 2);
   EXPECT_EQ(cache->stats().n_stored, 0u);
 
   fs::remove_all(dir_);
   CacheOptions off;
   off.enabled = false;
-  ScriptedBackend* inner2 = nullptr;
+  FakeBackend* inner2 = nullptr;
   auto plain = open(inner2, off);
   plain->generate(prompts, {});
   plain->generate(prompts, {});
-  EXPECT_EQ(inner2->n_prompts_seen, 2);
+  EXPECT_EQ(inner2->n_prompts(), 2);
   EXPECT_FALSE(fs::exists(path_)) << "a disabled cache creates no file";
 }
 
 TEST_F(ResponseCache, ReadOffRefreshesAndWriteOffStoresNothing) {
-  ScriptedBackend* inner = nullptr;
+  FakeBackend* inner = nullptr;
   CacheOptions no_write;
   no_write.write = false;
   auto cache = open(inner, no_write);
   const auto prompts = raw_prompts({"r"});
   cache->generate(prompts, {});
   cache->generate(prompts, {});
-  EXPECT_EQ(inner->n_prompts_seen, 2);
+  EXPECT_EQ(inner->n_prompts(), 2);
 
   CacheOptions no_read;
   no_read.read = false;
-  ScriptedBackend* inner2 = nullptr;
+  FakeBackend* inner2 = nullptr;
   auto refresh = open(inner2, no_read);
   refresh->generate(prompts, {});
   refresh->generate(prompts, {});
-  EXPECT_EQ(inner2->n_prompts_seen, 2);
-  ScriptedBackend* inner3 = nullptr;
+  EXPECT_EQ(inner2->n_prompts(), 2);
+  FakeBackend* inner3 = nullptr;
   auto normal = open(inner3);
   EXPECT_TRUE(normal->generate(prompts, {})[0].from_cache);
 }
 
 TEST_F(ResponseCache, ScoresAreCachedAndFailedScoresAreNot) {
-  ScriptedBackend* inner = nullptr;
+  FakeBackend* inner = nullptr;
   auto cache = open(inner);
-  inner->failing = true;
+  inner->behaviour.fail = fail_prefixed;
   std::vector<ScoreRequest> reqs(2);
   reqs[0].context = Prompt::raw("ctx");
   reqs[0].continuations = {"a", "bcd"};
@@ -413,7 +376,7 @@ TEST_F(ResponseCache, ScoresAreCachedAndFailedScoresAreNot) {
   ASSERT_TRUE(out[0].ok());
   EXPECT_FALSE(out[1].ok());
   out = cache->score(reqs);
-  EXPECT_EQ(inner->n_scores_seen, 3);
+  EXPECT_EQ(inner->n_scores(), 3);
   ASSERT_EQ(out[0].logprobs.size(), 2u);
   EXPECT_EQ(out[0].logprobs[1], -0.1 * 3 - 1.0 / 3.0) << "doubles round-trip exactly";
   EXPECT_EQ(out[0].n_tokens[1], 3);
@@ -422,12 +385,12 @@ TEST_F(ResponseCache, ScoresAreCachedAndFailedScoresAreNot) {
   std::vector<ScoreRequest> changed = {reqs[0]};
   changed[0].continuations.push_back("e");
   cache->score(changed);
-  EXPECT_EQ(inner->n_scores_seen, 4);
+  EXPECT_EQ(inner->n_scores(), 4);
 }
 
 TEST_F(ResponseCache, ConcurrentUseFromThreadsAndTwoConnections) {
-  ScriptedBackend* inner_a = nullptr;
-  ScriptedBackend* inner_b = nullptr;
+  FakeBackend* inner_a = nullptr;
+  FakeBackend* inner_b = nullptr;
   auto a = open(inner_a);
   auto b = open(inner_b);  // second connection to the same file
   constexpr int kThreads = 8;
@@ -457,14 +420,14 @@ TEST_F(ResponseCache, ConcurrentUseFromThreadsAndTwoConnections) {
   EXPECT_EQ(n_wrong, 0);
   const auto sa = a->stats(), sb = b->stats();
   EXPECT_EQ(sa.n_hits + sa.n_misses + sb.n_hits + sb.n_misses, static_cast<std::uint64_t>(kThreads * kRounds * 3));
-  EXPECT_GE(inner_a->n_prompts_seen + inner_b->n_prompts_seen, 25);
-  EXPECT_LT(inner_a->n_prompts_seen + inner_b->n_prompts_seen, kThreads * kRounds * 3 / 2);
+  EXPECT_GE(inner_a->n_prompts() + inner_b->n_prompts(), 25);
+  EXPECT_LT(inner_a->n_prompts() + inner_b->n_prompts(), kThreads * kRounds * 3 / 2);
   EXPECT_EQ(sa.n_write_errors + sb.n_write_errors, 0u);
 }
 
 TEST_F(ResponseCache, UnusableFilesThrowIoError) {
   fs::create_directories(path_);  // a folder where the file should be
-  ScriptedBackend* inner = nullptr;
+  FakeBackend* inner = nullptr;
   EXPECT_THROW(open(inner), lrgd::IoError);
   fs::remove_all(path_);
 

@@ -61,36 +61,19 @@ TEST(LlmGeneratorParse, InvalidAnswersAreRejectedWithTheReason) {
   }
 }
 
-// Answers generator prompts with `script(prompt text, attempt)`; records what it was asked.
-class ScriptedGeneratorBackend final : public llm::Backend {
- public:
-  using Script = std::function<std::string(const std::string& prompt, int call)>;
-  explicit ScriptedGeneratorBackend(Script s) : script_(std::move(s)) {}
-  std::vector<llm::Generation> generate(std::span<const llm::Prompt> prompts,
-                                        const llm::GenerationParams& params) override {
-    ++calls_;
-    std::vector<llm::Generation> out;
-    for (const auto& p : prompts) {
-      asked_.push_back(p.messages.back().content);
-      params_.push_back(params);
-      llm::Generation g;
-      g.text = script_(p.messages.back().content, calls_);
-      g.n_prompt_tokens = 100;
-      g.n_generated_tokens = 10;
-      out.push_back(g);
-    }
-    return out;
-  }
-  std::vector<llm::ScoreResult> score(std::span<const llm::ScoreRequest>) override { throw NotSupported("no"); }
-  std::string model_id() const override { return "scripted:generator"; }
-  llm::Usage usage() const override { return {}; }
-  std::vector<std::string> asked_;
-  std::vector<llm::GenerationParams> params_;
-  int calls_ = 0;
-
- private:
-  Script script_;
-};
+// Answers generator prompts with `script(prompt text, generate call)`.
+test::FakeBackend generator_backend(std::function<std::string(const std::string& prompt, int call)> script) {
+  test::FakeBehaviour b;
+  b.id = "scripted:generator";
+  b.answer = [script = std::move(script)](const test::Ask& a) {
+    llm::Generation g;
+    g.text = script(a.text, a.call);
+    g.n_prompt_tokens = 100;
+    g.n_generated_tokens = 10;
+    return g;
+  };
+  return test::FakeBackend(std::move(b));
+}
 
 protocol::PreparedUser user_with(std::vector<data::ItemIndex> history) {
   protocol::PreparedUser u;
@@ -103,10 +86,15 @@ protocol::PreparedUser user_with(std::vector<data::ItemIndex> history) {
 
 TEST(LlmGenerator, InvalidAnswersAreRetriedWithTheReasonThenAccepted) {
   const auto ds = test::tiny_dataset(3);
-  ScriptedGeneratorBackend be([](const std::string&, int call) {
+  auto be = generator_backend([](const std::string&, int call) {
     return call == 1 ? std::string("History: 5, 3, 4\nNext: 6\nReason: likes sequels\n")
                      : std::string("History: 3, 4, 5\nNext: 6\nReason: likes sequels\n");
   });
+  std::vector<llm::GenerationParams> params;
+  be.behaviour.answer = [&params, answer = be.behaviour.answer](const test::Ask& a) {
+    params.push_back(a.params);
+    return answer(a);
+  };
   auto gen = optim::make_llm_generator(ds, be);
   const auto u = user_with(items10());
   optim::GenerationRequest r;
@@ -119,13 +107,14 @@ TEST(LlmGenerator, InvalidAnswersAreRetriedWithTheReasonThenAccepted) {
   EXPECT_EQ(out[0].demo.history, (std::vector<data::ItemIndex>{42, 43, 44}));
   EXPECT_EQ(out[0].demo.target, 45);
   EXPECT_EQ(out[0].demo.strategy, "llm attempt=2");
-  ASSERT_EQ(be.asked_.size(), 2u);
-  EXPECT_EQ(be.asked_[0].find("rejected"), std::string::npos);
-  EXPECT_NE(be.asked_[1].find("Your previous answer was rejected: history items must be distinct and oldest first"),
+  const auto asked = be.prompts();
+  ASSERT_EQ(asked.size(), 2u);
+  EXPECT_EQ(asked[0].find("rejected"), std::string::npos);
+  EXPECT_NE(asked[1].find("Your previous answer was rejected: history items must be distinct and oldest first"),
             std::string::npos);
   // At least three history items (min_items), at most twelve, and a reason that starts
   // with a letter.
-  const auto& g = be.params_[0].constraint.grammar;
+  const auto& g = params.at(0).constraint.grammar;
   EXPECT_NE(g.find("h7-1 ::= \", \" (\"8\" h8-2 )\n"), std::string::npos) << g;  // two more and a next must fit
   EXPECT_NE(g.find("h5-3 ::= \", \" (\"6\" h6-4"), std::string::npos) << g;
   EXPECT_NE(g.find("| \"\\nNext: \" (\"6\" | \"7\" | \"8\" | \"9\" | \"10\") tail"), std::string::npos) << g;
@@ -133,13 +122,13 @@ TEST(LlmGenerator, InvalidAnswersAreRetriedWithTheReasonThenAccepted) {
   EXPECT_EQ(g.find("h9-1 "), std::string::npos) << "too late to fit three items and a next";
   EXPECT_NE(g.find("[A-Za-z]"), std::string::npos);
   // The answer is constrained by a grammar over the history's numbers, sampled.
-  const auto& gp = be.params_[0];
+  const auto& gp = params.at(0);
   EXPECT_EQ(gp.constraint.kind, llm::OutputConstraint::Kind::Grammar);
   EXPECT_NE(gp.constraint.grammar.find("\"10\""), std::string::npos);
   EXPECT_EQ(gp.constraint.grammar.find("\"11\""), std::string::npos);
   EXPECT_GT(gp.temperature, 0.0f);
   // It never sees the validation or test target.
-  for (const auto& a : be.asked_) {
+  for (const auto& a : asked) {
     EXPECT_EQ(a.find("Game 70"), std::string::npos);
     EXPECT_EQ(a.find("Game 71"), std::string::npos);
   }
@@ -147,7 +136,7 @@ TEST(LlmGenerator, InvalidAnswersAreRetriedWithTheReasonThenAccepted) {
 
 TEST(LlmGenerator, GivesUpAfterEveryAttemptWithoutASubstitute) {
   const auto ds = test::tiny_dataset(3);
-  ScriptedGeneratorBackend be([](const std::string&, int) { return std::string("I think the user likes games."); });
+  auto be = generator_backend([](const std::string&, int) { return std::string("I think the user likes games."); });
   optim::LlmGeneratorOptions o;
   o.max_attempts = 3;
   auto gen = optim::make_llm_generator(ds, be, o);
@@ -164,13 +153,13 @@ TEST(LlmGenerator, GivesUpAfterEveryAttemptWithoutASubstitute) {
   // A user with one history item has no example to give: not asked, not counted.
   EXPECT_TRUE(out[1].demo.empty());
   EXPECT_EQ(out[1].n_attempts, 0);
-  EXPECT_EQ(be.asked_.size(), 3u);
+  EXPECT_EQ(be.prompts().size(), 3u);
 }
 
 TEST(LlmGenerator, TooFewHistoryItemsAreRejectedUnlessTheHistoryIsShort) {
   const auto ds = test::tiny_dataset(3);
-  ScriptedGeneratorBackend be(
-      [](const std::string&, int) { return std::string("History: 1, 2\nNext: 3\nReason: r\n"); });
+  auto be =
+      generator_backend([](const std::string&, int) { return std::string("History: 1, 2\nNext: 3\nReason: r\n"); });
   optim::LlmGeneratorOptions o;
   o.max_attempts = 1;
   auto gen = optim::make_llm_generator(ds, be, o);
@@ -187,8 +176,8 @@ TEST(LlmGenerator, TooFewHistoryItemsAreRejectedUnlessTheHistoryIsShort) {
 
 TEST(LlmGenerator, SeesMemoryPreviousAndPerturbationWithTheirScores) {
   const auto ds = test::tiny_dataset(3);
-  ScriptedGeneratorBackend be(
-      [](const std::string&, int) { return std::string("History: 1, 2, 3\nNext: 4\nReason: r\n"); });
+  auto be =
+      generator_backend([](const std::string&, int) { return std::string("History: 1, 2, 3\nNext: 4\nReason: r\n"); });
   auto gen = optim::make_llm_generator(ds, be);
   const auto u = user_with(items10());
   const Demo best{{41, 42}, 43, "best so far", "llm"};
@@ -204,8 +193,8 @@ TEST(LlmGenerator, SeesMemoryPreviousAndPerturbationWithTheirScores) {
   r.previous_score = 0.0;
   r.perturbation = &pert;
   gen->generate(std::span(&r, 1));
-  ASSERT_EQ(be.asked_.size(), 1u);
-  const auto& p = be.asked_[0];
+  ASSERT_EQ(be.prompts().size(), 1u);
+  const auto p = be.prompts()[0];
   EXPECT_NE(p.find("Search path 2, round 3."), std::string::npos);
   EXPECT_NE(p.find("History: 2, 3 / Next: 4 / Reason: best so far (S = 0.63)"), std::string::npos) << p;
   EXPECT_NE(p.find("Your previous demonstration: History: 5 / Next: 6 / Reason: last round (S = 0.00)"),
@@ -218,47 +207,16 @@ TEST(LlmGenerator, SeesMemoryPreviousAndPerturbationWithTheirScores) {
   optim::GenerationRequest first;
   first.user = &u;
   gen->generate(std::span(&first, 1));
-  EXPECT_NE(be.asked_[1].find("(none yet)"), std::string::npos);
-  EXPECT_NE(be.asked_[1].find("(this is the first round)"), std::string::npos);
-  EXPECT_EQ(be.asked_[1].find("too similar"), std::string::npos);
+  const auto second = be.prompts().at(1);
+  EXPECT_NE(second.find("(none yet)"), std::string::npos);
+  EXPECT_NE(second.find("(this is the first round)"), std::string::npos);
+  EXPECT_EQ(second.find("too similar"), std::string::npos);
 }
 
-// The loop with an LLM generator: recommender prompts go to the rotating backend, generator
-// prompts to a script that writes a valid demonstration of varying length. Attempts and
+// The loop with an LLM generator: recommender prompts get the rotating answers, generator
+// prompts a script that writes a valid demonstration of varying length. Attempts and
 // failures reach the cost, and after a collapse the generator is shown P.
-class Router final : public llm::Backend {
- public:
-  std::vector<llm::Generation> generate(std::span<const llm::Prompt> prompts,
-                                        const llm::GenerationParams& params) override {
-    if (prompts.empty()) return {};
-    if (prompts[0].messages.back().content.find("You write demonstrations") == std::string::npos)
-      return rec_.generate(prompts, params);
-    std::vector<llm::Generation> out;
-    for (const auto& p : prompts) {
-      const std::string& t = p.messages.back().content;
-      generator_prompts.push_back(t);
-      llm::Generation g;
-      // Path 3 always answers badly; the others pick a window by the round number.
-      if (t.find("Search path 3,") != std::string::npos) {
-        g.text = "History: 9, 2\nNext: 1\nReason: r\n";
-      } else {
-        const bool r2 = t.find("round 2.") != std::string::npos;
-        g.text = r2 ? "History: 1, 2, 3\nNext: 4\nReason: likes the series\n" : "History: 1\nNext: 2\nReason: r\n";
-      }
-      g.n_prompt_tokens = 50;
-      g.n_generated_tokens = 5;
-      out.push_back(g);
-    }
-    return out;
-  }
-  std::vector<llm::ScoreResult> score(std::span<const llm::ScoreRequest> r) override { return rec_.score(r); }
-  std::string model_id() const override { return rec_.model_id(); }
-  llm::Usage usage() const override { return rec_.usage(); }
-  std::vector<std::string> generator_prompts;
-
- private:
-  test::RotatingBackend rec_;
-};
+bool is_generator_prompt(const std::string& text) { return text.find("You write demonstrations") != std::string::npos; }
 
 TEST(LlmGenerator, InTheLoopAttemptsFailuresAndPerturbationAreAccounted) {
   test::TempDir dir("llmgen");
@@ -268,7 +226,21 @@ TEST(LlmGenerator, InTheLoopAttemptsFailuresAndPerturbationAreAccounted) {
   po.n_users = 4;
   po.n_candidates = 20;
   const auto split = protocol::prepare_split(ds, po);
-  Router be;
+  auto be = test::rotating_backend();
+  be.behaviour.answer = [recommender = be.behaviour.answer](const test::Ask& a) {
+    if (!is_generator_prompt(a.text)) return recommender(a);
+    llm::Generation g;
+    // Path 3 always answers badly; the others pick a window by the round number.
+    if (a.text.find("Search path 3,") != std::string::npos) {
+      g.text = "History: 9, 2\nNext: 1\nReason: r\n";
+    } else {
+      const bool r2 = a.text.find("round 2.") != std::string::npos;
+      g.text = r2 ? "History: 1, 2, 3\nNext: 4\nReason: likes the series\n" : "History: 1\nNext: 2\nReason: r\n";
+    }
+    g.n_prompt_tokens = 50;
+    g.n_generated_tokens = 5;
+    return g;
+  };
   rec::LlmRankerOptions ro;
   ro.method = rec::Method::Icl;
   ro.constrain = true;
@@ -306,7 +278,7 @@ TEST(LlmGenerator, InTheLoopAttemptsFailuresAndPerturbationAreAccounted) {
   // Path 3 never improves, so it collapses, and path 3's generator is shown another path's
   // demonstration as P in the following round.
   bool saw_p = false;
-  for (const auto& t : be.generator_prompts) saw_p |= t.find("too similar") != std::string::npos;
+  for (const auto& t : be.prompts()) saw_p |= is_generator_prompt(t) && t.find("too similar") != std::string::npos;
   EXPECT_TRUE(saw_p);
   const auto j = nlohmann::json::parse(optim::cost_json(c));
   EXPECT_EQ(j["generator_answers"]["failed"].get<std::uint64_t>(), users.size() * 3);

@@ -57,7 +57,7 @@ TEST(Optim, DemoJsonRoundTrip) {
 struct Loop {
   data::Dataset ds = test::tiny_dataset(30);
   protocol::PreparedSplit split;
-  test::RotatingBackend backend;
+  test::FakeBackend backend = test::rotating_backend();
   std::unique_ptr<rec::Ranker> icl;
   std::unique_ptr<optim::Generator> gen;
   std::vector<memory::Entry> run(const std::filesystem::path& db, const optim::Options& o) {
@@ -99,8 +99,8 @@ TEST(Optim, BookkeepingOnScriptedBackend) {
         EXPECT_NE(d.target, u.valid_target);
         EXPECT_NE(d.target, u.test_target);
         // Known answer -> known rank -> known S.
-        const auto ans = test::RotatingBackend::answer(static_cast<int>(d.history.size()),
-                                                       static_cast<int>(u.valid_candidates.size()));
+        const auto ans =
+            test::rotating_answer(static_cast<int>(d.history.size()), static_cast<int>(u.valid_candidates.size()));
         const auto it = std::find(ans.begin(), ans.end(), static_cast<int>(pos) + 1);
         const int rank = it == ans.end() ? 0 : static_cast<int>(it - ans.begin()) + 1;
         EXPECT_EQ(e.target_rank, rank);
@@ -233,21 +233,6 @@ TEST(Optim, BudgetIsSharedOverPaths) {
   EXPECT_THROW(optim::Optimiser(loop.ds, *loop.icl, *loop.gen, store, bad, "d", "v", "m"), OptionError);
 }
 
-// Records every prompt, answers as RotatingBackend does.
-class RecordingBackend final : public llm::Backend {
- public:
-  std::vector<llm::Generation> generate(std::span<const llm::Prompt> prompts,
-                                        const llm::GenerationParams& params) override {
-    for (const auto& p : prompts) texts.push_back(p.messages.back().content);
-    return inner.generate(prompts, params);
-  }
-  std::vector<llm::ScoreResult> score(std::span<const llm::ScoreRequest> r) override { return inner.score(r); }
-  std::string model_id() const override { return inner.model_id(); }
-  llm::Usage usage() const override { return inner.usage(); }
-  test::RotatingBackend inner;
-  std::vector<std::string> texts;
-};
-
 TEST(Optim, FirstRoundIclShowsLrgdRoundZeroDemonstration) {
   // LRGD's memory: path 0, round 0 of every user.
   test::TempDir dir("first-round");
@@ -258,7 +243,7 @@ TEST(Optim, FirstRoundIclShowsLrgdRoundZeroDemonstration) {
   for (const auto& e : loop.run(dir / "m.sqlite", o))
     if (e.path == 0 && e.round == 0) round0[e.user] = optim::demo_from_json(loop.ds, e.demo);
   // ICL with the first-round demonstration, on the test queries of two trials.
-  RecordingBackend backend;
+  auto backend = test::rotating_backend();
   optim::FirstRoundIclOptions fo;
   fo.seed = 7;
   auto ranker = optim::make_first_round_icl_ranker(loop.ds, backend, icl_options(), proto(), fo);
@@ -278,12 +263,13 @@ TEST(Optim, FirstRoundIclShowsLrgdRoundZeroDemonstration) {
       q.demo_target = u.valid_target;
       queries.push_back(std::move(q));
     }
-    backend.texts.clear();
+    backend.clear_prompts();
     ranker->rank(queries);
-    ASSERT_EQ(backend.texts.size(), queries.size());
+    const auto texts = backend.prompts();
+    ASSERT_EQ(texts.size(), queries.size());
     for (std::size_t i = 0; i < queries.size(); ++i) {
       const auto& d = round0.at(split.users[i].user_id);
-      const auto& text = backend.texts[i];
+      const auto& text = texts[i];
       EXPECT_NE(text.find("The next item the user interacted with was: " + rec::item_text(loop.ds, d.target)),
                 std::string::npos)
           << text;
@@ -369,21 +355,21 @@ TEST(Optim, CrashAndResumeLoseNothing) {
   ro.progress = false;
   // Uninterrupted.
   auto cost_a = std::make_shared<optim::Cost>();
-  test::RotatingBackend ba;
+  auto ba = test::rotating_backend();
   ro.out = dir / "a";
   eval::run_eval(lrgd_config(dir / "a" / "memory.sqlite", cost_a), ds, &ba, ro);
   const int calls_a = ba.n_calls();
   EXPECT_EQ(cost_a->n_rounds_computed, 6u * 9u);
   // Crash in the middle of the optimisation of the second batch.
   auto cost_b = std::make_shared<optim::Cost>();
-  test::RotatingBackend crash(5);
+  auto crash = test::rotating_backend(5);
   ro.out = dir / "b";
   EXPECT_THROW(eval::run_eval(lrgd_config(dir / "b" / "memory.sqlite", cost_b), ds, &crash, ro), std::runtime_error);
   const auto rows_before = memory::Store(dir / "b" / "memory.sqlite").count();
   EXPECT_GT(rows_before, 0u);
   // Resume with a healthy backend.
   auto cost_c = std::make_shared<optim::Cost>();
-  test::RotatingBackend bc;
+  auto bc = test::rotating_backend();
   ro.resume = true;
   eval::run_eval(lrgd_config(dir / "b" / "memory.sqlite", cost_c), ds, &bc, ro);
   EXPECT_EQ(test::slurp(dir / "a" / "results.jsonl"), test::slurp(dir / "b" / "results.jsonl"));
@@ -403,7 +389,8 @@ TEST(Optim, LrgdTestedOnRoundOneEqualsFirstRoundIcl) {
   test::TempDir dir("round-one");
   eval::RunOptions ro;
   ro.progress = false;
-  test::RotatingBackend b1, b2;
+  auto b1 = test::rotating_backend();
+  auto b2 = test::rotating_backend();
   ro.out = dir / "lrgd";
   eval::run_eval(lrgd_config(dir / "lrgd" / "memory.sqlite", std::make_shared<optim::Cost>(), 1, 1), ds, &b1, ro);
   eval::EvalConfig icl = lrgd_config(dir / "unused.sqlite", std::make_shared<optim::Cost>());
@@ -432,7 +419,7 @@ TEST(Optim, LrgdTestedOnRoundOneEqualsFirstRoundIcl) {
   EXPECT_EQ(a.size(), 6u * 2u);
   EXPECT_EQ(a, ranks(dir / "icl" / "results.jsonl"));
   // With every round and path, users whose best demonstration came later get other prompts.
-  test::RotatingBackend b3;
+  auto b3 = test::rotating_backend();
   ro.out = dir / "lrgd-all";
   eval::run_eval(lrgd_config(dir / "lrgd" / "memory.sqlite", std::make_shared<optim::Cost>(), 3, 0), ds, &b3, ro);
   const auto all = ranks(dir / "lrgd-all" / "results.jsonl");

@@ -13,6 +13,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "../common/fake_backend.h"
 #include "../common/process.h"
 #include "../common/open_model.h"
 #include "../common/tiny_model.h"
@@ -159,15 +160,7 @@ TEST(ItemModelMeta, ReadFromTheGgufHeader) {
 
 TEST(ItemPrompt, TextOnlyOptionsAreRefused) {
   const auto ds = cycle_dataset(5, 6, 1);
-  struct NoBackend final : lrgd::llm::Backend {
-    std::vector<lrgd::llm::Generation> generate(std::span<const lrgd::llm::Prompt>,
-                                                const lrgd::llm::GenerationParams&) override {
-      return {};
-    }
-    std::vector<lrgd::llm::ScoreResult> score(std::span<const lrgd::llm::ScoreRequest>) override { return {}; }
-    std::string model_id() const override { return "none"; }
-    lrgd::llm::Usage usage() const override { return {}; }
-  } backend;
+  lrgd::test::FakeBackend backend;  // never asked: the options are refused first
   auto o = item_options(lrgd::rec::Method::Zsl);
   o.mode = lrgd::rec::RankMode::Generate;
   EXPECT_THROW((void)lrgd::rec::make_llm_ranker(ds, backend, o), lrgd::OptionError);
