@@ -36,6 +36,11 @@ rec::LlmRankerOptions effective_llm(const EvalConfig& c) {
   return o;
 }
 
+// ICL shows the user's validation window; LRGD's ranker chooses its own demonstrations.
+DemoSource demo_source(rec::Method method) {
+  return method == rec::Method::Icl ? DemoSource::ValidWindow : DemoSource::None;
+}
+
 std::string template_sha256(const std::string& name) {
   const auto names = prompt::Template::builtin_names();
   if (std::find(names.begin(), names.end(), name) != names.end())
@@ -61,27 +66,11 @@ ojson hashed_part(ojson doc) {
   return doc;
 }
 
-// The query of one prepared user in one trial.
-rec::Query make_query(const protocol::PreparedUser& u, std::uint32_t trial, rec::Method method) {
-  rec::Query q;
-  q.user = u.user;
-  q.trial = trial;
-  q.history = u.test_history;
-  q.candidates = u.test_candidates;
-  q.target = u.test_target;
-  if (method == rec::Method::Icl) {
-    q.demo_history = u.valid_history;
-    q.demo_target = u.valid_target;
-  }
-  return q;
-}
-
 std::string record_line(const data::Dataset& ds, const rec::Query& q, std::size_t draw, const std::string& user_id,
                         const rec::Ranked& r, const std::vector<metrics::MetricSpec>& specs, detail::Record& rec_out) {
   const auto target_pos =
       static_cast<std::int32_t>(std::find(q.candidates.begin(), q.candidates.end(), q.target) - q.candidates.begin());
-  std::vector<std::int32_t> positions(r.ranking.begin(), r.ranking.end());
-  const int rank = metrics::rank_of(positions, target_pos);
+  const int rank = target_rank(q, r);
   ojson j;
   j["trial"] = q.trial;
   j["draw"] = draw;
@@ -266,8 +255,8 @@ RunResult run_eval(const EvalConfig& config, const data::Dataset& dataset, llm::
       po.trial = trial;
       splits.push_back(protocol::prepare_split(dataset, po));
       for (const auto& u : splits.back().users)
-        rankings[{u.user, trial}] =
-            external::order_candidates(file, make_query(u, trial, config.method), dataset, config.list_length);
+        rankings[{u.user, trial}] = external::order_candidates(
+            file, make_query(u, trial, Phase::Test, demo_source(config.method)), dataset, config.list_length);
     }
     ranker = external::make_external_ranker(std::move(rankings));
   } else {
@@ -371,7 +360,7 @@ RunResult run_eval(const EvalConfig& config, const data::Dataset& dataset, llm::
         std::vector<rec::Query> queries;
         queries.reserve(e - b);
         for (std::size_t k = b; k < e; ++k) {
-          queries.push_back(make_query(split.users[todo[k]], trial, config.method));
+          queries.push_back(make_query(split.users[todo[k]], trial, Phase::Test, demo_source(config.method)));
         }
         const auto ranked = ranker->rank(queries);
         std::string bytes;

@@ -296,6 +296,89 @@ TEST(EvalRun, InvalidAnswersAreMissesNotDropped) {
   EXPECT_EQ(summary["hallucinations"]["n_records"], 20);
 }
 
+// eval::evaluate is run_eval's loop in memory: the same rankers on the same protocol give
+// each record's target rank and the summary's per-trial means, whatever the batching.
+TEST(EvalMemory, MatchesRunEvalForEachRanker) {
+  const auto ds = test::tiny_dataset();
+  for (auto method : {rec::Method::Markov, rec::Method::Zsl, rec::Method::Icl}) {
+    test::TempDir dir("memory");
+    auto run_backend = test::hashed_answers_backend();
+    auto config = small_config(method, 20, 1);
+    config.protocol.n_candidates = 20;
+    eval::run_eval(config, ds, rec::needs_llm(method) ? &run_backend : nullptr, quiet(dir.path(), 4));
+    std::vector<int> run_ranks;
+    std::vector<std::string> run_users;
+    std::istringstream in(test::slurp(dir / "results.jsonl"));
+    for (std::string line; std::getline(in, line);) {
+      const auto r = json::parse(line);
+      run_ranks.push_back(r["target_rank"].is_null() ? metrics::kNotRanked : r["target_rank"].get<int>());
+      run_users.push_back(r["user"].get<std::string>());
+    }
+    const auto summary = json::parse(test::slurp(dir / "summary.json"));
+
+    auto backend = test::hashed_answers_backend();
+    std::unique_ptr<rec::Ranker> ranker;
+    if (rec::needs_llm(method)) {
+      rec::LlmRankerOptions lo;
+      lo.method = method;
+      lo.constrain = true;
+      ranker = rec::make_llm_ranker(ds, backend, lo);
+    } else {
+      baselines::BaselineOptions bo;
+      bo.seed = config.protocol.seed;
+      ranker = rec::make_baseline_ranker(ds, method, bo, config.list_length);
+    }
+    eval::MemoryEvalOptions mo;
+    mo.protocol = config.protocol;
+    mo.protocol.trial = 0;
+    mo.demonstration = method == rec::Method::Icl ? eval::DemoSource::ValidWindow : eval::DemoSource::None;
+    mo.batch_size = 7;
+    const std::vector<eval::NamedRanker> rankers{{"it", ranker.get()}};
+    const auto r = eval::evaluate(ds, rankers, mo);
+    ASSERT_EQ(r.rankers.size(), 1u);
+    EXPECT_EQ(r.users, run_users) << rec::method_name(method);
+    EXPECT_EQ(r.rankers[0].target_ranks, run_ranks) << rec::method_name(method);
+    EXPECT_EQ(r.rankers[0].n_failed, 0u);
+    ASSERT_EQ(r.rankers[0].means.size(), mo.metrics.size());
+    for (std::size_t m = 0; m < mo.metrics.size(); ++m)
+      EXPECT_EQ(r.rankers[0].means[m], summary["metrics"][mo.metrics[m].key()]["per_trial"][0].get<double>())
+          << rec::method_name(method) << " " << mo.metrics[m].key();
+  }
+}
+
+// The queries of the validation phase and the last-step demonstration.
+TEST(EvalMemory, QueriesOfEachPhaseAndDemonstration) {
+  protocol::PreparedUser u;
+  u.user = 3;
+  u.valid_history = {1, 2};
+  u.valid_target = 5;
+  u.valid_candidates = {5, 9};
+  u.test_history = {1, 2, 5};
+  u.test_target = 6;
+  u.test_candidates = {7, 6};
+  const auto t = eval::make_query(u, 2, eval::Phase::Test, eval::DemoSource::ValidWindow);
+  EXPECT_EQ(t.trial, 2u);
+  EXPECT_EQ(t.history, u.test_history);
+  EXPECT_EQ(t.target, 6);
+  EXPECT_EQ(t.demo_history, u.valid_history);
+  EXPECT_EQ(t.demo_target, 5);
+  const auto v = eval::make_query(u, 0, eval::Phase::Valid, eval::DemoSource::LastStep);
+  EXPECT_EQ(v.history, u.valid_history);
+  EXPECT_EQ(v.candidates, u.valid_candidates);
+  EXPECT_EQ(v.target, 5);
+  EXPECT_EQ(v.demo_history, std::vector<data::ItemIndex>{1});
+  EXPECT_EQ(v.demo_target, 2);
+  u.valid_history = {1};
+  const auto one = eval::make_query(u, 0, eval::Phase::Valid, eval::DemoSource::LastStep);
+  EXPECT_TRUE(one.demo_history.empty());
+  EXPECT_EQ(one.demo_target, data::kNoItem);
+  rec::Ranked ranked;
+  ranked.ranking = {1, 0};
+  EXPECT_EQ(eval::target_rank(t, ranked), 1);
+  ranked.ranking = {0};
+  EXPECT_EQ(eval::target_rank(t, ranked), metrics::kNotRanked);
+}
+
 TEST(EvalReport, ComparesRunsWithSignificance) {
   const auto ds = test::tiny_dataset(60);
   test::TempDir root("report");

@@ -1,14 +1,18 @@
 // `lrgd model train` and `lrgd model eval-items`: item-token models (docs/train.md).
 #include <fmt/core.h>
 
+#include <chrono>
 #include <memory>
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
 #include "lrgd/data.h"
 #include "lrgd/error.h"
+#include "lrgd/eval.h"
 #include "lrgd/item_model.h"
+#include "lrgd/llama_backend.h"
 #include "lrgd/llama_model.h"
+#include "lrgd/metrics.h"
 #include "lrgd/rec.h"
 #include "lrgd/train.h"
 
@@ -65,23 +69,68 @@ struct EvalArgs {
   std::string data;
   DataLoadArgs load;
   std::string model;
-  train::ItemEvalOptions o;
+  std::size_t n_users = 1000;
+  std::uint64_t seed = 42;
+  std::uint32_t trial = 0;
+  std::size_t max_history = 20;
+  int n_threads = 2;
+  bool demonstration = false;
   bool valid = false;
 };
 
+// The item model and the baselines ranked on the same queries by the evaluation harness
+// (eval::evaluate: the protocol's users, rec's rankers, run_eval's scoring), in memory.
 int run_eval_items(const EvalArgs& a) {
-  auto o = a.o;
-  o.test = !a.valid;
   const auto ds = load(a.data, a.load);
-  const auto r = train::evaluate_item_model(ds, a.model, o);
+  const auto t0 = std::chrono::steady_clock::now();
+  // As `lrgd eval --model` configures an item-token model (score mode, item tokens); the
+  // demonstration, when asked for, is the query history's last step.
+  rec::LlmRankerOptions lo;
+  lo.method = a.demonstration ? rec::Method::Icl : rec::Method::Zsl;
+  configure_item_model(a.model, ds, "", lo);
+  if (lo.prompt_form != rec::PromptForm::ItemTokens)
+    throw OptionError("--model", a.model + " is not an item-token model (lrgd model train)");
+  llm::LlamaBackendOptions bo;
+  bo.model = a.model;
+  bo.n_threads = a.n_threads;
+  bo.n_parallel = 1;
+  bo.kv_f32 = true;
+  auto backend = llm::make_llama_backend(bo);
+  baselines::BaselineOptions base;
+  base.seed = a.seed;
+  constexpr int kListLength = 10;
+  const auto item_model = rec::make_llm_ranker(ds, *backend, lo);
+  const auto pop = rec::make_baseline_ranker(ds, rec::Method::Pop, base, kListLength);
+  const auto markov = rec::make_baseline_ranker(ds, rec::Method::Markov, base, kListLength);
+  const auto random = rec::make_baseline_ranker(ds, rec::Method::Random, base, kListLength);
+  const std::vector<eval::NamedRanker> rankers{
+      {"item_model", item_model.get()}, {"pop", pop.get()}, {"markov", markov.get()}, {"random", random.get()}};
+
+  eval::MemoryEvalOptions eo;
+  eo.protocol.seed = a.seed;
+  eo.protocol.trial = a.trial;
+  eo.protocol.n_users = a.n_users;
+  eo.protocol.max_history = a.max_history;
+  eo.phase = a.valid ? eval::Phase::Valid : eval::Phase::Test;
+  eo.demonstration = a.demonstration ? eval::DemoSource::LastStep : eval::DemoSource::None;
+  eo.batch_size = 64;
+  eo.metrics = metrics::parse_metrics("ndcg@10,recall@10,ndcg@1,mrr@10");
+  const auto r = eval::evaluate(ds, rankers, eo);
+  for (const auto& o : r.rankers)
+    if (o.n_failed > 0)
+      throw Error(fmt::format("{}: scoring failed for {} users; {}", o.name, o.n_failed, o.first_error));
+
   nlohmann::json j{{"model", a.model},
-                   {"n_users", r.n_users},
-                   {"phase", o.test ? "test" : "valid"},
-                   {"demonstration", o.demonstration},
-                   {"seed", o.seed},
-                   {"seconds", r.seconds}};
-  for (const auto& s : r.rankers)
-    j["rankers"][s.name] = {{"ndcg@10", s.ndcg10}, {"recall@10", s.recall10}, {"ndcg@1", s.ndcg1}, {"mrr@10", s.mrr10}};
+                   {"n_users", r.users.size()},
+                   {"phase", eval::phase_name(eo.phase)},
+                   {"demonstration", a.demonstration},
+                   {"seed", a.seed},
+                   {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
+  for (const auto& o : r.rankers) {
+    nlohmann::json m;
+    for (std::size_t k = 0; k < eo.metrics.size(); ++k) m[eo.metrics[k].key()] = o.means[k];
+    j["rankers"][o.name] = std::move(m);
+  }
   fmt::print("{}\n", j.dump(2));
   return 0;
 }
@@ -148,12 +197,12 @@ void add_train_command(CLI::App* model, Action& action) {
   ev->add_option("--data", e->data, "Dataset folder or file")->required();
   add_data_load_options(ev, e->load);
   ev->add_option("--model,-m", e->model, "Item model .gguf (lrgd model train)")->required();
-  ev->add_option("--users", e->o.n_users, "Evaluation users (0: all)")->capture_default_str();
-  ev->add_option("--seed", e->o.seed, "Protocol seed")->capture_default_str();
-  ev->add_option("--trial", e->o.trial, "Candidate draw")->capture_default_str();
-  ev->add_option("--max-history", e->o.max_history, "History items in the prompt")->capture_default_str();
-  ev->add_option("--threads", e->o.n_threads, "CPU threads")->capture_default_str();
-  ev->add_flag("--demo", e->o.demonstration, "Prepend the last-step demonstration of the history");
+  ev->add_option("--users", e->n_users, "Evaluation users (0: all)")->capture_default_str();
+  ev->add_option("--seed", e->seed, "Protocol seed")->capture_default_str();
+  ev->add_option("--trial", e->trial, "Candidate draw")->capture_default_str();
+  ev->add_option("--max-history", e->max_history, "History items in the prompt")->capture_default_str();
+  ev->add_option("--threads", e->n_threads, "CPU threads")->capture_default_str();
+  ev->add_flag("--demo", e->demonstration, "Prepend the last-step demonstration of the history");
   ev->add_flag("--valid", e->valid, "Validation targets instead of test targets");
   ev->callback([&action, e] { action = [e] { return run_eval_items(*e); }; });
 }

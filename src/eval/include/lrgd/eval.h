@@ -1,7 +1,8 @@
 // End-to-end evaluation (`lrgd eval`, `lrgd report`): runs a method over the protocol's
 // users and trials and writes a run directory (config.json, results.jsonl, summary.json,
 // table.md); resumable after a crash at any moment; compares runs with paired
-// significance tests. File formats and resume semantics: docs/eval.md.
+// significance tests. File formats and resume semantics: docs/eval.md. `evaluate` ranks the
+// same queries with the same scoring in memory (`lrgd model eval-items`).
 #pragma once
 
 #include <cstddef>
@@ -86,6 +87,27 @@ std::string config_json(const EvalConfig& config, const data::Dataset& dataset, 
 // Retrievals are cached per (user, history), so trials share them.
 std::shared_ptr<protocol::Retriever> make_ranker_retriever(std::unique_ptr<rec::Ranker> ranker, std::string name);
 
+// ---- One query: built from the protocol, ranked, scored (run_eval and evaluate share these) ----
+
+// Which of a prepared user's windows a query asks about. run_eval: Test.
+enum class Phase { Test, Valid };
+std::string_view phase_name(Phase phase);  // "test" | "valid"
+
+// The demonstration a query carries (rec::Query::demo_history / demo_target).
+enum class DemoSource {
+  None,
+  ValidWindow,  // the user's validation window and its target (ICL in run_eval; test phase)
+  LastStep,     // the query history without its last item, followed by that item
+                // (item_model::last_step_demonstration; `lrgd model eval-items --demo`)
+};
+
+// The query of one prepared user in one trial.
+rec::Query make_query(const protocol::PreparedUser& user, std::uint32_t trial, Phase phase = Phase::Test,
+                      DemoSource demo = DemoSource::None);
+
+// 1-based position of the query's target in the ranking (metrics::kNotRanked when absent).
+int target_rank(const rec::Query& query, const rec::Ranked& ranked);
+
 // Runs the evaluation and writes the run directory. `backend` is required for zsl/icl and
 // ignored for baselines and external. Throws OptionError for invalid options (a non-empty
 // `out` without resume/overwrite, a missing backend), Error when resuming a run whose config
@@ -94,6 +116,44 @@ std::shared_ptr<protocol::Retriever> make_ranker_retriever(std::unique_ptr<rec::
 // before anything is created or written; InputError (file, line) when it does not fit.
 RunResult run_eval(const EvalConfig& config, const data::Dataset& dataset, llm::Backend* backend,
                    const RunOptions& options);
+
+// ---- In memory: the same queries, rankers and metrics, without a run directory ----
+
+struct NamedRanker {
+  std::string name;
+  rec::Ranker* ranker = nullptr;
+};
+
+struct MemoryEvalOptions {
+  protocol::ProtocolOptions protocol;  // one trial: protocol.trial, as given
+  Phase phase = Phase::Test;
+  DemoSource demonstration = DemoSource::None;
+  std::size_t batch_size = 16;  // queries per rank call
+  std::vector<metrics::MetricSpec> metrics = metrics::default_metrics();
+};
+
+struct RankerOutcome {
+  std::string name;
+  std::vector<int> target_ranks;  // per user, in the protocol's draw order
+  metrics::UserMetrics values;    // per metric (options.metrics) and user
+  std::vector<double> means;      // per metric, over users (NaN without users)
+  std::size_t n_valid = 0;
+  std::size_t n_failed = 0;  // the backend gave up (a miss, as in run_eval)
+  std::string first_error;   // the first failed query's error
+  double model_s = 0;        // inside backend calls
+};
+
+struct MemoryEvalResult {
+  std::vector<std::string> users;  // user ids, in the protocol's draw order
+  std::vector<RankerOutcome> rankers;
+  double wall_s = 0;
+};
+
+// Ranks the protocol's users (one trial) with each ranker on the same queries, in batches,
+// and scores the rankings as run_eval does; writes nothing. Throws OptionError for invalid
+// protocol options or batch_size < 1, std::invalid_argument for a null ranker.
+MemoryEvalResult evaluate(const data::Dataset& dataset, std::span<const NamedRanker> rankers,
+                          const MemoryEvalOptions& options);
 
 enum class SignificanceTest { T, Wilcoxon };
 

@@ -111,36 +111,4 @@ std::int64_t write_initial_model(const data::Dataset& dataset, const TrainOption
 TrainReport train_item_model(const data::Dataset& dataset, const std::filesystem::path& out,
                              const TrainOptions& options = {});
 
-// ---- Evaluation harness (the protocol of docs/method.md section 1) ----
-
-struct ItemEvalOptions {
-  std::size_t n_users = 1000;
-  std::uint64_t seed = 42;
-  std::uint32_t trial = 0;
-  bool test = true;            // test targets (false: validation targets)
-  bool demonstration = false;  // add last_step_demonstration(history) before the query
-  std::size_t max_history = 20;
-  int n_threads = 2;
-};
-
-struct RankerScores {
-  std::string name;
-  double ndcg10 = 0;
-  double recall10 = 0;
-  double ndcg1 = 0;
-  double mrr10 = 0;
-};
-
-struct ItemEvalReport {
-  std::size_t n_users = 0;
-  std::vector<RankerScores> rankers;  // "item_model", "pop", "markov", "random"
-  double seconds = 0;
-};
-
-// Ranks each sampled user's 50 candidates by the model's next-token log-probability
-// through the embedded backend (llm::make_llama_backend, score mode), and the baselines
-// on the same candidates.
-ItemEvalReport evaluate_item_model(const data::Dataset& dataset, const std::filesystem::path& model,
-                                   const ItemEvalOptions& options = {});
-
 }  // namespace lrgd::train
