@@ -377,8 +377,8 @@ std::string summary_table(const DualReport& r) {
         r.knob->alpha, r.knob->lambda, ex.max, du.mean(), ch.mean());
   }
   s += fmt::format(
-      "time: context {:.0f} ms, prompt+capture {:.0f} ms, generate+capture {:.0f} ms, features {:.0f} ms, dual {:.0f} ms, "
-      "exact {:.0f} ms (cpu-summed), knob {:.0f}+{:.0f} ms, chain {:.0f} ms, total {:.0f} ms\n",
+      "time: context {:.0f} ms, prompt+capture {:.0f} ms, generate+capture {:.0f} ms, features {:.0f} ms, "
+      "dual {:.0f} ms, exact {:.0f} ms (cpu-summed), knob {:.0f}+{:.0f} ms, chain {:.0f} ms, total {:.0f} ms\n",
       r.timing.context_ms, r.timing.prompt_ms, r.timing.generate_ms, r.timing.features_ms, r.timing.dual_ms,
       r.timing.exact_ms, r.timing.knob_capture_ms, r.timing.knob_ms, r.timing.chain_ms, r.timing.total_ms);
   return s;

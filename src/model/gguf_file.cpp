@@ -21,7 +21,8 @@ StorageType storage_type(const std::string& name) {
                 {"q4_0", GGML_TYPE_Q4_0, 2}, {"q4_1", GGML_TYPE_Q4_1, 3}, {"q4_K", GGML_TYPE_Q4_K, 15}};
   for (const auto& t : kTypes)
     if (name == t.name)
-      return StorageType{name, static_cast<int>(t.type), ggml_blck_size(t.type), ggml_is_quantized(t.type), t.file_type};
+      return StorageType{name, static_cast<int>(t.type), ggml_blck_size(t.type), ggml_is_quantized(t.type),
+                         t.file_type};
   throw OptionError("--type", "unknown weight type '" + name + "' (expected f32, f16, q8_0, q4_0, q4_1 or q4_K)");
 }
 
@@ -48,9 +49,15 @@ struct Writer::Impl {
 Writer::Writer() : impl_(std::make_unique<Impl>()) {}
 Writer::~Writer() = default;
 
-void Writer::set_u32(const std::string& key, std::uint32_t value) { gguf_set_val_u32(impl_->ctx.get(), key.c_str(), value); }
-void Writer::set_u64(const std::string& key, std::uint64_t value) { gguf_set_val_u64(impl_->ctx.get(), key.c_str(), value); }
-void Writer::set_i64(const std::string& key, std::int64_t value) { gguf_set_val_i64(impl_->ctx.get(), key.c_str(), value); }
+void Writer::set_u32(const std::string& key, std::uint32_t value) {
+  gguf_set_val_u32(impl_->ctx.get(), key.c_str(), value);
+}
+void Writer::set_u64(const std::string& key, std::uint64_t value) {
+  gguf_set_val_u64(impl_->ctx.get(), key.c_str(), value);
+}
+void Writer::set_i64(const std::string& key, std::int64_t value) {
+  gguf_set_val_i64(impl_->ctx.get(), key.c_str(), value);
+}
 void Writer::set_f32(const std::string& key, float value) { gguf_set_val_f32(impl_->ctx.get(), key.c_str(), value); }
 void Writer::set_str(const std::string& key, const std::string& value) {
   gguf_set_val_str(impl_->ctx.get(), key.c_str(), value.c_str());

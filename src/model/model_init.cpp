@@ -86,7 +86,8 @@ ModelInitReport init_model(const ModelInitOptions& o, const std::filesystem::pat
   const auto vocab_file = resolve_vocab(o.vocab, o.arch);
 
   const std::int64_t n_vocab = gguf::array_length(vocab_file, "tokenizer.ggml.tokens");
-  if (n_vocab < 0) throw InputError(vocab_file.string(), 0, "tokenizer.ggml.tokens", "vocabulary file has no token list");
+  if (n_vocab < 0)
+    throw InputError(vocab_file.string(), 0, "tokenizer.ggml.tokens", "vocabulary file has no token list");
 
   const std::string arch = o.arch == "mistral" ? "llama" : o.arch;  // Mistral GGUFs use the llama graph
   const int n_ff = effective_ff(o);

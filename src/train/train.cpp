@@ -139,8 +139,7 @@ void save_checkpoint(const std::filesystem::path& dir, const llm::TrainingSessio
   // Keep only this checkpoint.
   for (const auto& e : std::filesystem::directory_iterator(dir)) {
     const auto n = e.path().filename().string();
-    if (e.is_directory() && n.rfind("step-", 0) == 0 && n != step_dir_name(step))
-      std::filesystem::remove_all(e.path());
+    if (e.is_directory() && n.rfind("step-", 0) == 0 && n != step_dir_name(step)) std::filesystem::remove_all(e.path());
   }
 }
 

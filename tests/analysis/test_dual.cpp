@@ -11,8 +11,8 @@
 #include "lrgd/error.h"
 #include "lrgd/llama_model.h"
 #include "lrgd/model_init.h"
-#include "temp_dir.h"
 #include "open_model.h"
+#include "temp_dir.h"
 #include "tiny_model.h"
 
 namespace fs = std::filesystem;

@@ -14,8 +14,8 @@
 
 #include "lrgd/hub.h"
 #include "lrgd/llama_model.h"
-#include "process.h"
 #include "open_model.h"
+#include "process.h"
 #include "tiny_model.h"
 
 namespace fs = std::filesystem;

@@ -378,8 +378,10 @@ TEST_P(EachArch, ControlTextInContentStaysText) {
   const auto model = make_model(GetParam());
   const std::vector<std::string> roles = {"system", "user"};
   const auto user_text = [](const std::string& title) { return "Candidates:\n[1] " + title + "\nYour top 1:"; };
-  const auto hostile = lrgd::test::opened(model).chat_tokens(roles, {"You are a recommender.", user_text(kHostileTitle)});
-  const auto ordinary = lrgd::test::opened(model).chat_tokens(roles, {"You are a recommender.", user_text("Zelda Mario")});
+  const auto hostile =
+      lrgd::test::opened(model).chat_tokens(roles, {"You are a recommender.", user_text(kHostileTitle)});
+  const auto ordinary =
+      lrgd::test::opened(model).chat_tokens(roles, {"You are a recommender.", user_text("Zelda Mario")});
   // The title would become control tokens if parsed (else the test could not fail).
   const auto parsed = lrgd::test::opened(model).tokenize(kHostileTitle);
   const auto plain = lrgd::test::opened(model).tokenize(kHostileTitle, /*plain=*/true);

@@ -61,7 +61,8 @@ TEST_P(EachArch, LoadsQuicklyAndGeneratesDeterministically) {
   // The same options and seed write the same model; another seed gives other logits.
   const auto same = temp_model(arch + "-s1b.gguf");
   lrgd::model::init_model(tiny(arch), same);
-  EXPECT_EQ(lrgd::llm::generate_greedy(*lrgd::llm::Model::open(same), "Recommend a game:", 1, lo).first_logits, a.first_logits);
+  EXPECT_EQ(lrgd::llm::generate_greedy(*lrgd::llm::Model::open(same), "Recommend a game:", 1, lo).first_logits,
+            a.first_logits);
   const auto other = temp_model(arch + "-s2.gguf");
   lrgd::model::init_model(tiny(arch, 2), other);
   const auto c = lrgd::llm::generate_greedy(*lrgd::llm::Model::open(other), "Recommend a game:", 1, lo);

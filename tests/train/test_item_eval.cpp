@@ -14,8 +14,8 @@
 #include <sstream>
 
 #include "../common/fake_backend.h"
-#include "../common/process.h"
 #include "../common/open_model.h"
+#include "../common/process.h"
 #include "../common/tiny_model.h"
 #include "lrgd/error.h"
 #include "lrgd/item_model.h"

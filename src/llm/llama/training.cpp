@@ -1,7 +1,5 @@
 // TrainingSession: llama_opt_init / llama_opt_epoch with AdamW state that survives a resume
 // (lrgd/llama_training.h).
-#include "lrgd/llama_training.h"
-
 #include <ggml-backend.h>
 #include <ggml-opt.h>
 #include <ggml.h>
@@ -11,6 +9,7 @@
 
 #include "llama_common.h"
 #include "lrgd/error.h"
+#include "lrgd/llama_training.h"
 
 namespace lrgd::llm {
 
@@ -44,8 +43,8 @@ llama_model_ptr load_for_training(const std::filesystem::path& path) {
   return m;
 }
 
-llama_context_ptr make_training_context(llama_model* model, const TrainingOptions& o, ggml_backend_sched_eval_callback cb,
-                                        void* ud) {
+llama_context_ptr make_training_context(llama_model* model, const TrainingOptions& o,
+                                        ggml_backend_sched_eval_callback cb, void* ud) {
   llama_context_params cp = llama_context_default_params();
   cp.n_ctx = static_cast<std::uint32_t>(o.n_ctx);
   cp.n_batch = static_cast<std::uint32_t>(o.n_ctx);
@@ -77,9 +76,9 @@ struct TrainingSession::State {
   llama_model_ptr model;
   llama_context_ptr ctx;
   Phase phase = Phase::Collect;
-  std::set<std::string> wanted;                 // weight names to find in the graph
-  std::map<std::string, ggml_tensor*> weights;  // found in the collect pass
-  std::map<std::string, MomentPair> moments;    // AdamW m, v per weight (seen after steps)
+  std::set<std::string> wanted;                        // weight names to find in the graph
+  std::map<std::string, ggml_tensor*> weights;         // found in the collect pass
+  std::map<std::string, MomentPair> moments;           // AdamW m, v per weight (seen after steps)
   std::map<std::string, Tensor> pending_m, pending_v;  // restored on the next step (resume)
   std::int64_t step = 0;                               // global optimizer steps done
   const std::function<void(std::int64_t, double)>* on_step = nullptr;

@@ -24,17 +24,17 @@ namespace lrgd::analysis {
 
 using llm::AttentionOverride;
 using llm::Capture;
+using llm::capture_attention;
 using llm::CapturedStep;
 using llm::CaptureOptions;
 using llm::CharSpan;
 using llm::ChatInput;
 using llm::FfnStep;
 using llm::FfnWeights;
-using llm::TokenizedPrompt;
-using llm::TokenSpan;
-using llm::capture_attention;
 using llm::tokenize_chat;
 using llm::tokenize_marked_text;
+using llm::TokenizedPrompt;
+using llm::TokenSpan;
 
 // ---------------------------------------------------------------------------------------
 // Prompts and token spans
@@ -199,9 +199,9 @@ struct ChainResult {
 
 struct Timing {
   double context_ms = 0, prompt_ms = 0, generate_ms = 0;  // capture (libllama)
-  double features_ms = 0;                              // phi(K), phi(q) (random features)
-  double dual_ms = 0;                                  // W0, dW, Z accumulation and outputs
-  double exact_ms = 0;                                 // exact split and double reference
+  double features_ms = 0;                                 // phi(K), phi(q) (random features)
+  double dual_ms = 0;                                     // W0, dW, Z accumulation and outputs
+  double exact_ms = 0;                                    // exact split and double reference
   double knob_capture_ms = 0, knob_ms = 0;
   double chain_ms = 0;  // the chained run (its forward passes and dual attention)
   double total_ms = 0;

@@ -104,7 +104,7 @@ struct GreedyResult {
   std::vector<std::int32_t> tokens;  // generated
   std::string text;                  // detokenised generated text (empty for no-vocab models)
   std::vector<float> first_logits;   // logits of the prompt's last position (n_vocab floats)
-  double context_ms = 0;  // creating the context (the model is already open)
+  double context_ms = 0;             // creating the context (the model is already open)
   double decode_ms = 0;
 };
 
