@@ -1,4 +1,4 @@
-// The demonstration memory in SQLite (see include/lrgd/memory.h).
+// The demonstration memory in SQLite (see lrgd/memory.h).
 #include "lrgd/memory.h"
 
 #include <sqlite3.h>
