@@ -6,11 +6,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <fstream>
 #include <map>
 #include <numbers>
-#include <set>
 #include <sstream>
 
 #include "gguf_io.h"
@@ -77,18 +75,6 @@ Tensors with_layout(llm::NamedTensors weights, const detail::Shapes& shapes) {
   return out;
 }
 
-// Engine tensors (the optimizer's moments) as file tensors and back.
-Tensors to_file(llm::NamedTensors tensors) {
-  Tensors out;
-  for (auto& [name, t] : tensors) out.emplace_back(name, Tensor{std::move(t.ne), std::move(t.data)});
-  return out;
-}
-std::map<std::string, llm::Tensor> to_engine(std::map<std::string, Tensor> tensors) {
-  std::map<std::string, llm::Tensor> out;
-  for (auto& [name, t] : tensors) out.emplace(name, llm::Tensor{std::move(t.ne), std::move(t.data)});
-  return out;
-}
-
 detail::ModelMeta meta_of(const data::Dataset& ds, const TrainOptions& o, std::int64_t step, const std::string& fp) {
   detail::ModelMeta m;
   m.name = "lrgd-items-" + (ds.name.empty() ? std::string("data") : ds.name);
@@ -128,7 +114,7 @@ void save_checkpoint(const std::filesystem::path& dir, const llm::TrainingSessio
   std::filesystem::create_directories(sub);
   detail::write_model(sub / "model.gguf", o, shapes, meta_of(ds, o, step, fp), with_layout(session.weights(), shapes));
   detail::write_state(sub / "state.gguf", {{"lrgd.train.step", step}}, {{"lrgd.train.fingerprint", fp}},
-                      to_file(session.moments()));
+                      session.moments());
   // The pointer file is replaced last: a kill before this line leaves the previous checkpoint.
   {
     std::ofstream out(dir / "latest.tmp", std::ios::trunc);
@@ -271,7 +257,7 @@ TrainReport train_item_model(const data::Dataset& ds, const std::filesystem::pat
   std::filesystem::create_directories(ckdir);
   std::filesystem::path model_file = ckdir / "init.gguf";
   std::int64_t first_step = 0;
-  std::map<std::string, llm::Tensor> moments;
+  std::map<std::string, Tensor> moments;
   const std::int64_t resume_step = o.resume ? latest_checkpoint(ckdir) : -1;
   if (resume_step >= 0) {
     const auto sub = ckdir / step_dir_name(resume_step);
@@ -280,7 +266,7 @@ TrainReport train_item_model(const data::Dataset& ds, const std::filesystem::pat
       throw OptionError("--checkpoint-dir", "the checkpoint in " + ckdir.string() +
                                                 " was made with other data or options (use --no-resume to start over)");
     first_step = state.ints.at("lrgd.train.step");
-    moments = to_engine(std::move(state.tensors));
+    moments = std::move(state.tensors);
     model_file = sub / "model.gguf";
     rep.resumed_from_step = first_step;
   } else {

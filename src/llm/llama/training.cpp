@@ -127,7 +127,7 @@ ggml_opt_optimizer_params optimizer_params(void* user_data) {
   const auto* st = static_cast<const TrainingSession::State*>(user_data);
   const auto& o = st->opts;
   ggml_opt_optimizer_params p = ggml_opt_get_default_optimizer_params(nullptr);
-  p.adamw.alpha = o.lr ? o.lr(st->step) : 1e-3f;
+  p.adamw.alpha = o.lr(st->step);
   p.adamw.beta1 = o.beta1;
   p.adamw.beta2 = o.beta2;
   p.adamw.eps = o.eps;
@@ -152,6 +152,7 @@ void epoch_callback(bool train, ggml_opt_context_t, ggml_opt_dataset_t, ggml_opt
 TrainingSession::TrainingSession(const std::filesystem::path& model_file, const TrainingOptions& options,
                                  std::int64_t first_step, std::map<std::string, Tensor> moments)
     : state_(std::make_unique<State>()) {
+  if (!options.lr) throw Error("training: no learning-rate schedule (TrainingOptions::lr)");
   State& st = *state_;
   st.opts = options;
   st.step = first_step;

@@ -13,13 +13,13 @@
 #include <utility>
 #include <vector>
 
+#include "lrgd/gguf_file.h"
+
 namespace lrgd::llm {
 
-// An f32 tensor as read from or written to the model: shape in ggml order (ne0 = row length).
-struct Tensor {
-  std::vector<std::int64_t> ne;
-  std::vector<float> data;
-};
+// The f32 tensors of the GGUF files (lrgd/gguf_file.h): weights and optimizer moments go to
+// and come from those files as they are.
+using Tensor = gguf::Tensor;
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 struct TrainingOptions {
