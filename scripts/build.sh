@@ -10,6 +10,14 @@ prefix_line=$(bash "$root/scripts/setup.sh" | tail -n 1)
 prefix="${prefix_line#LLAMA_PREFIX=}"
 [ -d "$prefix" ] || { echo "[build] setup did not report a llama.cpp prefix" >&2; exit 1; }
 echo "[build] configuring $build (llama.cpp from $prefix)" >&2
+# CMake caches where it found llama.cpp (llama_DIR, llama_LIBRARY, ...): a build folder
+# configured against another llama.cpp build (another cache key) would keep linking that one,
+# so its cache is dropped (the objects stay; a reconfigure takes seconds).
+if [ -f "$build/CMakeCache.txt" ] && [ "$(cat "$build/.lrgd-llama-prefix" 2>/dev/null)" != "$prefix" ]; then
+  echo "[build] llama.cpp changed: reconfiguring $build from scratch" >&2
+  rm -f "$build/CMakeCache.txt"
+fi
+mkdir -p "$build" && echo "$prefix" >"$build/.lrgd-llama-prefix"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" "$@" >"$build.configure.log" 2>&1 \
   || { cat "$build.configure.log" >&2; exit 1; }
 targets=()

@@ -19,7 +19,7 @@ die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
 APT_PACKAGES=(build-essential cmake git pkg-config openssl libssl-dev
   nlohmann-json3-dev libcli11-dev libsqlite3-dev libfmt-dev zlib1g-dev
-  libcpp-httplib-dev libzip-dev libutf8proc-dev libgtest-dev libgmock-dev libbenchmark-dev gnuplot-nox clang-format)
+  libcpp-httplib-dev libzip-dev libutf8proc-dev libopenblas-openmp-dev libgtest-dev libgmock-dev libbenchmark-dev gnuplot-nox clang-format)
 # scripts/fuzz.sh (LRGD_FUZZ=1): clang with libFuzzer, and the OpenMP that ggml's CMake
 # package asks the compiler for.
 [ "${LRGD_FUZZ:-0}" = 1 ] && APT_PACKAGES+=(clang-14 libclang-rt-14-dev libomp-14-dev)
@@ -46,7 +46,11 @@ install_apt() {
 # tests, llama-bench for bench/) are built on request in the same tree: see build_tools.
 LLAMA_CMAKE_FLAGS=(-DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF
   -DGGML_NATIVE=ON -DGGML_OPENMP=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
-  -DLLAMA_OPENSSL=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DCMAKE_POSITION_INDEPENDENT_CODE=ON)
+  -DLLAMA_OPENSSL=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DCMAKE_POSITION_INDEPENDENT_CODE=ON
+  -DGGML_BLAS=ON -DGGML_BLAS_VENDOR=OpenBLAS)
+# ggml's BLAS backend (Debian's OpenBLAS, the OpenMP build: it shares ggml's OpenMP threads
+# instead of spinning its own) runs training's matrix products as GEMMs
+# (docs/train.md); lrgd's inference contexts leave it out and keep ggml's own kernels.
 # Intel AMX: with GGML_NATIVE=ON on a CPU that has AMX, ggml compiles its AMX buffer type in
 # and puts every quantised weight there, and its mul_mat segfaults (upstream llama.cpp issue
 # 20824). Turning the AMX ISA off at compile time keeps that code out of the binary on every

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <thread>
 
 #include "lrgd/error.h"
@@ -37,6 +39,11 @@ void log_callback(ggml_log_level level, const char* text, void*) {
 
 }  // namespace
 
+namespace {
+std::mutex g_registry;                // ggml's backend registry is global and unguarded
+ggml_backend_reg_t g_blas = nullptr;  // found once, before anything can unlist it
+}  // namespace
+
 void init_llama_once() {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -44,7 +51,14 @@ void init_llama_once() {
     g_verbose = verbose != nullptr && std::string(verbose) == "1";
     llama_log_set(log_callback, nullptr);
     llama_backend_init();
+    for (std::size_t i = 0; i < ggml_backend_reg_count(); ++i)
+      if (std::string_view(ggml_backend_reg_name(ggml_backend_reg_get(i))) == "BLAS") g_blas = ggml_backend_reg_get(i);
   });
+}
+
+std::unique_lock<std::mutex> detail::registry_lock() {
+  init_llama_once();
+  return std::unique_lock<std::mutex>(g_registry);
 }
 
 std::string CpuBackendInfo::summary() const {
@@ -56,7 +70,7 @@ std::string CpuBackendInfo::summary() const {
 }
 
 CpuBackendInfo cpu_backend_info() {
-  init_llama_once();
+  const auto lock = detail::registry_lock();
   CpuBackendInfo info;
   ggml_backend_dev_t dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
   if (dev == nullptr) return info;
@@ -99,12 +113,32 @@ llama_model_ptr load_model(const std::filesystem::path& path, std::vector<Weight
   mp.n_gpu_layers = 0;
   std::vector<WeightBuffer> buffers;
   t_weight_buffers = &buffers;
-  llama_model_ptr model(llama_model_load_from_file(path.c_str(), mp));
+  llama_model_ptr model;
+  {
+    const auto lock = registry_lock();  // loading reads the registry's devices
+    model.reset(llama_model_load_from_file(path.c_str(), mp));
+  }
   t_weight_buffers = nullptr;
   if (weight_buffers != nullptr) *weight_buffers = std::move(buffers);
   if (!model)
     throw IoError("llama.cpp could not load model " + path.string() + " (run with LRGD_LLAMA_LOG=1 for details)");
   return model;
+}
+
+ggml_backend_reg_t blas_backend() {
+  init_llama_once();
+  return g_blas;
+}
+
+ContextBackends::ContextBackends(bool blas) : lock_(registry_lock()) {
+  if (!blas) {
+    unlisted_ = g_blas;
+    if (unlisted_ != nullptr) ggml_backend_unload(unlisted_);
+  }
+}
+
+ContextBackends::~ContextBackends() {
+  if (unlisted_ != nullptr) ggml_backend_register(unlisted_);
 }
 
 llama_context_ptr make_context(llama_model* model, const LoadOptions& o, int n_ctx,
@@ -125,6 +159,8 @@ llama_context_ptr make_context(llama_model* model, const LoadOptions& o, int n_c
     cp.type_k = GGML_TYPE_F32;
     cp.type_v = GGML_TYPE_F32;
   }
+  // Inference keeps ggml's own kernels (quantised dot products); BLAS is training's.
+  const ContextBackends backends(/*blas=*/false);
   llama_context_ptr ctx(llama_init_from_model(model, cp));
   if (!ctx) throw Error("llama.cpp could not create a context (n_ctx=" + std::to_string(n_ctx) + ")");
   return ctx;

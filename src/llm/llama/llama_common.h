@@ -35,6 +35,27 @@ llama_context_ptr make_context(llama_model* model, const LoadOptions& options, i
                                ggml_backend_sched_eval_callback cb_eval = nullptr, void* cb_eval_user_data = nullptr);
 int resolve_threads(int n_threads);
 
+// ggml's backend registry is global and unguarded: loading a model and creating a context
+// (which may unlist BLAS for a moment, see ContextBackends) hold this lock.
+std::unique_lock<std::mutex> registry_lock();
+// ggml's BLAS backend (OpenBLAS) where llama.cpp was built with it; nullptr otherwise.
+ggml_backend_reg_t blas_backend();
+// Held while a context is created: llama.cpp gives every new context each registered
+// accelerator (BLAS) with no option to decline, so without `blas` the BLAS backend leaves the
+// registry for that moment (a static backend is only unlisted, never unloaded) and comes back
+// after. Holds registry_lock() meanwhile.
+class ContextBackends {
+ public:
+  explicit ContextBackends(bool blas);
+  ~ContextBackends();
+  ContextBackends(const ContextBackends&) = delete;
+  ContextBackends& operator=(const ContextBackends&) = delete;
+
+ private:
+  std::unique_lock<std::mutex> lock_;
+  ggml_backend_reg_t unlisted_ = nullptr;
+};
+
 // Tokenises text; add_special adds BOS where the vocabulary wants one.
 std::vector<llama_token> tokenize(const llama_vocab* vocab, const std::string& text, bool add_special,
                                   bool parse_special);

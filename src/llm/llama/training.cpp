@@ -38,7 +38,11 @@ llama_model_ptr load_for_training(const std::filesystem::path& path) {
   mp.load_mode = LLAMA_LOAD_MODE_NONE;  // no mmap: the optimizer writes the weights in place
   mp.lazy_mode = LLAMA_LAZY_MODE_OFF;
   mp.use_extra_bufts = false;
-  llama_model_ptr m(llama_model_load_from_file(path.c_str(), mp));
+  llama_model_ptr m;
+  {
+    const auto lock = detail::registry_lock();
+    m.reset(llama_model_load_from_file(path.c_str(), mp));
+  }
   if (!m) throw IoError("llama.cpp could not load " + path.string() + " (run with LRGD_LLAMA_LOG=1 for details)");
   return m;
 }
@@ -58,6 +62,7 @@ llama_context_ptr make_training_context(llama_model* model, const TrainingOption
   cp.no_perf = true;
   cp.cb_eval = cb;
   cp.cb_eval_user_data = ud;
+  const detail::ContextBackends backends(o.blas);
   llama_context_ptr ctx(llama_init_from_model(model, cp));
   if (!ctx) throw Error("llama.cpp could not create a training context");
   return ctx;
@@ -69,6 +74,8 @@ void decode_or_throw(llama_context* ctx, const std::vector<llama_token>& tokens,
 }
 
 }  // namespace
+
+bool blas_available() { return detail::blas_backend() != nullptr; }
 
 // Shared by the graph callback (cb_eval), the optimizer-parameter callback and the epoch callback.
 struct TrainingSession::State {
@@ -135,6 +142,13 @@ ggml_opt_optimizer_params optimizer_params(void* user_data) {
   return p;
 }
 
+void sample_outputs(void* user_data, const llama_token* labels, int32_t n_labels, llama_token* rows, float* bias,
+                    int32_t n_rows) {
+  const auto* st = static_cast<const TrainingSession::State*>(user_data);
+  const auto n = static_cast<std::size_t>(n_rows);
+  st->opts.sample_outputs(st->step, {labels, static_cast<std::size_t>(n_labels)}, {rows, n}, {bias, n});
+}
+
 void epoch_callback(bool train, ggml_opt_context_t, ggml_opt_dataset_t, ggml_opt_result_t result, int64_t, int64_t,
                     int64_t) {
   TrainingSession::State* st = g_state;
@@ -177,6 +191,12 @@ TrainingSession::TrainingSession(const std::filesystem::path& model_file, const 
   lp.get_opt_pars = optimizer_params;
   lp.get_opt_pars_ud = &st;
   lp.optimizer_type = GGML_OPT_OPTIMIZER_TYPE_ADAMW;
+  if (options.n_sampled_outputs > 0) {
+    if (!options.sample_outputs) throw Error("training: n_sampled_outputs without a sample_outputs function");
+    lp.n_sampled_outputs = static_cast<std::uint32_t>(options.n_sampled_outputs);
+    lp.sample_outputs = sample_outputs;
+    lp.sample_outputs_ud = &st;
+  }
   llama_opt_init(st.ctx.get(), st.model.get(), lp);
   if (options.train_token_embd) {
     const auto it = st.weights.find("token_embd.weight");
@@ -197,12 +217,12 @@ std::int64_t TrainingSession::n_params() const {
 
 std::int64_t TrainingSession::step() const { return state_->step; }
 
-double TrainingSession::train(const std::vector<const std::vector<std::int32_t>*>& contexts, std::int32_t pad_label,
-                              const std::function<void(std::int64_t, double)>& on_step) {
-  State& st = *state_;
-  const int n_ctx = st.opts.n_ctx;
+namespace {
+
+// One ggml_opt dataset of whole contexts; labels are the next tokens, the last one pad_label.
+ggml_opt_dataset_t context_dataset(const std::vector<const std::vector<std::int32_t>*>& contexts, int n_ctx,
+                                   std::int32_t pad_label) {
   const auto n = static_cast<std::int64_t>(contexts.size());
-  if (n == 0) return 0;
   ggml_opt_dataset_t dset = ggml_opt_dataset_init(GGML_TYPE_I32, GGML_TYPE_I32, n_ctx, n_ctx, n, /*ndata_shard=*/1);
   std::vector<std::int32_t> labels(static_cast<std::size_t>(n_ctx));
   for (std::int64_t i = 0; i < n; ++i) {
@@ -216,10 +236,41 @@ double TrainingSession::train(const std::vector<const std::vector<std::int32_t>*
     ggml_backend_tensor_set(ggml_opt_dataset_data(dset), c.data(), static_cast<std::size_t>(i) * bytes, bytes);
     ggml_backend_tensor_set(ggml_opt_dataset_labels(dset), labels.data(), static_cast<std::size_t>(i) * bytes, bytes);
   }
+  return dset;
+}
+
+}  // namespace
+
+double TrainingSession::train(const std::vector<const std::vector<std::int32_t>*>& contexts, std::int32_t pad_label,
+                              const std::function<void(std::int64_t, double)>& on_step) {
+  return run_epoch(contexts, pad_label, /*train=*/true, on_step);
+}
+
+double TrainingSession::evaluate(const std::vector<const std::vector<std::int32_t>*>& contexts,
+                                 std::int32_t pad_label) {
+  return run_epoch(contexts, pad_label, /*train=*/false, {});
+}
+
+double TrainingSession::run_epoch(const std::vector<const std::vector<std::int32_t>*>& contexts, std::int32_t pad_label,
+                                  bool train, const std::function<void(std::int64_t, double)>& on_step) {
+  State& st = *state_;
+  const auto n = static_cast<std::int64_t>(contexts.size());
+  if (n == 0) return 0;
+  ggml_opt_dataset_t dset = context_dataset(contexts, st.opts.n_ctx, pad_label);
   ggml_opt_result_t result = ggml_opt_result_init();
   st.on_step = &on_step;
   g_state = &st;
-  llama_opt_epoch(st.ctx.get(), dset, result, nullptr, n, epoch_callback, nullptr);
+  try {
+    // idata_split: the contexts before it train, the rest are only evaluated (full softmax).
+    llama_opt_epoch(st.ctx.get(), dset, train ? result : nullptr, train ? nullptr : result, train ? n : 0,
+                    train ? epoch_callback : nullptr, nullptr);
+  } catch (const std::exception& e) {  // the patched llama.cpp refuses a model it cannot sample
+    g_state = nullptr;
+    st.on_step = nullptr;
+    ggml_opt_result_free(result);
+    ggml_opt_dataset_free(dset);
+    throw Error(std::string("training: ") + e.what());
+  }
   g_state = nullptr;
   st.on_step = nullptr;
   double loss = 0, unc = 0;
@@ -246,7 +297,9 @@ NamedTensors TrainingSession::moments() const {
 }
 
 std::vector<float> TrainingSession::last_logits(const std::vector<std::int32_t>& tokens) const {
-  llama_context_ptr ctx = make_training_context(state_->model.get(), state_->opts, nullptr, nullptr);
+  TrainingOptions inference = state_->opts;
+  inference.blas = false;  // inference contexts keep ggml's kernels (llama_common.cpp)
+  llama_context_ptr ctx = make_training_context(state_->model.get(), inference, nullptr, nullptr);
   // Logits at every position, as llm::reference_logits computes them (same kernels).
   decode_or_throw(ctx.get(), tokens, true);
   const float* lg = llama_get_logits_ith(ctx.get(), -1);

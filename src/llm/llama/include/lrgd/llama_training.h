@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -34,11 +35,25 @@ struct TrainingOptions {
   // llama.cpp never marks token_embd trainable (FIXME in llama_set_param): in a tied model
   // that would freeze both the input embeddings and the output layer.
   bool train_token_embd = true;
+  // Matrix products through ggml's BLAS backend (OpenBLAS) where llama.cpp was built with it;
+  // false keeps them on ggml's own CPU kernels.
+  bool blas = true;
+  // Sampled softmax (docs/train.md). With n_sampled_outputs > 0 a step's logits and loss cover
+  // only that many rows of the output matrix: sample_outputs(step, labels, rows, bias) fills
+  // `rows` (token ids; every label among them, its first occurrence is its row) and `bias`
+  // (added to each row's logit) for the step's labels. 0: the whole vocabulary.
+  int n_sampled_outputs = 0;
+  std::function<void(std::int64_t step, std::span<const std::int32_t> labels, std::span<std::int32_t> rows,
+                     std::span<float> bias)>
+      sample_outputs;
   // Weights to read back (checkpoints, the final model); each must be in the graph.
   std::vector<std::string> weight_names;
   // A short sequence of valid token ids decoded once before training (finds the weights).
   std::vector<std::int32_t> warmup_tokens;
 };
+
+// Whether this build's ggml has the BLAS backend (llama.cpp built with GGML_BLAS).
+bool blas_available();
 
 class TrainingSession {
  public:
@@ -61,6 +76,10 @@ class TrainingSession {
   double train(const std::vector<const std::vector<std::int32_t>*>& contexts, std::int32_t pad_label,
                const std::function<void(std::int64_t step, double loss)>& on_step = {});
 
+  // The mean full-softmax loss over `contexts` (labels as in train), without a step: the
+  // measure that sampled and full-softmax training share.
+  double evaluate(const std::vector<const std::vector<std::int32_t>*>& contexts, std::int32_t pad_label);
+
   NamedTensors weights() const;  // options.weight_names, in that order
   NamedTensors moments() const;  // "m.<weight>" and "v.<weight>" of every weight stepped so far
   // The logits of the last position of `tokens` in a fresh inference context (same kernels
@@ -70,6 +89,8 @@ class TrainingSession {
   struct State;  // libllama's model and context, the optimizer state (training.cpp)
 
  private:
+  double run_epoch(const std::vector<const std::vector<std::int32_t>*>& contexts, std::int32_t pad_label, bool train,
+                   const std::function<void(std::int64_t, double)>& on_step);
   std::unique_ptr<State> state_;
 };
 
