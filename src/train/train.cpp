@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <numbers>
+#include <span>
 #include <sstream>
 
 #include "gguf_io.h"
@@ -43,6 +44,13 @@ void validate(const TrainOptions& o, const data::Dataset& ds) {
   if (o.checkpoint_every < 1) throw OptionError("--checkpoint-every", "must be at least 1");
   if (o.stop_after_steps < 0) throw OptionError("--stop-after", "must not be negative");
   if (o.weight_decay < 0 || o.weight_decay > 1) throw OptionError("--weight-decay", "must be in [0, 1]");
+  if (o.sampled_outputs != 0 && o.sampled_outputs <= o.n_ctx)
+    throw OptionError("--sampled-outputs", "must exceed --ctx (a step's targets are all rows), or be 0");
+}
+
+// Whether the run samples its output rows (fewer rows than the vocabulary).
+bool sampled_softmax(const TrainOptions& o, const data::Dataset& ds) {
+  return o.sampled_outputs > 0 && o.sampled_outputs < item_model::vocab_size(ds.n_items());
 }
 
 // Everything that changes the numbers of a run; a checkpoint from another fingerprint is refused.
@@ -53,7 +61,9 @@ std::string fingerprint(const TrainOptions& o, const data::Dataset& ds) {
     << o.n_ctx << '|' << o.init_std << '|' << o.rope_theta << '|' << o.rms_eps << '|' << o.holdout << '|'
     << o.max_history << '|' << o.demo_prob << '|' << o.max_users << '|' << o.epochs << '|' << o.lr << '|'
     << o.lr_min_ratio << '|' << o.warmup_steps << '|' << o.beta1 << '|' << o.beta2 << '|' << o.eps << '|'
-    << o.weight_decay << '|' << o.seed << '|' << o.n_threads << '|' << o.reset_gradients << '|' << o.train_token_embd;
+    << o.weight_decay << '|' << o.seed << '|' << o.n_threads << '|' << o.reset_gradients << '|' << o.train_token_embd
+    << (o.blas && llm::blas_available() ? "|blas" : "")  // BLAS sums in another order
+    << (sampled_softmax(o, ds) ? "|sampled" + std::to_string(o.sampled_outputs) : "");
   return sha256_hex(s.str()).substr(0, 32);
 }
 
@@ -213,6 +223,47 @@ std::int64_t write_initial_model(const data::Dataset& ds, const TrainOptions& o,
   return n_params;
 }
 
+void sample_output_rows(std::uint64_t seed, std::int64_t step, std::int32_t n_vocab,
+                        std::span<const std::int32_t> labels, std::span<std::int32_t> rows, std::span<float> bias) {
+  std::vector<std::uint8_t> is_label(static_cast<std::size_t>(n_vocab), 0);
+  std::size_t u = 0;
+  for (const std::int32_t l : labels) {
+    if (is_label[static_cast<std::size_t>(l)] != 0) continue;
+    if (u == rows.size()) throw Error("sampled softmax: more distinct labels than rows");
+    is_label[static_cast<std::size_t>(l)] = 1;
+    rows[u] = l;
+    bias[u] = 0.0f;
+    ++u;
+  }
+  std::vector<std::int32_t> others;
+  others.reserve(static_cast<std::size_t>(n_vocab) - u);
+  for (std::int32_t t = 0; t < n_vocab; ++t)
+    if (is_label[static_cast<std::size_t>(t)] == 0) others.push_back(t);
+  const std::size_t drawn = rows.size() - u;
+  Rng rng = Rng::derive(seed, "train/sampled-outputs", static_cast<std::uint64_t>(step));
+  for (std::size_t i = 0; i < drawn; ++i) {  // partial Fisher-Yates: distinct, uniform
+    std::swap(others[i], others[i + static_cast<std::size_t>(rng.uniform(others.size() - i))]);
+    rows[u + i] = others[i];
+  }
+  const float weight =
+      drawn > 0 ? static_cast<float>(std::log(static_cast<double>(others.size()) / static_cast<double>(drawn))) : 0.0f;
+  std::fill(bias.begin() + static_cast<std::ptrdiff_t>(u), bias.end(), weight);
+}
+
+double item_model_loss(const std::filesystem::path& model, const std::vector<std::vector<std::int32_t>>& contexts,
+                       int n_ctx, int n_threads) {
+  llm::TrainingOptions to;
+  to.n_ctx = n_ctx;
+  to.n_threads = n_threads;
+  to.lr = [](std::int64_t) { return 0.0f; };  // never stepped
+  to.train_token_embd = false;
+  to.warmup_tokens = {item_model::kQueryToken, item_model::kNextToken};
+  llm::TrainingSession session(model, to);
+  std::vector<const std::vector<std::int32_t>*> refs;
+  for (const auto& c : contexts) refs.push_back(&c);
+  return session.evaluate(refs, item_model::kPadToken);
+}
+
 TrainReport train_item_model(const data::Dataset& ds, const std::filesystem::path& out, const TrainOptions& o) {
   validate(o, ds);
   const auto t_start = std::chrono::steady_clock::now();
@@ -283,6 +334,13 @@ TrainReport train_item_model(const data::Dataset& ds, const std::filesystem::pat
   to.lr = [&o, total = rep.steps_total](std::int64_t step) { return lr_at(o, step, total); };
   to.reset_gradients = o.reset_gradients;
   to.train_token_embd = o.train_token_embd;
+  to.blas = o.blas;
+  if (sampled_softmax(o, ds)) {
+    to.n_sampled_outputs = o.sampled_outputs;
+    to.sample_outputs = [seed = o.seed, n_vocab = static_cast<std::int32_t>(shapes.n_vocab)](
+                            std::int64_t step, std::span<const std::int32_t> labels, std::span<std::int32_t> rows,
+                            std::span<float> bias) { sample_output_rows(seed, step, n_vocab, labels, rows, bias); };
+  }
   for (const auto& [name, ne] : detail::tensor_layout(shapes)) to.weight_names.push_back(name);
   to.warmup_tokens = {item_model::kQueryToken, item_model::kNextToken};
   llm::TrainingSession session(model_file, to, first_step, std::move(moments));
@@ -334,6 +392,7 @@ TrainReport train_item_model(const data::Dataset& ds, const std::filesystem::pat
   const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_train).count();
   rep.steps_run = session.step() - first_step;
   rep.tokens_per_s = train_s > 0 ? static_cast<double>(rep.steps_run) * o.n_ctx / train_s : 0;
+  rep.blas = o.blas && llm::blas_available();
   for (auto& [e, es] : per_epoch) {
     if (es.steps > 0) es.loss /= static_cast<double>(es.steps);
     rep.epochs.push_back(es);

@@ -4,15 +4,19 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <span>
 
 #include "../../src/train/gguf_io.h"
 #include "lrgd/error.h"
 #include "lrgd/hash.h"
 #include "lrgd/item_model.h"
 #include "lrgd/llama_model.h"
+#include "lrgd/llama_training.h"
 #include "lrgd/rng.h"
 #include "lrgd/train.h"
 
@@ -188,5 +192,212 @@ TEST(Train, ResumeRefusesOtherOptions) {
     EXPECT_EQ(e.file(), (o.checkpoint_dir / "latest").string());
     EXPECT_EQ(e.field(), "step");
   }
+  fs::remove_all(dir);
+}
+
+// --- Sampled softmax (issue 18) ---
+
+TEST(TrainSampled, RowsAreTheLabelsThenDistinctUniformDraws) {
+  const std::int32_t n_vocab = 1000;
+  const std::vector<std::int32_t> labels = {5, 7, 5, 999, 0, 7};
+  std::vector<std::int32_t> rows(64);
+  std::vector<float> bias(64);
+  lrgd::train::sample_output_rows(42, 3, n_vocab, labels, rows, bias);
+  EXPECT_EQ((std::vector<std::int32_t>(rows.begin(), rows.begin() + 4)), (std::vector<std::int32_t>{5, 7, 999, 0}));
+  std::set<std::int32_t> seen(rows.begin(), rows.end());
+  EXPECT_EQ(seen.size(), rows.size());  // distinct
+  for (std::size_t i = 0; i < 4; ++i) EXPECT_EQ(bias[i], 0.0f);
+  for (std::size_t i = 4; i < rows.size(); ++i) {
+    EXPECT_GE(rows[i], 0);
+    EXPECT_LT(rows[i], n_vocab);
+    EXPECT_FLOAT_EQ(bias[i], static_cast<float>(std::log((1000.0 - 4) / (64.0 - 4))));
+  }
+  // The same seed and step draw alike (resume); another step draws otherwise.
+  std::vector<std::int32_t> again(64), other(64);
+  std::vector<float> b2(64);
+  lrgd::train::sample_output_rows(42, 3, n_vocab, labels, again, b2);
+  lrgd::train::sample_output_rows(42, 4, n_vocab, labels, other, b2);
+  EXPECT_EQ(rows, again);
+  EXPECT_NE(rows, other);
+  // Uniform: over many steps every non-label token is drawn about equally often.
+  std::vector<int> count(n_vocab, 0);
+  const int steps = 2000;
+  for (int step = 0; step < steps; ++step) {
+    lrgd::train::sample_output_rows(1, step, n_vocab, labels, rows, bias);
+    for (std::size_t i = 4; i < rows.size(); ++i) ++count[static_cast<std::size_t>(rows[i])];
+  }
+  const double expected = steps * 60.0 / 996.0;  // about 120 per token
+  for (std::int32_t t = 0; t < n_vocab; ++t) {
+    if (t == 5 || t == 7 || t == 999 || t == 0) {
+      EXPECT_EQ(count[static_cast<std::size_t>(t)], 0);
+    } else {
+      EXPECT_NEAR(count[static_cast<std::size_t>(t)], expected, 6 * std::sqrt(expected)) << "token " << t;
+    }
+  }
+  // Too few rows for the labels is an error, not an overflow.
+  std::vector<std::int32_t> two(2);
+  std::vector<float> tb(2);
+  EXPECT_THROW(lrgd::train::sample_output_rows(1, 0, n_vocab, labels, two, tb), lrgd::Error);
+}
+
+TEST(TrainSampled, RefusesTooFewRows) {
+  auto ds = random_dataset(50, 800, 8, 6);
+  auto o = tiny();
+  o.sampled_outputs = o.n_ctx;  // a step's 256 targets could fill every row
+  auto dir = tmp_dir("sampled_refuse");
+  EXPECT_THROW((void)lrgd::train::train_item_model(ds, dir / "m.gguf", o), lrgd::OptionError);
+  fs::remove_all(dir);
+}
+
+namespace {
+
+// A training session on a fresh seeded model of `ds` (the first epoch's contexts in `contexts`).
+struct SessionFixture {
+  fs::path model;
+  std::vector<std::vector<std::int32_t>> contexts;
+  std::int32_t n_vocab = 0;
+};
+
+SessionFixture session_fixture(const lrgd::data::Dataset& ds, const TrainOptions& o, const fs::path& dir) {
+  SessionFixture f;
+  f.model = dir / "init.gguf";
+  (void)lrgd::train::write_initial_model(ds, o, f.model);
+  f.contexts = lrgd::train::pack_contexts(lrgd::train::epoch_examples(ds, o, 0), o.n_ctx);
+  f.n_vocab = static_cast<std::int32_t>(lrgd::item_model::vocab_size(ds.n_items()));
+  return f;
+}
+
+lrgd::llm::TrainingOptions session_options(const TrainOptions& o, float lr) {
+  lrgd::llm::TrainingOptions to;
+  to.n_ctx = o.n_ctx;
+  to.n_threads = o.n_threads;
+  to.lr = [lr](std::int64_t) { return lr; };
+  to.weight_names = {"token_embd.weight"};
+  to.warmup_tokens = {lrgd::item_model::kQueryToken, lrgd::item_model::kNextToken};
+  return to;
+}
+
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double d = 0;
+  for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i)
+    d = std::max(d, static_cast<double>(std::abs(a[i] - b[i])));
+  return d;
+}
+
+std::vector<const std::vector<std::int32_t>*> refs(const std::vector<std::vector<std::int32_t>>& v, std::size_t n) {
+  std::vector<const std::vector<std::int32_t>*> out;
+  for (std::size_t i = 0; i < std::min(n, v.size()); ++i) out.push_back(&v[i]);
+  return out;
+}
+
+}  // namespace
+
+// Reference against fast path: the patched llama.cpp's sampled softmax over every row (in
+// another order, bias 0) is the full softmax, so both steps give the same losses and weights.
+TEST(TrainSampled, EveryRowSampledIsTheFullSoftmax) {
+  auto ds = random_dataset(300, 300, 10, 7);
+  auto o = tiny();
+  auto dir = tmp_dir("sampled_all");
+  const auto f = session_fixture(ds, o, dir);
+  ASSERT_GE(f.contexts.size(), 4u);
+  const auto batch = refs(f.contexts, 4);
+
+  auto full_opts = session_options(o, 1e-2f);
+  lrgd::llm::TrainingSession full(f.model, full_opts);
+  std::vector<double> full_losses;
+  (void)full.train(batch, lrgd::item_model::kPadToken, [&](std::int64_t, double l) { full_losses.push_back(l); });
+
+  auto all_opts = session_options(o, 1e-2f);
+  all_opts.n_sampled_outputs = f.n_vocab;
+  all_opts.sample_outputs = [n = f.n_vocab](std::int64_t, std::span<const std::int32_t> labels,
+                                            std::span<std::int32_t> rows, std::span<float> bias) {
+    std::vector<bool> is_label(static_cast<std::size_t>(n), false);
+    std::size_t k = 0;
+    for (auto l : labels)
+      if (!is_label[static_cast<std::size_t>(l)]) {
+        is_label[static_cast<std::size_t>(l)] = true;
+        rows[k++] = l;
+      }
+    for (std::int32_t t = n - 1; t >= 0; --t)
+      if (!is_label[static_cast<std::size_t>(t)]) rows[k++] = t;
+    std::fill(bias.begin(), bias.end(), 0.0f);
+  };
+  lrgd::llm::TrainingSession all(f.model, all_opts);
+  std::vector<double> all_losses;
+  (void)all.train(batch, lrgd::item_model::kPadToken, [&](std::int64_t, double l) { all_losses.push_back(l); });
+
+  ASSERT_EQ(full_losses.size(), all_losses.size());
+  for (std::size_t i = 0; i < full_losses.size(); ++i) EXPECT_NEAR(full_losses[i], all_losses[i], 1e-4) << "step " << i;
+  const auto a = full.weights().at(0).second.data, b = all.weights().at(0).second.data;
+  const double max_diff = max_abs_diff(a, b);
+  // The weights moved (the comparison is not of two untouched models), both alike: AdamW's
+  // normalisation turns the other summation order into differences far below the steps.
+  lrgd::llm::TrainingSession untouched(f.model, session_options(o, 0.0f));
+  const auto c = untouched.weights().at(0).second.data;
+  const double moved = max_abs_diff(a, c);
+  EXPECT_GT(moved, 1e-2);
+  EXPECT_LT(max_diff, 0.01 * moved);
+  fs::remove_all(dir);
+}
+
+// The drawn rows' weight makes the sampled loss an estimate of the full one; without it the
+// loss would sit near ln(rows) instead of near the full softmax's.
+TEST(TrainSampled, SampledLossEstimatesTheFullLoss) {
+  auto ds = random_dataset(400, 3000, 12, 8);
+  auto o = tiny();
+  o.epochs = 2;
+  o.sampled_outputs = 400;
+  auto dir = tmp_dir("sampled_estimate");
+  const auto rep = lrgd::train::train_item_model(ds, dir / "m.gguf", o);
+  ASSERT_TRUE(rep.finished);
+  const auto contexts = lrgd::train::pack_contexts(lrgd::train::epoch_examples(ds, o, 0), o.n_ctx);
+  const double full = lrgd::train::item_model_loss(dir / "m.gguf", contexts, o.n_ctx, o.n_threads);
+  // The sampled loss of the same model on the same contexts (steps of 1e-12 leave it as it is;
+  // ggml's AdamW refuses 0).
+  auto so = session_options(o, 1e-12f);
+  const auto n_vocab = static_cast<std::int32_t>(lrgd::item_model::vocab_size(ds.n_items()));
+  so.n_sampled_outputs = o.sampled_outputs;
+  so.sample_outputs = [n_vocab](std::int64_t step, std::span<const std::int32_t> labels, std::span<std::int32_t> rows,
+                                std::span<float> bias) {
+    lrgd::train::sample_output_rows(9, step, n_vocab, labels, rows, bias);
+  };
+  lrgd::llm::TrainingSession session(dir / "m.gguf", so);
+  const double sampled = session.train(refs(contexts, contexts.size()), lrgd::item_model::kPadToken);
+  std::printf("full %.4f sampled %.4f (uniform %.4f, ln rows %.4f)\n", full, sampled, rep.uniform_loss,
+              std::log(400.0));
+  EXPECT_LT(full, rep.uniform_loss - 0.3);  // the model learnt something
+  EXPECT_NEAR(sampled, full, 0.05 * full);
+  fs::remove_all(dir);
+}
+
+TEST(TrainSampled, KilledRunResumesToTheSameWeights) {
+  auto ds = random_dataset(400, 800, 10, 9);
+  auto o = tiny();
+  o.epochs = 2;
+  o.checkpoint_every = 3;
+  o.sampled_outputs = 300;
+  auto dir = tmp_dir("sampled_resume");
+  auto full = lrgd::train::train_item_model(ds, dir / "full.gguf", o);
+  ASSERT_TRUE(full.finished);
+  ASSERT_GE(full.steps_total, 8);
+  auto o2 = o;
+  o2.checkpoint_dir = dir / "ck";
+  o2.stop_after_steps = 4;
+  (void)lrgd::train::train_item_model(ds, dir / "resumed.gguf", o2);
+  o2.stop_after_steps = 0;
+  auto rest = lrgd::train::train_item_model(ds, dir / "resumed.gguf", o2);
+  ASSERT_TRUE(rest.finished);
+  EXPECT_EQ(rest.resumed_from_step, 3);
+  EXPECT_EQ(lrgd::sha256_file(dir / "full.gguf"), lrgd::sha256_file(dir / "resumed.gguf"));
+  // Another sample size is another run: its checkpoint is refused.
+  o2.sampled_outputs = 400;
+  o2.stop_after_steps = 0;
+  o2.checkpoint_dir = dir / "ck2";
+  o2.stop_after_steps = 4;
+  (void)lrgd::train::train_item_model(ds, dir / "other.gguf", o2);
+  o2.sampled_outputs = 300;
+  o2.stop_after_steps = 0;
+  EXPECT_THROW((void)lrgd::train::train_item_model(ds, dir / "other.gguf", o2), lrgd::OptionError);
   fs::remove_all(dir);
 }

@@ -30,6 +30,7 @@ struct TrainArgs {
   bool untied = false;
   bool no_grad_reset = false;
   bool freeze_token_embd = false;
+  bool no_blas = false;
   train::TrainOptions o;
 };
 
@@ -44,6 +45,7 @@ int run_train(TrainArgs a) {
   a.o.tied = !a.untied;
   a.o.reset_gradients = !a.no_grad_reset;
   a.o.train_token_embd = !a.freeze_token_embd;
+  a.o.blas = !a.no_blas;
   const auto ds = load(a.data, a.load);
   const auto r = train::train_item_model(ds, a.out, a.o);
   nlohmann::json j{{"path", r.path.string()},
@@ -187,6 +189,10 @@ void add_train_command(CLI::App* model, Action& action) {
   t->add_flag("--no-resume", a->no_resume, "Ignore an existing checkpoint and start over");
   t->add_flag("--keep-checkpoints", a->o.keep_checkpoints, "Keep the checkpoint folder after success");
   t->add_option("--stop-after", a->o.stop_after_steps, "Stop after this global step (exit code 3; resume later)");
+  t->add_option("--sampled-outputs", a->o.sampled_outputs,
+                "Sampled softmax: output rows per step (targets + uniform draws; 0: full softmax)")
+      ->capture_default_str();
+  t->add_flag("--no-blas", a->no_blas, "Keep matrix products on ggml's own kernels (no OpenBLAS)");
   t->add_flag("--no-grad-reset", a->no_grad_reset, "Do not reset gradients between steps (llama.cpp as shipped)");
   t->add_flag("--freeze-token-embd", a->freeze_token_embd, "Leave token_embd untrained (llama.cpp as shipped)");
   t->add_flag("--quiet,-q", a->quiet, "No progress lines");
