@@ -9,6 +9,6 @@ out="${2:-$here/runs/train-games}"
 data="${LRGD_DATA:-$here/../shared/data/amazon18-games}"
 mkdir -p "$out"
 "$build/tools/lrgd/lrgd" model train --data "$data" --out "$out/games-items.gguf" \
-  --epochs "${EPOCHS:-4}" --threads "${THREADS:-2}" --seed 42 | tee "$out/train.json"
+  --epochs "${EPOCHS:-8}" --threads "${THREADS:-2}" --seed 42 | tee "$out/train.json"
 "$build/tools/lrgd/lrgd" model eval-items --data "$data" --model "$out/games-items.gguf" \
   --users "${USERS:-1000}" --seed 42 --threads "${THREADS:-2}" | tee "$out/eval.json"
