@@ -44,6 +44,7 @@ void validate(const TrainOptions& o, const data::Dataset& ds) {
   if (o.checkpoint_every < 1) throw OptionError("--checkpoint-every", "must be at least 1");
   if (o.stop_after_steps < 0) throw OptionError("--stop-after", "must not be negative");
   if (o.weight_decay < 0 || o.weight_decay > 1) throw OptionError("--weight-decay", "must be in [0, 1]");
+  if (!(o.input_noise >= 0 && o.input_noise < 1)) throw OptionError("--input-noise", "must be in [0, 1)");
   if (o.sampled_outputs != 0 && o.sampled_outputs <= o.n_ctx)
     throw OptionError("--sampled-outputs", "must exceed --ctx (a step's targets are all rows), or be 0");
 }
@@ -63,7 +64,8 @@ std::string fingerprint(const TrainOptions& o, const data::Dataset& ds) {
     << o.lr_min_ratio << '|' << o.warmup_steps << '|' << o.beta1 << '|' << o.beta2 << '|' << o.eps << '|'
     << o.weight_decay << '|' << o.seed << '|' << o.n_threads << '|' << o.reset_gradients << '|' << o.train_token_embd
     << (o.blas && llm::blas_available() ? "|blas" : "")  // BLAS sums in another order
-    << (sampled_softmax(o, ds) ? "|sampled" + std::to_string(o.sampled_outputs) : "");
+    << (sampled_softmax(o, ds) ? "|sampled" + std::to_string(o.sampled_outputs) : "")
+    << (o.input_noise > 0 ? "|noise" + std::to_string(o.input_noise) : "");
   return sha256_hex(s.str()).substr(0, 32);
 }
 
@@ -250,6 +252,16 @@ void sample_output_rows(std::uint64_t seed, std::int64_t step, std::int32_t n_vo
   std::fill(bias.begin() + static_cast<std::ptrdiff_t>(u), bias.end(), weight);
 }
 
+void corrupt_item_inputs(std::uint64_t seed, std::int64_t step, double p, std::size_t n_items,
+                         std::span<std::int32_t> inputs) {
+  if (p <= 0 || n_items == 0) return;
+  Rng rng = Rng::derive(seed, "train/input-noise", static_cast<std::uint64_t>(step));
+  for (auto& t : inputs) {
+    if (t < item_model::kFirstItemToken) continue;
+    if (rng.uniform01() < p) t = item_model::item_token(static_cast<data::ItemIndex>(rng.uniform(n_items)));
+  }
+}
+
 double item_model_loss(const std::filesystem::path& model, const std::vector<std::vector<std::int32_t>>& contexts,
                        int n_ctx, int n_threads) {
   llm::TrainingOptions to;
@@ -340,6 +352,12 @@ TrainReport train_item_model(const data::Dataset& ds, const std::filesystem::pat
     to.sample_outputs = [seed = o.seed, n_vocab = static_cast<std::int32_t>(shapes.n_vocab)](
                             std::int64_t step, std::span<const std::int32_t> labels, std::span<std::int32_t> rows,
                             std::span<float> bias) { sample_output_rows(seed, step, n_vocab, labels, rows, bias); };
+  }
+  if (o.input_noise > 0) {
+    to.corrupt_inputs = [seed = o.seed, p = o.input_noise, n_items = ds.n_items()](std::int64_t step,
+                                                                                   std::span<std::int32_t> inputs) {
+      corrupt_item_inputs(seed, step, p, n_items, inputs);
+    };
   }
   for (const auto& [name, ne] : detail::tensor_layout(shapes)) to.weight_names.push_back(name);
   to.warmup_tokens = {item_model::kQueryToken, item_model::kNextToken};

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <span>
 
@@ -399,5 +400,88 @@ TEST(TrainSampled, KilledRunResumesToTheSameWeights) {
   o2.sampled_outputs = 300;
   o2.stop_after_steps = 0;
   EXPECT_THROW((void)lrgd::train::train_item_model(ds, dir / "other.gguf", o2), lrgd::OptionError);
+  fs::remove_all(dir);
+}
+
+// Input noise replaces item tokens only, at the asked rate, the same for the same (seed, step).
+TEST(TrainNoise, ReplacesItemsOnlyAtTheAskedRate) {
+  const std::size_t n_items = 1000;
+  std::vector<std::int32_t> clean;
+  lrgd::Rng rng(11);
+  for (int i = 0; i < 40000; ++i)
+    clean.push_back(i % 5 == 0
+                        ? static_cast<std::int32_t>(rng.uniform(lrgd::item_model::kFirstItemToken))
+                        : lrgd::item_model::item_token(static_cast<lrgd::data::ItemIndex>(rng.uniform(n_items))));
+  auto a = clean, b = clean, c = clean, zero = clean;
+  lrgd::train::corrupt_item_inputs(42, 7, 0.3, n_items, a);
+  lrgd::train::corrupt_item_inputs(42, 7, 0.3, n_items, b);
+  lrgd::train::corrupt_item_inputs(42, 8, 0.3, n_items, c);
+  lrgd::train::corrupt_item_inputs(42, 7, 0.0, n_items, zero);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  EXPECT_EQ(zero, clean);
+  std::size_t items = 0, changed = 0;
+  for (std::size_t i = 0; i < clean.size(); ++i) {
+    if (clean[i] < lrgd::item_model::kFirstItemToken) {
+      ASSERT_EQ(a[i], clean[i]) << "special token changed at " << i;
+      continue;
+    }
+    ASSERT_GE(a[i], lrgd::item_model::kFirstItemToken);
+    ASSERT_LT(a[i], lrgd::item_model::vocab_size(n_items));
+    ++items;
+    changed += a[i] != clean[i];
+  }
+  // A replacement draws the same item with chance 1/n_items; 32,000 items: sd of the rate 0.0026.
+  const double rate = static_cast<double>(changed) / static_cast<double>(items);
+  EXPECT_NEAR(rate, 0.3 * (1.0 - 1.0 / n_items), 0.012) << changed << " of " << items;
+}
+
+// The corrupted inputs reach the graph, the labels stay the clean next tokens, and evaluate()
+// never corrupts.
+TEST(TrainNoise, InputsChangeLabelsDoNot) {
+  auto ds = random_dataset(300, 300, 10, 9);
+  auto o = tiny();
+  auto dir = tmp_dir("noise");
+  const auto f = session_fixture(ds, o, dir);
+  ASSERT_GE(f.contexts.size(), 3u);
+  const auto batch = refs(f.contexts, 3);
+  const auto one_step = [&](const std::function<void(std::int64_t, std::span<std::int32_t>)>& corrupt, double* eval) {
+    auto to = session_options(o, 1e-2f);
+    to.corrupt_inputs = corrupt;
+    lrgd::llm::TrainingSession s(f.model, to);
+    *eval = s.evaluate(batch, lrgd::item_model::kPadToken);
+    std::vector<double> losses;
+    (void)s.train(batch, lrgd::item_model::kPadToken, [&](std::int64_t, double l) { losses.push_back(l); });
+    return losses;
+  };
+  double e_clean = 0, e_same = 0, e_noisy = 0;
+  std::vector<std::int64_t> steps_seen;
+  const auto clean = one_step({}, &e_clean);
+  const auto same = one_step([&](std::int64_t step, std::span<std::int32_t>) { steps_seen.push_back(step); }, &e_same);
+  // Every item becomes item 0. Labels taken from the corrupted inputs would be item 0 nearly
+  // everywhere, as when training on contexts corrupted beforehand, and the loss would fall fast.
+  const auto to_item0 = [](std::span<std::int32_t> in) {
+    for (auto& t : in)
+      if (t >= lrgd::item_model::kFirstItemToken) t = lrgd::item_model::item_token(0);
+  };
+  const auto noisy = one_step([&](std::int64_t, std::span<std::int32_t> in) { to_item0(in); }, &e_noisy);
+  auto corrupted_contexts = f.contexts;
+  for (auto& c : corrupted_contexts) to_item0(c);
+  auto to = session_options(o, 1e-2f);
+  lrgd::llm::TrainingSession s(f.model, to);
+  std::vector<double> corrupted_labels;
+  (void)s.train(refs(corrupted_contexts, 3), lrgd::item_model::kPadToken,
+                [&](std::int64_t, double l) { corrupted_labels.push_back(l); });
+  EXPECT_EQ(steps_seen, (std::vector<std::int64_t>{0, 1, 2}));
+  ASSERT_EQ(clean.size(), 3u);
+  ASSERT_EQ(same.size(), 3u);
+  ASSERT_EQ(noisy.size(), 3u);
+  ASSERT_EQ(corrupted_labels.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(clean[i], same[i]) << "step " << i;
+  EXPECT_NE(noisy.back(), clean.back());  // the corrupted inputs reached the graph
+  EXPECT_GT(noisy.back(), corrupted_labels.back() + 0.5)
+      << "clean " << clean.back() << " noisy " << noisy.back() << " corrupted labels " << corrupted_labels.back();
+  EXPECT_EQ(e_clean, e_same);
+  EXPECT_EQ(e_clean, e_noisy);
   fs::remove_all(dir);
 }

@@ -192,6 +192,9 @@ void add_train_command(CLI::App* model, Action& action) {
   t->add_option("--sampled-outputs", a->o.sampled_outputs,
                 "Sampled softmax: output rows per step (targets + uniform draws; 0: full softmax)")
       ->capture_default_str();
+  t->add_option("--input-noise", a->o.input_noise,
+                "Chance that an input item is replaced by a random one (labels stay true; 0: off)")
+      ->capture_default_str();
   t->add_flag("--no-blas", a->no_blas, "Keep matrix products on ggml's own kernels (no OpenBLAS)");
   t->add_flag("--no-grad-reset", a->no_grad_reset, "Do not reset gradients between steps (llama.cpp as shipped)");
   t->add_flag("--freeze-token-embd", a->freeze_token_embd, "Leave token_embd untrained (llama.cpp as shipped)");

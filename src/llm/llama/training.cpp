@@ -220,11 +220,15 @@ std::int64_t TrainingSession::step() const { return state_->step; }
 namespace {
 
 // One ggml_opt dataset of whole contexts; labels are the next tokens, the last one pad_label.
+// With `corrupt`, context i's inputs are rewritten by corrupt(first_step + i, inputs).
 ggml_opt_dataset_t context_dataset(const std::vector<const std::vector<std::int32_t>*>& contexts, int n_ctx,
-                                   std::int32_t pad_label) {
+                                   std::int32_t pad_label,
+                                   const std::function<void(std::int64_t, std::span<std::int32_t>)>* corrupt,
+                                   std::int64_t first_step) {
   const auto n = static_cast<std::int64_t>(contexts.size());
   ggml_opt_dataset_t dset = ggml_opt_dataset_init(GGML_TYPE_I32, GGML_TYPE_I32, n_ctx, n_ctx, n, /*ndata_shard=*/1);
   std::vector<std::int32_t> labels(static_cast<std::size_t>(n_ctx));
+  std::vector<std::int32_t> inputs;
   for (std::int64_t i = 0; i < n; ++i) {
     const auto& c = *contexts[static_cast<std::size_t>(i)];
     if (c.size() != static_cast<std::size_t>(n_ctx)) {
@@ -233,7 +237,13 @@ ggml_opt_dataset_t context_dataset(const std::vector<const std::vector<std::int3
     }
     for (std::size_t p = 0; p < c.size(); ++p) labels[p] = p + 1 < c.size() ? c[p + 1] : pad_label;
     const std::size_t bytes = c.size() * sizeof(std::int32_t);
-    ggml_backend_tensor_set(ggml_opt_dataset_data(dset), c.data(), static_cast<std::size_t>(i) * bytes, bytes);
+    const std::int32_t* data = c.data();
+    if (corrupt != nullptr && *corrupt) {
+      inputs.assign(c.begin(), c.end());
+      (*corrupt)(first_step + i, inputs);
+      data = inputs.data();
+    }
+    ggml_backend_tensor_set(ggml_opt_dataset_data(dset), data, static_cast<std::size_t>(i) * bytes, bytes);
     ggml_backend_tensor_set(ggml_opt_dataset_labels(dset), labels.data(), static_cast<std::size_t>(i) * bytes, bytes);
   }
   return dset;
@@ -256,7 +266,8 @@ double TrainingSession::run_epoch(const std::vector<const std::vector<std::int32
   State& st = *state_;
   const auto n = static_cast<std::int64_t>(contexts.size());
   if (n == 0) return 0;
-  ggml_opt_dataset_t dset = context_dataset(contexts, st.opts.n_ctx, pad_label);
+  ggml_opt_dataset_t dset =
+      context_dataset(contexts, st.opts.n_ctx, pad_label, train ? &st.opts.corrupt_inputs : nullptr, st.step);
   ggml_opt_result_t result = ggml_opt_result_init();
   st.on_step = &on_step;
   g_state = &st;

@@ -54,6 +54,10 @@ struct TrainOptions {
   // tokens, `sampled_outputs` rows in all, each drawn row weighted to stand for the tokens not
   // drawn (docs/train.md). 0, or a value not below the vocabulary: the full softmax.
   int sampled_outputs = 1024;
+  // Input noise: each item token of a training context's inputs is replaced, with this
+  // probability, by a uniformly drawn item; the labels stay the true next items. A denoising
+  // regulariser in place of dropout, which ggml lacks (docs/train.md). 0: off.
+  double input_noise = 0.0;
 
   // Checkpoints: every `checkpoint_every` steps and at every epoch end, into checkpoint_dir
   // (empty: "<out>.ckpt"). A run finds the latest checkpoint there and resumes from it
@@ -124,6 +128,12 @@ std::int64_t write_initial_model(const data::Dataset& dataset, const TrainOption
 // Needs rows.size() >= the number of distinct labels and <= n_vocab.
 void sample_output_rows(std::uint64_t seed, std::int64_t step, std::int32_t n_vocab,
                         std::span<const std::int32_t> labels, std::span<std::int32_t> rows, std::span<float> bias);
+
+// Input noise (TrainOptions::input_noise) for the context of optimizer step `step`: each item
+// token is replaced with probability p by an item drawn uniformly from n_items, from a stream
+// of (seed, step); special tokens stay.
+void corrupt_item_inputs(std::uint64_t seed, std::int64_t step, double p, std::size_t n_items,
+                         std::span<std::int32_t> inputs);
 
 // The mean full-softmax loss (nats per token) of an item model on packed contexts
 // (pack_contexts), without training: how sampled-softmax and full-softmax runs compare.

@@ -46,6 +46,10 @@ struct TrainingOptions {
   std::function<void(std::int64_t step, std::span<const std::int32_t> labels, std::span<std::int32_t> rows,
                      std::span<float> bias)>
       sample_outputs;
+  // Optional: rewrites the input tokens of the context that step `step` trains on (the
+  // labels stay the clean next tokens), e.g. to replace some items by random ones. Not
+  // called by evaluate().
+  std::function<void(std::int64_t step, std::span<std::int32_t> inputs)> corrupt_inputs;
   // Weights to read back (checkpoints, the final model); each must be in the graph.
   std::vector<std::string> weight_names;
   // A short sequence of valid token ids decoded once before training (finds the weights).
