@@ -21,6 +21,8 @@
 
 namespace lrgd::train {
 
+int averaged_epochs(const TrainOptions& o) { return std::clamp(o.average_epochs, 1, std::max(1, o.epochs)); }
+
 namespace {
 
 using detail::Tensor;
@@ -44,10 +46,50 @@ void validate(const TrainOptions& o, const data::Dataset& ds) {
   if (o.checkpoint_every < 1) throw OptionError("--checkpoint-every", "must be at least 1");
   if (o.stop_after_steps < 0) throw OptionError("--stop-after", "must not be negative");
   if (o.weight_decay < 0 || o.weight_decay > 1) throw OptionError("--weight-decay", "must be in [0, 1]");
+  if (o.average_epochs < 1) throw OptionError("--average-epochs", "must be at least 1");
   if (!(o.input_noise >= 0 && o.input_noise < 1)) throw OptionError("--input-noise", "must be in [0, 1)");
   if (o.sampled_outputs != 0 && o.sampled_outputs <= o.n_ctx)
     throw OptionError("--sampled-outputs", "must exceed --ctx (a step's targets are all rows), or be 0");
 }
+
+// The running mean of the weights at epoch ends (TrainOptions::average_epochs); in checkpoints
+// as "avg.<weight>" tensors and the count "lrgd.train.avg_count".
+struct WeightAverage {
+  std::int64_t count = 0;
+  llm::NamedTensors mean;
+
+  void add(llm::NamedTensors weights) {
+    ++count;
+    if (count == 1) {
+      mean = std::move(weights);
+      return;
+    }
+    const float k = 1.0f / static_cast<float>(count);
+    for (std::size_t i = 0; i < mean.size(); ++i) {
+      auto& m = mean[i].second.data;
+      const auto& w = weights.at(i).second.data;
+      for (std::size_t j = 0; j < m.size(); ++j) m[j] += (w[j] - m[j]) * k;
+    }
+  }
+  void save(std::map<std::string, std::int64_t>& ints, llm::NamedTensors& tensors) const {
+    ints["lrgd.train.avg_count"] = count;
+    for (const auto& [name, t] : mean) tensors.emplace_back("avg." + name, t);
+  }
+  // Takes the "avg." tensors out of a checkpoint's state (the rest are AdamW's moments).
+  void load(const std::map<std::string, std::int64_t>& ints, std::map<std::string, Tensor>& tensors,
+            const std::vector<std::string>& names) {
+    const auto it = ints.find("lrgd.train.avg_count");
+    count = it == ints.end() ? 0 : it->second;
+    mean.clear();
+    if (count == 0) return;
+    for (const auto& name : names) {
+      const auto t = tensors.find("avg." + name);
+      if (t == tensors.end()) throw Error("checkpoint state lacks avg." + name);
+      mean.emplace_back(name, std::move(t->second));
+      tensors.erase(t);
+    }
+  }
+};
 
 // Whether the run samples its output rows (fewer rows than the vocabulary).
 bool sampled_softmax(const TrainOptions& o, const data::Dataset& ds) {
@@ -65,7 +107,8 @@ std::string fingerprint(const TrainOptions& o, const data::Dataset& ds) {
     << o.weight_decay << '|' << o.seed << '|' << o.n_threads << '|' << o.reset_gradients << '|' << o.train_token_embd
     << (o.blas && llm::blas_available() ? "|blas" : "")  // BLAS sums in another order
     << (sampled_softmax(o, ds) ? "|sampled" + std::to_string(o.sampled_outputs) : "")
-    << (o.input_noise > 0 ? "|noise" + std::to_string(o.input_noise) : "");
+    << (o.input_noise > 0 ? "|noise" + std::to_string(o.input_noise) : "")
+    << (averaged_epochs(o) > 1 ? "|avg" + std::to_string(averaged_epochs(o)) : "");
   return sha256_hex(s.str()).substr(0, 32);
 }
 
@@ -120,13 +163,16 @@ std::int64_t latest_checkpoint(const std::filesystem::path& dir) {
 }
 
 void save_checkpoint(const std::filesystem::path& dir, const llm::TrainingSession& session, const data::Dataset& ds,
-                     const TrainOptions& o, const detail::Shapes& shapes, const std::string& fp) {
+                     const TrainOptions& o, const detail::Shapes& shapes, const std::string& fp,
+                     const WeightAverage& average) {
   const std::int64_t step = session.step();
   const auto sub = dir / step_dir_name(step);
   std::filesystem::create_directories(sub);
   detail::write_model(sub / "model.gguf", o, shapes, meta_of(ds, o, step, fp), with_layout(session.weights(), shapes));
-  detail::write_state(sub / "state.gguf", {{"lrgd.train.step", step}}, {{"lrgd.train.fingerprint", fp}},
-                      session.moments());
+  std::map<std::string, std::int64_t> ints{{"lrgd.train.step", step}};
+  auto state = session.moments();
+  average.save(ints, state);
+  detail::write_state(sub / "state.gguf", ints, {{"lrgd.train.fingerprint", fp}}, state);
   // The pointer file is replaced last: a kill before this line leaves the previous checkpoint.
   {
     std::ofstream out(dir / "latest.tmp", std::ios::trunc);
@@ -285,6 +331,7 @@ TrainReport train_item_model(const data::Dataset& ds, const std::filesystem::pat
   rep.path = out;
   rep.n_vocab = static_cast<std::int32_t>(shapes.n_vocab);
   rep.uniform_loss = std::log(static_cast<double>(shapes.n_vocab));
+  rep.averaged_epochs = averaged_epochs(o);
 
   // The whole schedule up front: contexts of every epoch, in order.
   std::vector<std::vector<std::vector<std::int32_t>>> contexts(static_cast<std::size_t>(o.epochs));
@@ -321,6 +368,9 @@ TrainReport train_item_model(const data::Dataset& ds, const std::filesystem::pat
   std::filesystem::path model_file = ckdir / "init.gguf";
   std::int64_t first_step = 0;
   std::map<std::string, Tensor> moments;
+  WeightAverage average;
+  std::vector<std::string> weight_names;
+  for (const auto& [name, ne] : detail::tensor_layout(shapes)) weight_names.push_back(name);
   const std::int64_t resume_step = o.resume ? latest_checkpoint(ckdir) : -1;
   if (resume_step >= 0) {
     const auto sub = ckdir / step_dir_name(resume_step);
@@ -329,6 +379,7 @@ TrainReport train_item_model(const data::Dataset& ds, const std::filesystem::pat
       throw OptionError("--checkpoint-dir", "the checkpoint in " + ckdir.string() +
                                                 " was made with other data or options (use --no-resume to start over)");
     first_step = state.ints.at("lrgd.train.step");
+    average.load(state.ints, state.tensors, weight_names);
     moments = std::move(state.tensors);
     model_file = sub / "model.gguf";
     rep.resumed_from_step = first_step;
@@ -359,7 +410,7 @@ TrainReport train_item_model(const data::Dataset& ds, const std::filesystem::pat
       corrupt_item_inputs(seed, step, p, n_items, inputs);
     };
   }
-  for (const auto& [name, ne] : detail::tensor_layout(shapes)) to.weight_names.push_back(name);
+  to.weight_names = weight_names;
   to.warmup_tokens = {item_model::kQueryToken, item_model::kNextToken};
   llm::TrainingSession session(model_file, to, first_step, std::move(moments));
   rep.n_params = session.n_params();
@@ -398,13 +449,16 @@ TrainReport train_item_model(const data::Dataset& ds, const std::filesystem::pat
     curve_sum += loss * static_cast<double>(n);
     curve_n += n;
     const std::int64_t done = session.step();
-    const bool boundary = done % o.checkpoint_every == 0 || done == epoch_start[static_cast<std::size_t>(e) + 1];
+    const bool epoch_end = done == epoch_start[static_cast<std::size_t>(e) + 1];
+    // Epoch ends in the averaged window: e counts from 0, the window is the last n epochs.
+    if (epoch_end && rep.averaged_epochs > 1 && e >= o.epochs - rep.averaged_epochs) average.add(session.weights());
+    const bool boundary = done % o.checkpoint_every == 0 || epoch_end;
     if (boundary || done == stop_at) {
       rep.loss_curve.emplace_back(done, curve_sum / static_cast<double>(curve_n));
       curve_sum = 0;
       curve_n = 0;
       // A stop between checkpoints behaves like a kill: nothing is saved.
-      if (boundary && done < rep.steps_total) save_checkpoint(ckdir, session, ds, o, shapes, fp);
+      if (boundary && done < rep.steps_total) save_checkpoint(ckdir, session, ds, o, shapes, fp, average);
     }
   }
   const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_train).count();
@@ -428,7 +482,11 @@ TrainReport train_item_model(const data::Dataset& ds, const std::filesystem::pat
       rep.probe_tokens.resize(static_cast<std::size_t>(o.n_ctx));
     rep.probe_logits = session.last_logits(rep.probe_tokens);
   }
-  detail::write_model(out, o, shapes, meta_of(ds, o, session.step(), fp), with_layout(session.weights(), shapes));
+  if (rep.averaged_epochs > 1 && average.count != rep.averaged_epochs)
+    throw Error("weight average over " + std::to_string(average.count) + " epoch ends, expected " +
+                std::to_string(rep.averaged_epochs));
+  detail::write_model(out, o, shapes, meta_of(ds, o, session.step(), fp),
+                      with_layout(rep.averaged_epochs > 1 ? std::move(average.mean) : session.weights(), shapes));
   if (!o.keep_checkpoints) std::filesystem::remove_all(ckdir);
   rep.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   return rep;

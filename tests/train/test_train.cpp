@@ -56,6 +56,7 @@ TrainOptions tiny() {
   o.n_threads = 1;  // tiny models run fastest on one thread (and the suite runs tests in parallel)
   o.progress = false;
   o.checkpoint_every = 1000;
+  o.average_epochs = 1;  // the written model is the final one (TrainAverage tests averaging)
   return o;
 }
 
@@ -483,5 +484,65 @@ TEST(TrainNoise, InputsChangeLabelsDoNot) {
       << "clean " << clean.back() << " noisy " << noisy.back() << " corrupted labels " << corrupted_labels.back();
   EXPECT_EQ(e_clean, e_same);
   EXPECT_EQ(e_clean, e_noisy);
+  fs::remove_all(dir);
+}
+
+// The written model is the mean of the weights at the last `average_epochs` epoch ends
+// (reference: the plain run's checkpoint at the end of epoch 2 and its final weights), and a
+// run killed inside the averaged window resumes to the same file.
+TEST(TrainAverage, WrittenModelIsTheMeanOfTheLastEpochEnds) {
+  auto ds = random_dataset(300, 200, 10, 12);
+  auto o = tiny();
+  o.epochs = 3;
+  o.lr = 5e-3f;
+  std::int64_t end_of_epoch_2 = 0;
+  for (int e = 0; e < 2; ++e)
+    end_of_epoch_2 +=
+        static_cast<std::int64_t>(lrgd::train::pack_contexts(lrgd::train::epoch_examples(ds, o, e), o.n_ctx).size());
+  auto dir = tmp_dir("average");
+
+  auto plain = o;
+  plain.checkpoint_dir = dir / "plain.ck";
+  plain.stop_after_steps = end_of_epoch_2;  // an epoch end: its checkpoint stays
+  ASSERT_FALSE(lrgd::train::train_item_model(ds, dir / "plain.gguf", plain).finished);
+  char step_dir[32];
+  std::snprintf(step_dir, sizeof step_dir, "step-%09lld", static_cast<long long>(end_of_epoch_2));
+  const auto epoch2 = lrgd::train::detail::read_state(plain.checkpoint_dir / step_dir / "model.gguf");
+  plain.stop_after_steps = 0;
+  const auto plain_rep = lrgd::train::train_item_model(ds, dir / "plain.gguf", plain);
+  ASSERT_TRUE(plain_rep.finished);
+  EXPECT_EQ(plain_rep.averaged_epochs, 1);
+  const auto epoch3 = lrgd::train::detail::read_state(dir / "plain.gguf");
+
+  auto avg = o;
+  avg.average_epochs = 2;
+  const auto avg_rep = lrgd::train::train_item_model(ds, dir / "avg.gguf", avg);
+  EXPECT_EQ(avg_rep.averaged_epochs, 2);
+  const auto averaged = lrgd::train::detail::read_state(dir / "avg.gguf");
+  ASSERT_EQ(averaged.tensors.size(), epoch3.tensors.size());
+  double moved = 0;
+  for (const auto& [name, t] : averaged.tensors) {
+    const auto& a = epoch2.tensors.at(name).data;
+    const auto& b = epoch3.tensors.at(name).data;
+    ASSERT_EQ(t.data.size(), a.size()) << name;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      ASSERT_NEAR(t.data[i], 0.5f * (a[i] + b[i]), 1e-6f) << name << " [" << i << "]";
+      moved = std::max(moved, static_cast<double>(std::abs(a[i] - b[i])));
+    }
+  }
+  EXPECT_GT(moved, 1e-3);  // epoch 3 moved the weights: the mean is not either end
+
+  auto killed = avg;
+  killed.checkpoint_dir = dir / "killed.ck";
+  killed.stop_after_steps = end_of_epoch_2 + 2;  // inside epoch 3: the last checkpoint is epoch 2's end
+  ASSERT_FALSE(lrgd::train::train_item_model(ds, dir / "killed.gguf", killed).finished);
+  killed.stop_after_steps = 0;
+  const auto resumed = lrgd::train::train_item_model(ds, dir / "killed.gguf", killed);
+  ASSERT_TRUE(resumed.finished);
+  EXPECT_EQ(resumed.resumed_from_step, end_of_epoch_2);
+  EXPECT_EQ(lrgd::sha256_file(dir / "avg.gguf"), lrgd::sha256_file(dir / "killed.gguf"));
+
+  avg.average_epochs = 0;
+  EXPECT_THROW(lrgd::train::train_item_model(ds, dir / "bad.gguf", avg), lrgd::OptionError);
   fs::remove_all(dir);
 }

@@ -60,6 +60,8 @@ int run_train(TrainArgs a) {
                    {"uniform_loss", r.uniform_loss},
                    {"unigram_loss", r.unigram_loss},
                    {"tokens_per_s", r.tokens_per_s},
+                   {"blas", r.blas},
+                   {"averaged_epochs", r.averaged_epochs},
                    {"wall_s", r.wall_s}};
   for (const auto& e : r.epochs) j["epoch_loss"].push_back({{"epoch", e.epoch}, {"loss", e.loss}, {"steps", e.steps}});
   for (const auto& [s, l] : r.loss_curve) j["loss_curve"].push_back({s, l});
@@ -194,6 +196,9 @@ void add_train_command(CLI::App* model, Action& action) {
       ->capture_default_str();
   t->add_option("--input-noise", a->o.input_noise,
                 "Chance that an input item is replaced by a random one (labels stay true; 0: off)")
+      ->capture_default_str();
+  t->add_option("--average-epochs", a->o.average_epochs,
+                "Write the mean of the weights at the last N epoch ends (1: the final weights)")
       ->capture_default_str();
   t->add_flag("--no-blas", a->no_blas, "Keep matrix products on ggml's own kernels (no OpenBLAS)");
   t->add_flag("--no-grad-reset", a->no_grad_reset, "Do not reset gradients between steps (llama.cpp as shipped)");

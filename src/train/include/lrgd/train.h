@@ -19,7 +19,7 @@ namespace lrgd::train {
 struct TrainOptions {
   // Model (llama architecture: RoPE, GQA, SwiGLU, RMSNorm; output tied to token_embd by default).
   int n_layer = 2;
-  int n_embd = 64;
+  int n_embd = 128;  // 128 ranks better than 64 on Games at 1.4x the time (docs/train.md)
   int n_head = 4;
   int n_head_kv = 2;
   int n_ff = 0;  // 0: about 8/3 * n_embd rounded up to a multiple of 32
@@ -36,7 +36,7 @@ struct TrainOptions {
   std::size_t max_users = 0;     // 0: all users (else the first max_users by index)
 
   // Optimisation: AdamW, linear warm-up then cosine decay to lr * lr_min_ratio.
-  // 8 epochs at 6e-3 with the sampled softmax: the best of 6/8/10/16 epochs on Games (docs/train.md).
+  // 8 epochs at 6e-3 with the sampled softmax, the last 4 epoch ends averaged (docs/train.md).
   int epochs = 8;
   float lr = 6e-3f;
   float lr_min_ratio = 0.1f;
@@ -58,6 +58,10 @@ struct TrainOptions {
   // probability, by a uniformly drawn item; the labels stay the true next items. A denoising
   // regulariser in place of dropout, which ggml lacks (docs/train.md). 0: off.
   double input_noise = 0.0;
+  // Weight averaging: the model written is the mean of the weights at the ends of the last
+  // `average_epochs` epochs (the last one included; at most `epochs`). 1: the final weights.
+  // The running mean is part of every checkpoint, so a resumed run writes the same model.
+  int average_epochs = 4;
 
   // Checkpoints: every `checkpoint_every` steps and at every epoch end, into checkpoint_dir
   // (empty: "<out>.ckpt"). A run finds the latest checkpoint there and resumes from it
@@ -102,11 +106,16 @@ struct TrainReport {
   double wall_s = 0;
   double tokens_per_s = 0;  // context tokens (pads included) per second of training
   bool blas = false;        // the training context ran matrix products through BLAS
+  int averaged_epochs = 1;  // epoch ends whose weights the written model averages
   // Probe: logits of the last position of `probe_tokens`, computed on the in-memory trained
-  // model in a fresh context (f32 KV) right before the file was written.
+  // model in a fresh context (f32 KV) right before the file was written (the final weights:
+  // the written model itself when averaged_epochs == 1).
   std::vector<std::int32_t> probe_tokens;
   std::vector<float> probe_logits;
 };
+
+// The number of epoch ends the written model averages: average_epochs within [1, epochs].
+int averaged_epochs(const TrainOptions& options);
 
 // The training examples of one epoch, in training order (users shuffled with
 // Rng::derive(seed, "train/order", epoch); demonstrations drawn per user and epoch).
