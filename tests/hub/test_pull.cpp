@@ -12,6 +12,7 @@
 #include "lrgd/hash.h"
 #include "lrgd/hub.h"
 #include "lrgd/process.h"
+#include "process.h"
 
 namespace fs = std::filesystem;
 using lrgd::hub::ModelEntry;
@@ -218,6 +219,24 @@ TEST(Catalogue, AModelNameThatIsNotPulledTellsHowToPullIt) {
     EXPECT_NE(std::string(e.what()).find("lrgd model pull smollm2-135m"), std::string::npos) << e.what();
   }
   EXPECT_EQ(lrgd::hub::resolve_model_arg("some/file.gguf"), fs::path("some/file.gguf"));
+  ::unsetenv("LRGD_CACHE");
+}
+
+// The documentation test checks `--model smollm2-135m` examples with LRGD_PARSE_ONLY=1 on
+// machines that have not pulled the model yet (a fresh `scripts/test.sh` pulls it later):
+// there the name parses, while a real run still refuses it and says how to pull it.
+TEST(Catalogue, ANameNotPulledHereParsesButDoesNotRun) {
+  ::setenv("LRGD_CACHE", "/nonexistent-lrgd-cache", 1);
+  const std::string args = "eval --data " LRGD_SOURCE_DIR
+                           "/tests/fixtures/data/lcrec --method icl "
+                           "--model smollm2-135m --out /nonexistent-lrgd-run";
+  ::setenv("LRGD_PARSE_ONLY", "1", 1);
+  const auto parsed = lrgd::test::run_cli(args);
+  EXPECT_EQ(parsed.code, 0) << parsed.out;
+  ::unsetenv("LRGD_PARSE_ONLY");
+  const auto ran = lrgd::test::run_cli(args);
+  EXPECT_EQ(ran.code, 2) << ran.out;
+  EXPECT_NE(ran.out.find("lrgd model pull smollm2-135m"), std::string::npos) << ran.out;
   ::unsetenv("LRGD_CACHE");
 }
 

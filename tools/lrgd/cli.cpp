@@ -13,6 +13,11 @@
 
 namespace lrgd::cli {
 
+bool parse_only() {
+  const char* p = std::getenv("LRGD_PARSE_ONLY");
+  return p != nullptr && std::string_view(p) == "1";
+}
+
 int run(int argc, char** argv) {
   CLI::App app{"lrgd: LLM in-context-learning recommendation with LRGD demonstration optimisation"};
   app.name("lrgd");
@@ -54,9 +59,7 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "lrgd: a command is required\nRun with --help for more information.\n");
     return 2;
   }
-  // The documentation test checks examples it cannot run (a model not here) this far: every
-  // option and value parsed, nothing done.
-  if (const char* p = std::getenv("LRGD_PARSE_ONLY"); p != nullptr && std::string_view(p) == "1") return 0;
+  if (parse_only()) return 0;
   try {
     return action();
   } catch (const lrgd::OptionError& e) {

@@ -28,7 +28,13 @@ namespace lrgd::cli {
 using Action = std::function<int()>;
 
 // A --model value: a pulled catalogue name (`lrgd model list`) becomes its cached GGUF path.
+// Under parse_only() a catalogue name not pulled here stays a name: that is this machine's
+// state, not a wrong command line.
 CLI::Validator model_arg();
+
+// LRGD_PARSE_ONLY=1: parse the command line, then stop before doing anything (the
+// documentation test checks examples it cannot run this way).
+bool parse_only();
 
 // Exit codes: 0 success, 1 runtime error (bad input, IO), 2 usage error.
 int run(int argc, char** argv);

@@ -140,6 +140,7 @@ CLI::Validator model_arg() {
           value = hub::resolve_model_arg(value).string();
           return {};
         } catch (const std::exception& e) {
+          if (parse_only() && hub::find_model(value) != nullptr) return {};
           return e.what();
         }
       },
