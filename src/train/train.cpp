@@ -108,7 +108,8 @@ std::string fingerprint(const TrainOptions& o, const data::Dataset& ds) {
     << (o.blas && llm::blas_available() ? "|blas" : "")  // BLAS sums in another order
     << (sampled_softmax(o, ds) ? "|sampled" + std::to_string(o.sampled_outputs) : "")
     << (o.input_noise > 0 ? "|noise" + std::to_string(o.input_noise) : "")
-    << (averaged_epochs(o) > 1 ? "|avg" + std::to_string(averaged_epochs(o)) : "");
+    << (averaged_epochs(o) > 1 ? "|avg" + std::to_string(averaged_epochs(o)) : "")
+    << (o.separate_examples ? "|separate" : "");
   return sha256_hex(s.str()).substr(0, 32);
 }
 
@@ -187,6 +188,11 @@ void save_checkpoint(const std::filesystem::path& dir, const llm::TrainingSessio
   }
 }
 
+void split_examples(std::span<const std::int32_t> tokens, std::span<std::int32_t> seq_ids,
+                    std::span<std::int32_t> positions) {
+  example_sequences(tokens, seq_ids, positions, llm::kMaxSequences);
+}
+
 }  // namespace
 
 std::vector<std::vector<std::int32_t>> epoch_examples(const data::Dataset& ds, const TrainOptions& o, int epoch) {
@@ -245,6 +251,30 @@ std::vector<std::vector<std::int32_t>> pack_contexts(const std::vector<std::vect
   }
   flush();
   return out;
+}
+
+void example_sequences(std::span<const std::int32_t> tokens, std::span<std::int32_t> seq_ids,
+                       std::span<std::int32_t> positions, int max_sequences) {
+  if (seq_ids.size() != tokens.size() || positions.size() != tokens.size())
+    throw std::invalid_argument("example_sequences: spans of different sizes");
+  std::int32_t seq = 0, pos = 0;
+  bool had_query = false;
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    const std::int32_t t = tokens[i];
+    const bool example_start = (t == item_model::kDemoToken || t == item_model::kQueryToken) && had_query;
+    const bool pad_start = t == item_model::kPadToken && i > 0 && tokens[i - 1] != item_model::kPadToken;
+    if (example_start || pad_start) {
+      ++seq;
+      pos = 0;
+      had_query = false;
+      if (seq >= max_sequences)
+        throw Error("a training context holds more than " + std::to_string(max_sequences) +
+                    " examples (llama.cpp's limit of sequences): use a shorter --ctx");
+    }
+    had_query = had_query || t == item_model::kQueryToken;
+    seq_ids[i] = seq;
+    positions[i] = pos++;
+  }
 }
 
 std::int64_t write_initial_model(const data::Dataset& ds, const TrainOptions& o, const std::filesystem::path& out) {
@@ -315,6 +345,7 @@ double item_model_loss(const std::filesystem::path& model, const std::vector<std
   to.n_threads = n_threads;
   to.lr = [](std::int64_t) { return 0.0f; };  // never stepped
   to.train_token_embd = false;
+  to.token_sequences = split_examples;  // each example alone, as a prompt is scored
   to.warmup_tokens = {item_model::kQueryToken, item_model::kNextToken};
   llm::TrainingSession session(model, to);
   std::vector<const std::vector<std::int32_t>*> refs;
@@ -410,6 +441,7 @@ TrainReport train_item_model(const data::Dataset& ds, const std::filesystem::pat
       corrupt_item_inputs(seed, step, p, n_items, inputs);
     };
   }
+  if (o.separate_examples) to.token_sequences = split_examples;
   to.weight_names = weight_names;
   to.warmup_tokens = {item_model::kQueryToken, item_model::kNextToken};
   llm::TrainingSession session(model_file, to, first_step, std::move(moments));

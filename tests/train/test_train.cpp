@@ -546,3 +546,101 @@ TEST(TrainAverage, WrittenModelIsTheMeanOfTheLastEpochEnds) {
   EXPECT_THROW(lrgd::train::train_item_model(ds, dir / "bad.gguf", avg), lrgd::OptionError);
   fs::remove_all(dir);
 }
+
+// The split of a packed context: a demonstration stays with the query it precedes, the next
+// <demo> or <query> after a query starts the next example, the pads are one more sequence.
+TEST(TrainSequences, ExampleSequencesSplitAtEachExample) {
+  using namespace lrgd::item_model;
+  const std::int32_t a = item_token(0), b = item_token(1), c = item_token(2);
+  const std::vector<std::int32_t> tokens = {
+      kDemoToken,  a,          b,          kNextToken,  c,          kQueryToken, a,          kNextToken, b,
+      kQueryToken, c,          kNextToken, a,           kDemoToken, b,           kNextToken, c,          kDemoToken,
+      a,           kNextToken, b,          kQueryToken, c,          kNextToken,  a,          kPadToken,  kPadToken};
+  std::vector<std::int32_t> seq(tokens.size()), pos(tokens.size());
+  lrgd::train::example_sequences(tokens, seq, pos, 256);
+  EXPECT_EQ(seq, (std::vector<std::int32_t>{0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2,
+                                            2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3}));
+  EXPECT_EQ(pos, (std::vector<std::int32_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 0,  1,  2, 3, 0,
+                                            1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0, 1}));
+  // Past the limit of sequences: a clear error, not a batch llama.cpp rejects.
+  EXPECT_THROW(lrgd::train::example_sequences(tokens, seq, pos, 3), lrgd::Error);
+  // The training data's own contexts split into their examples, each starting at position 0.
+  auto ds = random_dataset(200, 100, 8, 13);
+  auto o = tiny();
+  const auto examples = lrgd::train::epoch_examples(ds, o, 0);
+  const auto contexts = lrgd::train::pack_contexts(examples, o.n_ctx);
+  std::size_t seen = 0;
+  for (const auto& ctx : contexts) {
+    seq.assign(ctx.size(), -1);
+    pos.assign(ctx.size(), -1);
+    lrgd::train::example_sequences(ctx, seq, pos, 256);
+    std::size_t start = 0;
+    for (std::size_t i = 1; i <= ctx.size(); ++i)
+      if (i == ctx.size() || seq[i] != seq[i - 1]) {
+        if (ctx[start] != kPadToken) {
+          ASSERT_LT(seen, examples.size());
+          EXPECT_EQ(std::vector<std::int32_t>(ctx.begin() + static_cast<std::ptrdiff_t>(start),
+                                              ctx.begin() + static_cast<std::ptrdiff_t>(i)),
+                    examples[seen]);
+          ++seen;
+        }
+        start = i;
+      }
+  }
+  EXPECT_EQ(seen, examples.size());
+}
+
+// With separate examples a token's loss does not depend on the example packed before it: the
+// change of the context's loss when the first example changes is the same whichever example
+// follows. One sequence per context (the old way) lets the second example see the first.
+TEST(TrainSequences, AnExampleNoLongerSeesTheExampleBeforeIt) {
+  using namespace lrgd::item_model;
+  auto ds = random_dataset(300, 60, 10, 14);
+  auto o = tiny();
+  o.epochs = 3;
+  o.demo_prob = 0;
+  auto dir = tmp_dir("sequences");
+  ASSERT_TRUE(lrgd::train::train_item_model(ds, dir / "m.gguf", o).finished);  // attention worth the name
+  const auto example = [](std::initializer_list<int> items) {
+    std::vector<std::int32_t> e{kQueryToken};
+    for (int i : items) e.push_back(item_token(static_cast<lrgd::data::ItemIndex>(i)));
+    e.insert(e.end() - 1, kNextToken);
+    return e;
+  };
+  const auto first = example({1, 2, 3, 4, 5, 6}), first_other = example({7, 8, 9, 10, 11, 12});
+  const auto second = example({13, 14, 15, 16}), second_other = example({17, 18, 19, 20});
+  const auto context = [&](const std::vector<std::int32_t>& x, const std::vector<std::int32_t>& y) {
+    std::vector<std::int32_t> c = x;
+    c.insert(c.end(), y.begin(), y.end());
+    c.resize(static_cast<std::size_t>(o.n_ctx), kPadToken);
+    return std::vector<std::vector<std::int32_t>>{c};
+  };
+  const auto loss = [&](bool separate, const std::vector<std::vector<std::int32_t>>& contexts) {
+    auto to = session_options(o, 1e-12f);
+    if (separate)
+      to.token_sequences = [](std::span<const std::int32_t> t, std::span<std::int32_t> s, std::span<std::int32_t> p) {
+        lrgd::train::example_sequences(t, s, p, lrgd::llm::kMaxSequences);
+      };
+    lrgd::llm::TrainingSession session(dir / "m.gguf", to);
+    return session.evaluate(refs(contexts, 1), kPadToken);
+  };
+  for (const bool separate : {true, false}) {
+    const double change_before_second =
+        loss(separate, context(first, second)) - loss(separate, context(first_other, second));
+    const double change_before_other =
+        loss(separate, context(first, second_other)) - loss(separate, context(first_other, second_other));
+    const double interaction = std::abs(change_before_second - change_before_other);
+    std::printf("separate %d: %.7f vs %.7f (interaction %.2e)\n", separate, change_before_second, change_before_other,
+                interaction);
+    EXPECT_GT(std::abs(change_before_second), 1e-3);  // the first example matters to the context's loss
+    if (separate)
+      EXPECT_LT(interaction, 2e-6);
+    else
+      EXPECT_GT(interaction, 3e-5);  // the test can tell: one sequence gives about 1.5e-4
+  }
+  // item_model_loss scores examples as prompts are scored: separately.
+  const auto packed = context(first, second);
+  const double separate = loss(true, packed);
+  EXPECT_NEAR(lrgd::train::item_model_loss(dir / "m.gguf", packed, o.n_ctx, o.n_threads), separate, 1e-6);
+  fs::remove_all(dir);
+}

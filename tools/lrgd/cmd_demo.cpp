@@ -75,11 +75,11 @@ double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock:
 // The cache key: the data and every training option that changes the weights, except the
 // thread count (a model trained on 1 or 2 threads is the same model up to rounding).
 std::string model_key(const data::Dataset& ds, const train::TrainOptions& o) {
-  const std::string s =
-      fmt::format("items-v{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", 3, ds.content_hash,
-                  o.n_layer, o.n_embd, o.n_head, o.n_head_kv, o.n_ff, o.tied, o.n_ctx, o.epochs, o.lr, o.lr_min_ratio,
-                  o.warmup_steps, o.max_history, o.demo_prob, o.seed, o.sampled_outputs,
-                  o.blas && llm::blas_available(), o.weight_decay, o.input_noise, train::averaged_epochs(o));
+  const std::string s = fmt::format("items-v{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", 3,
+                                    ds.content_hash, o.n_layer, o.n_embd, o.n_head, o.n_head_kv, o.n_ff, o.tied,
+                                    o.n_ctx, o.epochs, o.lr, o.lr_min_ratio, o.warmup_steps, o.max_history, o.demo_prob,
+                                    o.seed, o.sampled_outputs, o.blas && llm::blas_available(), o.weight_decay,
+                                    o.input_noise, train::averaged_epochs(o), o.separate_examples);
   return sha256_hex(s).substr(0, 16);
 }
 

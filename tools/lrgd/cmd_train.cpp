@@ -31,6 +31,7 @@ struct TrainArgs {
   bool no_grad_reset = false;
   bool freeze_token_embd = false;
   bool no_blas = false;
+  bool attend_across_examples = false;
   train::TrainOptions o;
 };
 
@@ -46,6 +47,7 @@ int run_train(TrainArgs a) {
   a.o.reset_gradients = !a.no_grad_reset;
   a.o.train_token_embd = !a.freeze_token_embd;
   a.o.blas = !a.no_blas;
+  a.o.separate_examples = !a.attend_across_examples;
   const auto ds = load(a.data, a.load);
   const auto r = train::train_item_model(ds, a.out, a.o);
   nlohmann::json j{{"path", r.path.string()},
@@ -201,6 +203,8 @@ void add_train_command(CLI::App* model, Action& action) {
                 "Write the mean of the weights at the last N epoch ends (1: the final weights)")
       ->capture_default_str();
   t->add_flag("--no-blas", a->no_blas, "Keep matrix products on ggml's own kernels (no OpenBLAS)");
+  t->add_flag("--attend-across-examples", a->attend_across_examples,
+              "Pack examples into one sequence per context, each seeing the users before it (the old way)");
   t->add_flag("--no-grad-reset", a->no_grad_reset, "Do not reset gradients between steps (llama.cpp as shipped)");
   t->add_flag("--freeze-token-embd", a->freeze_token_embd, "Leave token_embd untrained (llama.cpp as shipped)");
   t->add_flag("--quiet,-q", a->quiet, "No progress lines");

@@ -54,6 +54,9 @@ llama_context_ptr make_training_context(llama_model* model, const TrainingOption
   cp.n_batch = static_cast<std::uint32_t>(o.n_ctx);
   cp.n_ubatch = static_cast<std::uint32_t>(o.n_ctx);
   cp.n_seq_max = 1;
+  // Sequences within one context (TrainingOptions::token_sequences) need a KV cache that
+  // tracks any sequence id in one buffer.
+  cp.kv_unified = static_cast<bool>(o.token_sequences);
   cp.n_threads = o.n_threads;
   cp.n_threads_batch = o.n_threads;
   cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
@@ -149,6 +152,25 @@ void sample_outputs(void* user_data, const llama_token* labels, int32_t n_labels
   st->opts.sample_outputs(st->step, {labels, static_cast<std::size_t>(n_labels)}, {rows, n}, {bias, n});
 }
 
+void token_sequences(void* user_data, const llama_token* tokens, int32_t n_tokens, llama_seq_id* seq_ids,
+                     llama_pos* positions) {
+  const auto* st = static_cast<const TrainingSession::State*>(user_data);
+  const auto n = static_cast<std::size_t>(n_tokens);
+  static_assert(sizeof(llama_seq_id) == sizeof(std::int32_t) && sizeof(llama_pos) == sizeof(std::int32_t));
+  std::span<std::int32_t> seq(reinterpret_cast<std::int32_t*>(seq_ids), n);
+  std::span<std::int32_t> pos(reinterpret_cast<std::int32_t*>(positions), n);
+  st->opts.token_sequences({tokens, n}, seq, pos);
+  // A bad split would make llama.cpp reject the batch without saying why: check it here.
+  for (std::size_t i = 0; i < n; ++i) {
+    const bool starts = i == 0 || seq[i] != seq[i - 1];
+    if (seq[i] < 0 || seq[i] >= kMaxSequences || (starts ? pos[i] != 0 : pos[i] != pos[i - 1] + 1) ||
+        (starts && i > 0 && seq[i] <= seq[i - 1]))
+      throw Error("training: token_sequences gave token " + std::to_string(i) + " sequence " + std::to_string(seq[i]) +
+                  " at position " + std::to_string(pos[i]) + " (ids must increase from run to run, below " +
+                  std::to_string(kMaxSequences) + ", positions count from 0 in each run)");
+  }
+}
+
 void epoch_callback(bool train, ggml_opt_context_t, ggml_opt_dataset_t, ggml_opt_result_t result, int64_t, int64_t,
                     int64_t) {
   TrainingSession::State* st = g_state;
@@ -196,6 +218,10 @@ TrainingSession::TrainingSession(const std::filesystem::path& model_file, const 
     lp.n_sampled_outputs = static_cast<std::uint32_t>(options.n_sampled_outputs);
     lp.sample_outputs = sample_outputs;
     lp.sample_outputs_ud = &st;
+  }
+  if (options.token_sequences) {
+    lp.token_sequences = token_sequences;
+    lp.token_sequences_ud = &st;
   }
   llama_opt_init(st.ctx.get(), st.model.get(), lp);
   if (options.train_token_embd) {

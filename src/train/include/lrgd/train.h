@@ -58,6 +58,11 @@ struct TrainOptions {
   // probability, by a uniformly drawn item; the labels stay the true next items. A denoising
   // regulariser in place of dropout, which ggml lacks (docs/train.md). 0: off.
   double input_noise = 0.0;
+  // Each example of a packed context is its own sequence: its tokens attend only to its own
+  // earlier tokens and its positions start at 0, as a prompt does at inference. false: the
+  // context is one sequence and examples see the unrelated users packed before them (the
+  // behaviour before; docs/train.md).
+  bool separate_examples = true;
   // Weight averaging: the model written is the mean of the weights at the ends of the last
   // `average_epochs` epochs (the last one included; at most `epochs`). 1: the final weights.
   // The running mean is part of every checkpoint, so a resumed run writes the same model.
@@ -125,6 +130,13 @@ std::vector<std::vector<std::int32_t>> epoch_examples(const data::Dataset& datas
 // Packs examples into contexts of n_ctx tokens (an example never straddles two contexts;
 // the rest of a context is kPadToken; every context ends with at least one pad).
 std::vector<std::vector<std::int32_t>> pack_contexts(const std::vector<std::vector<std::int32_t>>& examples, int n_ctx);
+
+// Splits a packed context into its examples (TrainOptions::separate_examples): an example
+// starts at a <demo> or <query> token once the current example has had its <query>, and the
+// pads at the end form one more sequence. Fills each token's sequence id (0, 1, ... in
+// context order) and position within its sequence. Throws Error past `max_sequences`.
+void example_sequences(std::span<const std::int32_t> tokens, std::span<std::int32_t> seq_ids,
+                       std::span<std::int32_t> positions, int max_sequences);
 
 // Writes the initial (seeded random) item model. Returns the number of parameters.
 std::int64_t write_initial_model(const data::Dataset& dataset, const TrainOptions& options,

@@ -50,6 +50,13 @@ struct TrainingOptions {
   // labels stay the clean next tokens), e.g. to replace some items by random ones. Not
   // called by evaluate().
   std::function<void(std::int64_t step, std::span<std::int32_t> inputs)> corrupt_inputs;
+  // Optional: splits a context into sequences that do not attend to each other. Gets the
+  // context's n_ctx input tokens and fills each token's sequence id (0 <= id < kMaxSequences,
+  // each sequence one contiguous run) and its position within the sequence (0, 1, 2, ...).
+  // Used by train() and evaluate(). Empty: the whole context is one sequence.
+  std::function<void(std::span<const std::int32_t> tokens, std::span<std::int32_t> seq_ids,
+                     std::span<std::int32_t> positions)>
+      token_sequences;
   // Weights to read back (checkpoints, the final model); each must be in the graph.
   std::vector<std::string> weight_names;
   // A short sequence of valid token ids decoded once before training (finds the weights).
@@ -58,6 +65,9 @@ struct TrainingOptions {
 
 // Whether this build's ggml has the BLAS backend (llama.cpp built with GGML_BLAS).
 bool blas_available();
+
+// The most sequences one training context can hold (llama.cpp's LLAMA_MAX_SEQ).
+inline constexpr int kMaxSequences = 256;
 
 class TrainingSession {
  public:
