@@ -577,6 +577,7 @@ TEST(TrainSequences, ExampleSequencesSplitAtEachExample) {
     std::size_t start = 0;
     for (std::size_t i = 1; i <= ctx.size(); ++i)
       if (i == ctx.size() || seq[i] != seq[i - 1]) {
+        for (std::size_t k = start; k < i; ++k) EXPECT_EQ(pos[k], static_cast<std::int32_t>(k - start));
         if (ctx[start] != kPadToken) {
           ASSERT_LT(seen, examples.size());
           EXPECT_EQ(std::vector<std::int32_t>(ctx.begin() + static_cast<std::ptrdiff_t>(start),
